@@ -1,0 +1,3 @@
+from kvmlint.cli import main
+
+main()

@@ -1,0 +1,111 @@
+"""Plain, picklable facts that a parser worker extracts from one C file.
+
+Workers parse with tree-sitter and return only these records, so that the
+main process never needs a syntax tree to index, check or report.
+Lines and columns are 1-based; columns count bytes, as compilers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    start_byte: int
+    end_byte: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """What surrounds one use of a predicate: the raw material for evidence.
+
+    `statement` is how the use is consumed: "if", "while", "assert",
+    "return", "ternary", "macro" (inside a #define body) or "expression".
+    `condition` is the whole controlling expression that holds the use
+    (the if/while condition, the assert argument, the returned value),
+    so a rewrite can be validated as a whole expression.
+    """
+
+    function: str | None
+    statement: str
+    negated: bool
+    condition: str
+    condition_span: Span
+    guarded_calls: tuple[str, ...] = ()
+    guarded_returns: tuple[str, ...] = ()
+    guarded_identifiers: tuple[str, ...] = ()
+    function_calls: tuple[str, ...] = ()
+    function_identifiers: tuple[str, ...] = ()
+    preprocessor: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A use of a KVM symbol: a call, or a bare identifier (function pointer, flag)."""
+
+    symbol: str
+    span: Span
+    kind: str  # "call" | "identifier"
+    function: str | None
+    macro: str | None = None  # the #define whose body holds this use
+    context: SiteContext | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A definition or declaration of a KVM symbol at file level."""
+
+    name: str
+    kind: str  # "function" | "prototype" | "macro" | "variable" | "extern"
+    span: Span
+    text: str
+    storage: tuple[str, ...] = ()  # "static", "inline", "extern"
+    preprocessor: tuple[str, ...] = ()  # enclosing #if/#ifdef conditions, outermost first
+    calls: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()  # KVM_CAP_* names the body tests
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """`kvm_<flag> = <value>;` on a KVM flag: how a tree sets the model's facts."""
+
+    name: str
+    value: str
+    span: Span
+    function: str | None
+    preprocessor: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Include:
+    target: str  # what stands between the quotes or angle brackets
+    system: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class StringLiteral:
+    text: str  # the literal's contents, escapes left as written
+    span: Span
+    function: str | None
+
+
+@dataclass
+class FileFacts:
+    path: str  # relative, forward slashes
+    size: int
+    error_nodes: int = 0
+    first_error_line: int | None = None
+    references: list[Reference] = field(default_factory=list)
+    definitions: list[Definition] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+    includes: list[Include] = field(default_factory=list)
+    strings: list[StringLiteral] = field(default_factory=list)
+    # line -> codes silenced there ("*" for all), from `kvmlint: ignore[...]` comments
+    suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
