@@ -68,6 +68,8 @@ class Definition:
     preprocessor: tuple[str, ...] = ()  # enclosing #if/#ifdef conditions, outermost first
     calls: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()  # KVM_CAP_* names the body tests
+    identifiers: tuple[str, ...] = ()  # every name the body uses (not struct fields)
+    field_access: bool = False  # the body reads a struct member (`s->x`, `s.x`)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ class FileFacts:
     assignments: list[Assignment] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     strings: list[StringLiteral] = field(default_factory=list)
+    # File-level names only this file can use: static functions and variables,
+    # struct and typedef definitions.  A body that uses one cannot move elsewhere.
+    private_names: frozenset[str] = frozenset()
     # line -> codes silenced there ("*" for all), from `kvmlint: ignore[...]` comments
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,255 @@
+"""Command line: `kvmlint check|scope|explain|rules|validate|model`.
+
+Exit status: 0 no findings, 1 findings, 2 usage error or unusable input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kvmlint import __version__, rules
+from kvmlint.config import ERAS
+from kvmlint.errors import UsageError
+from kvmlint.reporters import FORMATS
+
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+def _split_words(values: tuple[str, ...]) -> list[str]:
+    return [word for value in values for word in value.split(",") if word.strip()]
+
+
+def _stderr(message: str) -> None:
+    click.echo(f"kvmlint: {message}", err=True)
+
+
+def _use_color(stream) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kvmlint")
+def cli() -> None:
+    """Lint and fix QEMU's KVM layer: proxy uses of kvm_irqchip_in_kernel() in
+    common code, and architecture-specific helpers in common KVM files."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--select", "selected", multiple=True, help="Rules to run (codes, names or aliases; comma-separated).")
+@click.option("--ignore", "ignored", multiple=True, help="Rules not to run.")
+@click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
+@click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report to FILE (atomically) instead of standard output.")
+@click.option("--staged", is_flag=True, help="Only findings on lines the staged change adds or modifies (the pre-commit hook).")
+@click.option("--diff-base", metavar="REF", default=None, help="Only findings on lines changed since the branch left REF (its merge base), uncommitted edits included.")
+@click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
+@click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
+@click.option("--statistics", is_flag=True, help="Count findings per rule (text: instead of the findings; other formats: on stderr).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
+@click.option("--era", type=click.Choice(ERAS), default=None, help="Model era [default: inferred from the tree].")
+@click.option("--quiet", "-q", is_flag=True, help="Print findings only, no warnings.")
+@click.option("--verbose", "-v", is_flag=True, help="List every warning, the time per phase and what --staged/--diff-base left out.")
+def check(
+    paths, selected, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
+    statistics, jobs, era, quiet, verbose,
+) -> None:
+    """Report findings in PATHS (files or directories; default: .).
+
+    Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
+    above the checked tree; options given here override them."""
+    from kvmlint.analysis import analyse, run_rules
+    from kvmlint.changes import changes_since, staged_changes
+    from kvmlint.config import load_config
+    from kvmlint.findings import Finding
+    from kvmlint.progress import Progress, wanted as progress_wanted
+    from kvmlint.reporters import Report, render, render_statistics, write_atomically
+    from kvmlint.source import discover, find_root
+
+    started = time.perf_counter()
+    if staged and diff_base:
+        raise UsageError("--staged and --diff-base cannot be combined")
+    config = load_config(find_root(Path(os.path.commonpath([os.path.abspath(p) for p in paths or ["."]]))))
+    format_name = format_name or config.format or "text"
+    output_file = output_file or config.output_file
+    selections = rules.select(
+        _split_words(selected) or list(config.select), _split_words(ignored) or list(config.ignore)
+    )
+    sources = discover(list(paths), tuple(exclude) or config.exclude)
+    changes = None
+    if staged or diff_base:
+        changes = staged_changes(sources.root) if staged else changes_since(sources.root, diff_base)
+
+    progress = Progress("parsing") if progress_wanted() and not quiet else None
+    try:
+        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    result = run_rules(analysis, selections)
+    if not quiet:
+        _print_warnings(analysis, verbose)
+
+    def without_ignored(findings: list[Finding]) -> list[Finding]:
+        return [f for f in findings if f.code not in config.ignored_codes(f.path)]
+
+    def in_change(findings: list[Finding]) -> list[Finding]:
+        if changes is None:
+            return findings
+        return [f for f in findings if changes.touches(f.path, f.line, f.end_line)]
+
+    candidates = without_ignored(result.findings + (result.unused_suppressions if strict else []))
+    findings = in_change(sorted(candidates, key=Finding.sort_key))
+    report = Report(
+        findings=findings,
+        root=sources.root,
+        display_base=sources.display_base,
+        files=len(sources.files),
+        parsed=len(analysis.facts),
+        seconds=time.perf_counter() - started,
+        color=format_name == "text" and not output_file and _use_color(sys.stdout),
+        suppressed=tuple(in_change(without_ignored(result.suppressed))),
+        show_suppressed=show_suppressed,
+    )
+    output = render(format_name, report)
+    if statistics and format_name == "text":
+        output = render_statistics(findings)
+    elif statistics:
+        click.echo(render_statistics(findings), nl=False, err=True)
+    if output_file:
+        try:
+            write_atomically(Path(output_file), output)
+        except OSError as error:
+            raise UsageError(f"{output_file}: cannot write the report ({error.strerror or error})") from None
+    else:
+        click.echo(output, nl=False)
+    if verbose:
+        if config.source:
+            _stderr(f"config: {config.source}")
+        if changes is not None:
+            _stderr(f"{len(candidates) - len(findings)} finding(s) outside the changed lines not reported")
+        for phase, seconds in analysis.timings.items():
+            _stderr(f"{phase}: {seconds:.3f}s")
+    sys.exit(EXIT_FINDINGS if findings else 0)
+
+
+def _print_warnings(analysis, verbose: bool) -> None:
+    for path, problem in analysis.extraction.skipped:
+        _stderr(f"warning: {path}: {problem}")
+    for facts in analysis.facts.values():
+        for warning in facts.warnings:
+            _stderr(f"warning: {facts.path}: {warning}")
+    if verbose:
+        for facts in analysis.facts.values():
+            if facts.error_nodes:
+                _stderr(f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them")
+
+
+@cli.command()
+@click.argument("path", required=False, default=".", type=click.Path())
+@click.option("--rule", "rule_words", multiple=True, help="Only this rule's fixes (code, name or alias; repeatable).")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes the model cannot prove safe.")
+@click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
+@click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
+def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None:
+    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's."""
+    from pathlib import Path
+
+    from kvmlint.analysis import analyse, run_rules
+    from kvmlint.codemods import propose_changes
+    from kvmlint.codemods.engine import plan, unified_diff, write
+    from kvmlint.reporters.patches import write_series
+    from kvmlint.source import discover
+    from kvmlint.validation import validate_plan
+
+    selections = rules.select(_split_words(rule_words))
+    sources = discover([path])
+    analysis = analyse(sources, jobs=jobs, era=era)
+    result = run_rules(analysis, selections)
+    proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
+    planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
+    for finding, why in proposed.unfixable:
+        _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
+    for refusal in planned.refused:
+        _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
+    if show_diff:
+        click.echo(unified_diff(planned), nl=False)
+    elif patch_dir:
+        for written in write_series(planned, Path(patch_dir)):
+            click.echo(written)
+    else:
+        report = write(planned)
+        for title, why in report.skipped:
+            _stderr(f"skipped: {title}: {why}")
+        for change_set in planned.accepted:
+            click.echo(f"fixed: {change_set.title}")
+        click.echo(f"{len(report.written)} file(s) written")
+    left = proposed.unfixable or planned.refused
+    sys.exit(EXIT_FINDINGS if left else 0)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
+def scope(paths, exclude) -> None:
+    """Print each file's architecture scope and the reason."""
+    from kvmlint.scope import ScopeResolver
+    from kvmlint.source import discover
+
+    sources = discover(list(paths), tuple(exclude))
+    resolver = ScopeResolver(sources.root)
+    for path in sources.files:
+        decided = resolver.scope_of(path)
+        click.echo(f"{path}: {decided.label}: {decided.reason}")
+
+
+@cli.command()
+@click.argument("rule")
+def explain(rule: str) -> None:
+    """Print a rule's documentation (by code, name or alias)."""
+    selection = rules.resolve(rule)
+    chosen = selection.rule
+    aliases = ", ".join(chosen.aliases) or "none"
+    click.echo(f"# {chosen.code} {chosen.name}\n")
+    click.echo(f"{chosen.summary}\n")
+    click.echo(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.\n")
+    click.echo(chosen.docs)
+
+
+@cli.command("rules")
+def list_rules() -> None:
+    """List every rule: code, name, whether it can fix, summary."""
+    for rule in rules.all_rules():
+        fix = "fix" if rule.fixable else "   "
+        click.echo(f"{rule.code}  {rule.name:<26} {fix}  {rule.summary}")
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="kvmlint", standalone_mode=False)
+    except UsageError as error:
+        _stderr(str(error))
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        _stderr("aborted")
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as error:  # one line, like every other bad input
+        _stderr(error.format_message())
+        sys.exit(EXIT_USAGE)
+    except BrokenPipeError:
+        sys.exit(EXIT_FINDINGS)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # never a traceback for the user; KVMLINT_DEBUG=1 shows it
+        if os.environ.get("KVMLINT_DEBUG"):
+            raise
+        _stderr(f"internal error: {type(error).__name__}: {error} (set KVMLINT_DEBUG=1 for details)")
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,275 @@
+"""The one edit engine every code-mod goes through.
+
+A code-mod turns a finding into a `ChangeSet`: byte-range edits in existing
+files plus new files.  The engine plans change sets against the files as
+read, refuses what it cannot do safely, and only then writes:
+
+- overlapping edits are a conflict: the later change set is refused whole;
+- no edit may touch a syntax-error region of the original file;
+- every changed file is re-parsed, and a change set that adds parse errors
+  is rolled back;
+- a change set whose edits change nothing is a no-op (so fixing twice is);
+- writes are atomic (temporary file and rename, permissions kept), a file
+  that changed on disk since it was read is skipped, and nothing outside the
+  root is ever written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvmlint.extract import captures, parse
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: str  # root-relative
+    start: int  # byte offsets into the file as read
+    end: int
+    replacement: bytes
+
+
+@dataclass(frozen=True)
+class NewFile:
+    path: str
+    content: bytes
+
+
+@dataclass
+class ChangeSet:
+    code: str  # the rule it fixes
+    title: str  # patch subject, "kvm: ..."
+    body: str  # why, for the patch mail
+    applicability: str = "safe"  # "safe" | "unsafe"
+    edits: list[Edit] = field(default_factory=list)
+    new_files: list[NewFile] = field(default_factory=list)
+    # (old, new) expressions this change set rewrites, for the model to check again
+    expression_checks: list[tuple[str, str]] = field(default_factory=list)
+
+    def paths(self) -> set[str]:
+        return {e.path for e in self.edits} | {n.path for n in self.new_files}
+
+
+@dataclass
+class Refusal:
+    change_set: ChangeSet
+    reason: str
+
+
+@dataclass
+class Plan:
+    root: Path
+    originals: dict[str, bytes]  # as read, for every existing file an accepted change set touches
+    accepted: list[ChangeSet] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def contents_after(self, change_sets: list[ChangeSet]) -> dict[str, bytes]:
+        """Every touched file's bytes once `change_sets` are applied (new files included).
+
+        An edit of a file that an earlier change set creates is relative to the
+        content it is created with, as edits of existing files are to the originals.
+        """
+        base = dict(self.originals)
+        edits_by_path: dict[str, list[Edit]] = {}
+        result: dict[str, bytes] = {}
+        for change_set in change_sets:
+            for new_file in change_set.new_files:
+                base[new_file.path] = result[new_file.path] = new_file.content
+            for edit in change_set.edits:
+                edits_by_path.setdefault(edit.path, []).append(edit)
+        for path, edits in edits_by_path.items():
+            result[path] = apply_edits(base[path], edits)
+        return result
+
+    def changed_files(self) -> dict[str, bytes]:
+        after = self.contents_after(self.accepted)
+        return {path: data for path, data in after.items() if self.originals.get(path) != data}
+
+
+def apply_edits(data: bytes, edits: list[Edit]) -> bytes:
+    """Apply non-overlapping edits; inserts at one offset keep their given order,
+    and an insert identical to an earlier one at the same offset is dropped."""
+    unique = list(dict.fromkeys(edits))
+    ordered = sorted(enumerate(unique), key=lambda item: (item[1].start, item[1].end, item[0]), reverse=True)
+    for _, edit in ordered:
+        data = data[: edit.start] + edit.replacement + data[edit.end :]
+    return data
+
+
+def _overlaps(a: Edit, b: Edit) -> bool:
+    """Two edits clash when their ranges share a byte, or an insert falls strictly inside a range."""
+    if a.path != b.path:
+        return False
+    if a.start == a.end and b.start == b.end:
+        return False  # inserts at one offset stack in order
+    if a.start == a.end:
+        return b.start < a.start < b.end
+    if b.start == b.end:
+        return a.start < b.start < a.end
+    return a.start < b.end and b.start < a.end
+
+
+def _error_regions(data: bytes) -> list[tuple[int, int]]:
+    return [(e.start_byte, e.end_byte) for e in captures("errors", parse(data).root_node).get("error", [])]
+
+
+def _inside_root(root: Path, relpath: str) -> bool:
+    target = (root / relpath).resolve()
+    return target == root.resolve() or root.resolve() in target.parents
+
+
+def plan(root: Path, change_sets: list[ChangeSet]) -> Plan:
+    result = Plan(root=root, originals={})
+    error_regions: dict[str, list[tuple[int, int]]] = {}
+    error_counts: dict[str, int] = {}
+    for change_set in change_sets:
+        reason = _check(result, change_set, error_regions, error_counts)
+        if reason:
+            result.refused.append(Refusal(change_set, reason))
+        else:
+            result.accepted.append(change_set)
+    return result
+
+
+def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> str | None:
+    root = result.root
+    for path in change_set.paths():
+        if not _inside_root(root, path):
+            return f"{path} is outside {root}"
+    for new_file in change_set.new_files:
+        if (root / new_file.path).exists():
+            return f"{new_file.path} already exists"
+        if any(new_file.path in c.paths() for c in result.accepted):
+            return f"{new_file.path} is created by another change set"
+    accepted_edits = [e for c in result.accepted for e in c.edits]
+    created = {n.path: n.content for c in result.accepted for n in c.new_files}
+    for edit in change_set.edits:
+        if edit.path in created:
+            base = created[edit.path]
+            error_regions.setdefault(edit.path, [])
+        else:
+            if edit.path not in result.originals:
+                try:
+                    result.originals[edit.path] = (root / edit.path).read_bytes()
+                except OSError as error:
+                    return f"{edit.path} cannot be read ({error.strerror or error})"
+                error_regions[edit.path] = _error_regions(result.originals[edit.path])
+                error_counts[edit.path] = len(error_regions[edit.path])
+            base = result.originals[edit.path]
+        size = len(base)
+        if not 0 <= edit.start <= edit.end <= size:
+            return f"{edit.path}: edit out of range"
+        if any(start < edit.end and edit.start < end for start, end in error_regions[edit.path]):
+            return f"{edit.path}: edit inside a region the parser could not read"
+        clash = next((other for other in accepted_edits if _overlaps(edit, other)), None)
+        if clash is not None:
+            return f"{edit.path}: overlaps another fix at byte {clash.start}"
+    for i, edit in enumerate(change_set.edits):
+        if any(_overlaps(edit, other) for other in change_set.edits[i + 1 :]):
+            return f"{edit.path}: overlapping edits within one fix"
+    # Re-parse what this change set produces (on top of those already accepted).
+    after = result.contents_after([*result.accepted, change_set])
+    for path in change_set.paths():
+        before_errors = error_counts.get(path, 0)
+        if len(_error_regions(after[path])) > before_errors:
+            return f"{path}: the change would add syntax errors; rolled back"
+    if all(result.originals.get(p) == data for p, data in after.items() if p in change_set.paths()):
+        return "already applied (no change)"
+    return None
+
+
+def unified_diff(plan_: Plan, change_sets: list[ChangeSet] | None = None, before: list[ChangeSet] | None = None) -> str:
+    """The diff of `change_sets` applied on top of `before` (default: all accepted, on the originals)."""
+    change_sets = plan_.accepted if change_sets is None else change_sets
+    before = before or []
+    old = plan_.contents_after(before)
+    new = plan_.contents_after([*before, *change_sets])
+    chunks = []
+    for path in sorted(new):
+        old_data = old.get(path, plan_.originals.get(path))
+        if old_data == new[path]:
+            continue
+        chunks.append(_file_diff(path, old_data, new[path]))
+    return "".join(chunks)
+
+
+def _file_diff(path: str, old: bytes | None, new: bytes) -> str:
+    old_lines = old.decode("utf-8", "surrogateescape").splitlines(keepends=True) if old is not None else []
+    new_lines = new.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    header = f"diff --git a/{path} b/{path}\n"
+    if old is None:
+        header += "new file mode 100644\n"
+    lines = difflib.unified_diff(
+        old_lines, new_lines, "/dev/null" if old is None else f"a/{path}", f"b/{path}", lineterm="\n"
+    )
+    body = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return header + body
+
+
+@dataclass
+class WriteReport:
+    written: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (change set title, why)
+
+
+def _stale_reason(plan_: Plan, path: str) -> str | None:
+    target = plan_.root / path
+    if path not in plan_.originals:
+        return f"{path} appeared on disk since the fix was planned" if target.exists() else None
+    try:
+        current = target.read_bytes()
+    except OSError as error:
+        return f"{path} cannot be read now ({error.strerror or error})"
+    if hashlib.sha256(current).digest() != hashlib.sha256(plan_.originals[path]).digest():
+        return f"{path} changed on disk since it was read"
+    return None
+
+
+def write(plan_: Plan) -> WriteReport:
+    """Write every accepted change set atomically, file by file.
+
+    A change set with any file that changed on disk since it was read is
+    skipped whole, so no fix is ever half-applied.
+    """
+    report = WriteReport()
+    stale = {path: reason for path in plan_.changed_files() if (reason := _stale_reason(plan_, path))}
+    writable = []
+    for change_set in plan_.accepted:
+        reasons = [stale[path] for path in sorted(change_set.paths()) if path in stale]
+        if reasons:
+            report.skipped.append((change_set.title, "; ".join(reasons) + "; not written"))
+        else:
+            writable.append(change_set)
+    after = plan_.contents_after(writable)
+    for path, data in sorted(after.items()):
+        if plan_.originals.get(path) == data:
+            continue
+        target = plan_.root / path
+        _atomic_write(target, data, like=target if path in plan_.originals else None)
+        report.written.append(path)
+    return report
+
+
+def _atomic_write(target: Path, data: bytes, like: Path | None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".kvmlint", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if like is not None:
+            shutil.copymode(like, temporary)
+        else:
+            os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise

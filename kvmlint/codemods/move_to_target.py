@@ -1,0 +1,279 @@
+"""Move a helper of one architecture out of the common KVM files, whole.
+
+Definition -> the target's KVM source; prototype -> the target's KVM header
+(created in the house style when missing); stub -> the target's stub file
+(created with its build-file line when missing); the include added wherever
+the helper is now needed; the common definition, prototype and stub deleted.
+Everything about the target is read from the tree: which file holds the
+architecture's `kvm_arch_*` hooks, how sibling targets name and guard their
+KVM headers and spell their includes, and how the build files build stubs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvmlint.codemods import ctext, each_finding
+from kvmlint.codemods.engine import ChangeSet, Edit, NewFile
+from kvmlint.errors import FixError
+from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
+
+DESCRIPTION = "Move a helper of one architecture from the common KVM files into that target."
+RULE = "KVM002"
+
+ARCH_TITLES = {"x86": "x86", "arm": "ARM", "ppc": "PowerPC", "s390x": "s390x", "riscv": "RISC-V", "loongarch": "LoongArch", "mips": "MIPS"}
+MAKE_KVM_LINE = re.compile(rb"^obj-\$\((CONFIG_KVM)\)\s*\+=.*\bkvm\.o\b.*\n", re.MULTILINE)
+MESON_KVM_SET = re.compile(rb"^(\w+)\.add_all\(when:\s*'CONFIG_KVM',\s*if_true:\s*\w+\)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TargetLayout:
+    kvm_source: str  # the target's KVM source, e.g. target-i386/kvm.c
+    directory: str
+    target_name: str  # i386
+    header: str  # the target's KVM header (may not exist yet)
+    header_exists: bool
+    header_spelling: str  # how callers write its #include
+    stub: str  # the target's KVM stub file (may not exist yet)
+    stub_exists: bool
+
+
+def transform(analysis, findings):
+    return each_finding(transform_one, analysis, findings)
+
+
+def transform_one(analysis, finding) -> list[ChangeSet]:
+    symbol, arch = finding.fix.argument("symbol"), finding.fix.argument("arch")
+    root = analysis.root
+    definitions = analysis.index.definitions_of(symbol)
+    common = [d for d in definitions if is_common_kvm_file(analysis, d.path)]
+    implementation = _one(d for d in common if d.item.kind == "function" and "stub" not in d.path)
+    prototypes = [d for d in common if d.item.kind == "prototype" and d.path.endswith(".h")]
+    stubs = [d for d in common if d.item.kind == "function" and "stub" in d.path]
+    if implementation is None:
+        raise FixError(f"{symbol}: no single common definition to move")
+    layout = _layout(analysis, arch)
+    read = _reader(root)
+
+    edits: list[Edit] = []
+    new_files: list[NewFile] = []
+    common_header = prototypes[0].path if prototypes else None
+
+    implementation_data = read(implementation.path)
+    moved = ctext.block_text(implementation_data, implementation.item.span.start_byte, implementation.item.span.end_byte)
+    edits.append(ctext.removal(implementation.path, implementation_data, implementation.item.span.start_byte, implementation.item.span.end_byte))
+    for located in [*prototypes, *stubs]:
+        data = read(located.path)
+        edits.append(ctext.removal(located.path, data, located.item.span.start_byte, located.item.span.end_byte))
+
+    # Definition: before the target source's first function.
+    source_data = read(layout.kvm_source)
+    anchor = ctext.first_function_start(source_data)
+    if anchor is None:
+        anchor = len(source_data)
+    edits.append(Edit(layout.kvm_source, anchor, anchor, moved + b"\n"))
+
+    prototype = (prototypes[0].item.text if prototypes else ctext.declaration_text(moved.decode())).strip()
+    if layout.header_exists:
+        header_data = read(layout.header)
+        endif = ctext.final_endif(header_data)
+        if endif is None:
+            raise FixError(f"{layout.header}: no include guard to add the prototype inside")
+        edits.append(Edit(layout.header, endif, endif, f"{prototype}\n\n".encode()))
+    else:
+        new_files.append(NewFile(layout.header, _new_header(analysis, layout, arch, prototype, read)))
+
+    if stubs:
+        stub_text = ctext.block_text(read(stubs[0].path), stubs[0].item.span.start_byte, stubs[0].item.span.end_byte)
+        if layout.stub_exists:
+            stub_data = read(layout.stub)
+            edits.append(Edit(layout.stub, len(stub_data), len(stub_data), b"\n" + stub_text))
+        else:
+            new_files.append(NewFile(layout.stub, _new_stub(analysis, layout, arch, stubs[0].path, stub_text, read)))
+            edits.append(_build_line(analysis, layout, stubs[0].path, read))
+
+    after = Path(common_header).name if common_header else None
+    needing = {layout.kvm_source} | {use.path for use in analysis.index.callers_of(symbol) if not is_common_kvm_file(analysis, use.path)}
+    if layout.stub_exists and stubs:
+        needing.add(layout.stub)
+    for path in sorted(needing - {layout.header}):
+        edit = ctext.include_edit(path, read(path), layout.header_spelling, after)
+        if edit is not None:
+            edits.append(edit)
+
+    places = ", ".join(sorted({d.path for d in common}))
+    body = (
+        f"{symbol}() is a {ARCH_TITLES.get(arch, arch)}-specific concept ({finding.fix.argument('reason')}),\n"
+        f"but it is defined in common KVM files ({places}).\n"
+        f"Move it to the target-specific source file where it belongs: the\n"
+        f"definition to {layout.kvm_source}, the prototype to {layout.header}"
+        + (", and the stub for builds without KVM to " + layout.stub if stubs else "")
+        + ".\n"
+    )
+    return [
+        ChangeSet(
+            code=RULE,
+            title=f"kvm: Move {symbol}() to {layout.directory}",
+            body=body,
+            applicability=finding.fix.applicability,
+            edits=edits,
+            new_files=new_files,
+        )
+    ]
+
+
+def _one(items):
+    items = list(items)
+    return items[0] if len(items) == 1 else None
+
+
+def _reader(root: Path):
+    cache: dict[str, bytes] = {}
+
+    def read(path: str) -> bytes:
+        if path not in cache:
+            try:
+                cache[path] = (root / path).read_bytes()
+            except OSError as error:
+                raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error
+        return cache[path]
+
+    return read
+
+
+def _layout(analysis, arch: str) -> TargetLayout:
+    """Find the target's KVM source, header and stub from the code itself."""
+    hooks: Counter[str] = Counter()
+    for name, located in analysis.index.definitions.items():
+        if name.startswith("kvm_arch_"):
+            for d in located:
+                scope = analysis.scope(d.path)
+                if d.item.kind == "function" and not scope.common and scope.arches == {arch}:
+                    hooks[d.path] += 1
+    if not hooks:
+        raise FixError(f"no {arch} KVM source (a file defining kvm_arch_* hooks) in the tree")
+    kvm_source = hooks.most_common(1)[0][0]
+    directory = kvm_source.rsplit("/", 1)[0]
+    target_name = _target_name(directory)
+    root = analysis.root
+    header = f"{directory}/kvm_{target_name}.h"
+    header_exists = (root / header).exists()
+    stub = f"{directory}/kvm-stub.c"
+    return TargetLayout(
+        kvm_source=kvm_source,
+        directory=directory,
+        target_name=target_name,
+        header=header,
+        header_exists=header_exists,
+        header_spelling=_spelling(analysis, header),
+        stub=stub,
+        stub_exists=(root / stub).exists(),
+    )
+
+
+def _target_name(directory: str) -> str:
+    parts = directory.split("/")
+    if parts[0].startswith("target-"):
+        return parts[0][len("target-") :]
+    if parts[0] == "target" and len(parts) > 1:
+        return parts[1]
+    return parts[-1]
+
+
+def _spelling(analysis, header: str) -> str:
+    """How includes already spell this header; a new header is included by its name,
+    as sibling target headers are (the target directory is on the include path)."""
+    basename = header.rsplit("/", 1)[-1]
+    spellings = Counter(
+        include.target
+        for facts in analysis.facts.values()
+        for include in facts.includes
+        if include.target.rsplit("/", 1)[-1] == basename
+    )
+    return spellings.most_common(1)[0][0] if spellings else basename
+
+
+def _sibling_headers(analysis) -> list[str]:
+    """Other targets' KVM headers: `kvm_<target>.h` files in target directories."""
+    pattern = re.compile(r"(^|/)kvm_[a-z0-9]+\.h$")
+    return [p for p in analysis.sources.files if p.startswith("target") and pattern.search(p)]
+
+
+def _guard(analysis, layout: TargetLayout, read) -> str:
+    for sibling in _sibling_headers(analysis):
+        guard = ctext.guard_name(read(sibling))
+        sibling_target = _target_name(sibling.rsplit("/", 1)[0])
+        if guard and sibling_target.upper() in guard:
+            return guard.replace(sibling_target.upper(), layout.target_name.upper())
+    return f"QEMU_KVM_{layout.target_name.upper()}_H"
+
+
+def _licence(analysis, read) -> list[str]:
+    for path in sorted(_sibling_headers(analysis)) + sorted(p for p in analysis.sources.files if is_common_kvm_file(analysis, p)):
+        lines = ctext.license_lines(read(path))
+        if lines:
+            return lines
+    return [" * This work is licensed under the terms of the GNU GPL, version 2 or later.",
+            " * See the COPYING file in the top-level directory."]
+
+
+def _comment_block(title: str, licence: list[str]) -> str:
+    return "/*\n * " + title + "\n *\n" + "\n".join(licence) + "\n *\n */\n"
+
+
+def _new_header(analysis, layout: TargetLayout, arch: str, prototype: str, read) -> bytes:
+    guard = _guard(analysis, layout, read)
+    title = f"QEMU KVM support -- {ARCH_TITLES.get(arch, arch)} specific functions."
+    return (
+        _comment_block(title, _licence(analysis, read))
+        + f"\n#ifndef {guard}\n#define {guard}\n\n{prototype}\n\n#endif\n"
+    ).encode()
+
+
+def _new_stub(analysis, layout: TargetLayout, arch: str, common_stub: str, stub_text: bytes, read) -> bytes:
+    first_include = ctext.INCLUDE_LINE.search(read(common_stub))
+    includes = ""
+    if first_include:
+        includes += first_include.group(0).decode(errors="replace")
+    includes += f'#include "{layout.header.rsplit("/", 1)[-1]}"\n'
+    title = f"QEMU KVM {ARCH_TITLES.get(arch, arch)} specific function stubs"
+    return (_comment_block(title, _licence(analysis, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
+
+
+def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit:
+    """Build the new stub exactly when the common stub is built, in the target's build file."""
+    root = analysis.root
+    makefile = f"{layout.directory}/Makefile.objs"
+    meson = f"{layout.directory}/meson.build"
+    if (root / makefile).exists():
+        data = read(makefile)
+        kvm_line = MAKE_KVM_LINE.search(data)
+        variable = _stub_condition(root, common_stub)
+        if kvm_line is None or variable is None:
+            raise FixError(f"{makefile}: cannot tell where to build {layout.stub}")
+        return Edit(makefile, kvm_line.end(), kvm_line.end(), f"obj-$({variable}) += kvm-stub.o\n".encode())
+    if (root / meson).exists():
+        data = read(meson)
+        outer = MESON_KVM_SET.search(data)
+        if outer is None:
+            raise FixError(f"{meson}: cannot tell which source set builds {layout.directory} without KVM")
+        line = f"\n{outer.group(1).decode()}.add(when: 'CONFIG_KVM', if_false: files('kvm-stub.c'))\n".encode()
+        return Edit(meson, len(data), len(data), line)
+    raise FixError(f"no build file in {layout.directory} to build {layout.stub}")
+
+
+def _stub_condition(root: Path, common_stub: str) -> str | None:
+    """The make variable under which the common stub is built (CONFIG_NO_KVM in 2012)."""
+    stub_object = re.escape(Path(common_stub).stem.encode()) + rb"\.o"
+    pattern = re.compile(rb"^obj-\$\((\w+)\)\s*\+=.*\b" + stub_object + rb"\b", re.MULTILINE)
+    for makefile in sorted(root.glob("Makefile*")):
+        try:
+            match = pattern.search(makefile.read_bytes())
+        except OSError:
+            continue
+        if match:
+            return match.group(1).decode()
+    return None

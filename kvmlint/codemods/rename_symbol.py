@@ -1,0 +1,46 @@
+"""Rename a function everywhere: definition, declarations, stubs and every use."""
+
+from __future__ import annotations
+
+import re
+
+from kvmlint.codemods import each_finding
+from kvmlint.codemods.engine import ChangeSet, Edit
+from kvmlint.errors import FixError
+
+DESCRIPTION = "Rename a KVM function in its definition, declaration, stub and every caller."
+RULE = "KVM003"
+
+
+def transform(analysis, findings):
+    return each_finding(transform_one, analysis, findings)
+
+
+def transform_one(analysis, finding) -> list[ChangeSet]:
+    old, new = finding.fix.argument("symbol"), finding.fix.argument("new_name")
+    word = re.compile(rb"\b" + re.escape(old.encode()) + rb"\b")
+    edits = []
+    for located in analysis.index.definitions_of(old):
+        data = _read(analysis.root / located.path)
+        span = located.item.span
+        match = word.search(data, span.start_byte, span.end_byte)
+        if match is None:
+            raise FixError(f"{located.path}:{span.line}: cannot find {old} in its definition")
+        edits.append(Edit(located.path, match.start(), match.end(), new.encode()))
+    for located in analysis.index.callers_of(old):
+        start = located.item.span.start_byte  # a use's span starts at the name
+        edits.append(Edit(located.path, start, start + len(old), new.encode()))
+    files = sorted({e.path for e in edits})
+    body = (
+        f"{old}() injects an interrupt line; that works whether or not the\n"
+        f"interrupt controller is modelled in the kernel, so the name should not\n"
+        f"say 'irqchip'.  Rename it to {new}() in {', '.join(files)}.\n"
+    )
+    return [ChangeSet(code=RULE, title=f"kvm: Rename {old}() to {new}()", body=body, edits=edits)]
+
+
+def _read(path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error

@@ -1,0 +1,229 @@
+"""Replace proxy uses of kvm_irqchip_in_kernel() with the precise predicate.
+
+One change set per predicate, as QEMU's own series did: every site that asks
+that question is rewritten, and when the tree lacks the predicate it is
+introduced the way QEMU does it: a `bool kvm_<x>_allowed` flag in the KVM
+core and in its stub file, its `extern` and a documented macro
+`kvm_<x>_enabled()` in the KVM header (with the `(false)` macro for builds
+without KVM), and the setter where the model says the value is decided: the
+common irqchip creation when an in-kernel irqchip implies the predicate on
+every architecture, else each architecture's own irqchip hook (or its arch
+init when the predicate always holds there).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kvmlint.codemods import ctext
+from kvmlint.codemods.engine import ChangeSet, Edit
+from kvmlint.errors import FixError
+
+DESCRIPTION = "Replace kvm_irqchip_in_kernel() in common code with the predicate the site really asks."
+RULE = "KVM001"
+
+PROXY = "kvm_irqchip_in_kernel"
+MACRO_VALUE = re.compile(r"\(\s*(\w+)\s*\)")
+
+
+def transform(analysis, findings):
+    by_predicate: dict[str, list] = {}
+    for finding in findings:
+        by_predicate.setdefault(finding.fix.argument("predicate"), []).append(finding)
+    order = list(analysis.model.predicates)
+    change_sets, unfixable = [], []
+    for predicate in sorted(by_predicate, key=lambda p: order.index(p) if p in order else len(order)):
+        group = by_predicate[predicate]
+        try:
+            change_sets.append(_change_set(analysis, predicate, group))
+        except FixError as error:
+            unfixable.extend((finding, str(error)) for finding in group)
+    return change_sets, unfixable
+
+
+def _change_set(analysis, predicate: str, findings) -> ChangeSet:
+    model = analysis.model
+    edits, checks = [], []
+    for finding in findings:
+        start = _byte_offset(analysis, finding)
+        edits.append(Edit(finding.path, start, start + len(PROXY + "()"), finding.replacement.encode()))
+        checks.append((finding.fix.argument("condition"), finding.fix.argument("new_condition")))
+    introduced = not analysis.index.definitions_of(predicate)
+    if introduced:
+        edits.extend(_introduce(analysis, predicate))
+    description = model.predicates[predicate].doc if predicate in model.predicates else predicate
+    sites = "\n".join(f"  {f.path}:{f.line} {f.function or ''}: {'; '.join(f.evidence)}" for f in findings)
+    verdicts = "\n".join(sorted({f"  {f.message.rsplit('model: ', 1)[-1].rstrip(')')}" for f in findings}))
+    title = (
+        f"kvm: Decouple '{description}' from 'kernel irqchip'"
+        if introduced
+        else f"kvm: Use {predicate}() instead of {PROXY}()"
+    )
+    body = (
+        f"{PROXY}() is the user's irqchip setting, whose meaning is architecture\n"
+        f"specific; common code asking it really means '{description}'.\n"
+        + (f"Introduce {predicate}() for that question and use it at:\n" if introduced else "Ask it directly at:\n")
+        + f"{sites}\n\nModel check of the rewrite:\n{verdicts}\n"
+    )
+    return ChangeSet(RULE, title, body, edits=edits, expression_checks=checks)
+
+
+def _byte_offset(analysis, finding) -> int:
+    for located in analysis.index.references.get(PROXY, ()):
+        span = located.item.span
+        if located.path == finding.path and (span.line, span.column) == (finding.line, finding.column):
+            return span.start_byte
+    raise FixError(f"{finding.path}:{finding.line}: the proxy call is no longer where it was found")
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    header: str  # the KVM header holding the proxy's macro
+    irqchip_flag: str  # the variable the proxy's macro reads (kvm_kernel_irqchip)
+
+
+def _introduce(analysis, predicate: str) -> list[Edit]:
+    model = analysis.model
+    flag = model.predicates[predicate].flags.get(analysis.era) if predicate in model.predicates else None
+    if not flag:
+        raise FixError(f"the model has no flag for {predicate}() in the {analysis.era} era")
+    anchors = _anchors(analysis)
+    read = _reader(analysis)
+    edits = []
+
+    macros = analysis.index.definitions_of(PROXY, ("macro",))
+    enabled = [m for m in macros if m.path == anchors.header and not _negated(m.item.preprocessor)]
+    disabled = [m for m in macros if m.path == anchors.header and _negated(m.item.preprocessor)]
+    if not enabled:
+        raise FixError(f"{anchors.header}: no {PROXY}() macro to add {predicate}() beside")
+    header = read(anchors.header)
+    doc = model.predicates[predicate].doc
+    documented = (
+        f"\n/**\n * {predicate}:\n *\n * Returns: true if {doc}.\n */\n#define {predicate}() ({flag})\n"
+    ).encode()
+    edits.append(Edit(anchors.header, ctext.line_end(header, enabled[0].item.span.end_byte), ctext.line_end(header, enabled[0].item.span.end_byte), documented))
+    for macro in disabled:
+        at = ctext.line_end(header, macro.item.span.end_byte)
+        edits.append(Edit(anchors.header, at, at, f"#define {predicate}() (false)\n".encode()))
+
+    # `extern bool <flag>;` beside the irqchip flag's extern, `bool <flag>;` beside its definitions.
+    for located in analysis.index.definitions_of(anchors.irqchip_flag, ("extern", "variable")):
+        data = read(located.path)
+        at = ctext.line_end(data, located.item.span.end_byte)
+        declaration = f"extern bool {flag};\n" if located.item.kind == "extern" else f"bool {flag};\n"
+        edits.append(Edit(located.path, at, at, declaration.encode()))
+    edits.extend(_setters(analysis, predicate, flag, anchors, read))
+    return edits
+
+
+def _negated(conditions: tuple[str, ...]) -> bool:
+    return any(c.startswith("!") for c in conditions)
+
+
+def _reader(analysis):
+    cache: dict[str, bytes] = {}
+
+    def read(path: str) -> bytes:
+        if path not in cache:
+            cache[path] = (analysis.root / path).read_bytes()
+        return cache[path]
+
+    return read
+
+
+def _anchors(analysis) -> _Anchors:
+    for located in analysis.index.definitions_of(PROXY, ("macro",)):
+        value = _macro_value(located.item.text)
+        if value and value not in ("false", "0"):
+            return _Anchors(header=located.path, irqchip_flag=value)
+    raise FixError(f"no definition of {PROXY}() as a flag macro in the tree")
+
+
+def _macro_value(text: str) -> str | None:
+    """`#define kvm_irqchip_in_kernel() (kvm_kernel_irqchip)` -> kvm_kernel_irqchip."""
+    body = text.split(")", 1)[1] if ")" in text else ""
+    match = MACRO_VALUE.search(body)
+    return match.group(1) if match else None
+
+
+def _relation(model, arch: str, predicate: str) -> str:
+    """How the model ties `predicate` to the irqchip on `arch`: "equal", "always", "never" or "other"."""
+    pairs = [
+        (model.predicate(arch, PROXY, config), model.predicate(arch, predicate, config))
+        for config in model.configurations(arch)
+    ]
+    if all(value for _, value in pairs):
+        return "always"
+    if not any(value for _, value in pairs):
+        return "never"
+    if all(value == chip for chip, value in pairs):
+        return "equal"
+    return "other"
+
+
+def _setters(analysis, predicate: str, flag: str, anchors: _Anchors, read) -> list[Edit]:
+    model = analysis.model
+    implied_everywhere = all(
+        value or not chip
+        for arch in model.arches
+        for config in model.configurations(arch)
+        for chip, value in [(model.predicate(arch, PROXY, config), model.predicate(arch, predicate, config))]
+    )
+    if implied_everywhere:
+        return [_after_irqchip_set(analysis, anchors, flag, read)]
+    edits = []
+    for arch, source in _arch_sources(analysis).items():
+        relation = _relation(model, arch, predicate)
+        if relation == "never":
+            continue
+        if relation == "other":
+            raise FixError(f"the model says {predicate}() on {arch} depends on more than the irqchip: set {flag} by hand")
+        hook = _hook(analysis, source, "irq" if relation == "equal" else "init")
+        data = read(source)
+        closing = hook.item.span.end_byte - 1  # the body's closing brace
+        at = ctext.line_start(data, closing)
+        why = "an in-kernel irqchip" if relation == "equal" else f"{arch} always"
+        edits.append(Edit(source, at, at, f"    /* With {why}, {predicate}() holds. */\n    {flag} = true;\n".encode()))
+    if not edits:
+        raise FixError(f"no architecture in this tree sets {predicate}() by the model")
+    return edits
+
+
+def _after_irqchip_set(analysis, anchors: _Anchors, flag: str, read) -> Edit:
+    for located in analysis.index.assignments.get(anchors.irqchip_flag, ()):
+        if located.item.value == "true" and analysis.scope(located.path).common:
+            data = read(located.path)
+            at = ctext.line_end(data, located.item.span.end_byte + 1)
+            indent = data[ctext.line_start(data, located.item.span.start_byte) : located.item.span.start_byte]
+            return Edit(located.path, at, at, indent + f"{flag} = true;\n".encode())
+    raise FixError(f"no common code sets {anchors.irqchip_flag} = true to set {flag} beside")
+
+
+def _arch_sources(analysis) -> dict[str, str]:
+    """Each model architecture's KVM source in this tree: the file with its kvm_arch_* hooks."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, located in analysis.index.definitions.items():
+        if not name.startswith("kvm_arch_"):
+            continue
+        for d in located:
+            scope = analysis.scope(d.path)
+            if d.item.kind == "function" and not scope.common and len(scope.arches) == 1:
+                arch = next(iter(scope.arches))
+                counts.setdefault(arch, {}).setdefault(d.path, 0)
+                counts[arch][d.path] += 1
+    return {arch: max(paths, key=paths.get) for arch, paths in counts.items() if arch in analysis.model.arches}
+
+
+def _hook(analysis, source: str, word: str):
+    """The arch's kvm_arch_* function in `source` for irqchip set-up ("irq") or arch init ("init")."""
+    candidates = [
+        located
+        for name, defined in sorted(analysis.index.definitions.items())
+        if name.startswith("kvm_arch_") and (word in name if word == "irq" else name == "kvm_arch_init")
+        for located in defined
+        if located.path == source and located.item.kind == "function"
+    ]
+    if not candidates:
+        raise FixError(f"{source}: no kvm_arch_* {word} hook to place the setter in")
+    return candidates[0]

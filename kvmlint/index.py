@@ -1,0 +1,43 @@
+"""Stage 3, index: cross-file facts about every KVM symbol."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from kvmlint.facts import Assignment, Definition, FileFacts, Reference
+
+
+@dataclass(frozen=True)
+class Located:
+    path: str
+    item: Definition | Reference | Assignment
+
+
+@dataclass
+class Index:
+    definitions: dict[str, list[Located]] = field(default_factory=lambda: defaultdict(list))
+    references: dict[str, list[Located]] = field(default_factory=lambda: defaultdict(list))
+    assignments: dict[str, list[Located]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def build(cls, facts: dict[str, FileFacts]) -> "Index":
+        index = cls()
+        for path, file_facts in facts.items():
+            for definition in file_facts.definitions:
+                index.definitions[definition.name].append(Located(path, definition))
+            for reference in file_facts.references:
+                index.references[reference.symbol].append(Located(path, reference))
+            for assignment in file_facts.assignments:
+                index.assignments[assignment.name].append(Located(path, assignment))
+        return index
+
+    def defined_symbols(self) -> set[str]:
+        return set(self.definitions)
+
+    def definitions_of(self, name: str, kinds: tuple[str, ...] | None = None) -> list[Located]:
+        return [d for d in self.definitions.get(name, ()) if kinds is None or d.item.kind in kinds]
+
+    def callers_of(self, name: str) -> list[Located]:
+        """Uses of `name` outside its own definitions (calls and bare identifiers)."""
+        return list(self.references.get(name, ()))

@@ -1,0 +1,93 @@
+"""Stage 7, reporters: each output format is a module with `render(report) -> str`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from kvmlint.findings import Finding
+
+FORMATS = ("text", "json", "sarif", "gitlab", "github")
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    root: Path
+    display_base: Path
+    files: int
+    parsed: int
+    seconds: float
+    color: bool = False
+    # Findings a `kvmlint: ignore` comment silenced; formats that can mark a
+    # result as suppressed list them when `show_suppressed` is set.
+    suppressed: tuple[Finding, ...] = ()
+    show_suppressed: bool = False
+    _lines: dict[str, list[bytes] | None] = field(default_factory=dict, repr=False)
+
+    def display_path(self, finding: Finding) -> str:
+        absolute = self.root / finding.path
+        return Path(os.path.relpath(absolute, self.display_base)).as_posix()
+
+    def source_line(self, path: str, line: int) -> bytes | None:
+        """Line `line` (1-based) of a root-relative file, without its newline."""
+        if path not in self._lines:
+            try:
+                self._lines[path] = (self.root / path).read_bytes().splitlines()
+            except OSError:
+                self._lines[path] = None
+        lines = self._lines[path]
+        return lines[line - 1] if lines is not None and 0 < line <= len(lines) else None
+
+    @cached_property
+    def fingerprints(self) -> dict[Finding, str]:
+        """A stable identity per finding for CI systems that track findings over time.
+
+        It hashes what the finding is about and the text of its line, not the
+        line number, so edits elsewhere in the file leave it unchanged; the
+        occurrence count tells apart identical lines in one function.
+        """
+        seen: Counter[str] = Counter()
+        result = {}
+        for finding in sorted({*self.findings, *self.suppressed}, key=Finding.sort_key):
+            line = self.source_line(finding.path, finding.line) or b""
+            text = " ".join(line.decode("utf-8", "replace").split())
+            key = "\0".join((finding.code, finding.path, finding.function or "", finding.symbol or "", text))
+            seen[key] += 1
+            result[finding] = hashlib.sha256(f"{key}\0{seen[key]}".encode()).hexdigest()
+        return result
+
+
+def render(format_name: str, report: Report) -> str:
+    module = importlib.import_module(f"kvmlint.reporters.{format_name}_format")
+    return module.render(report)
+
+
+def render_statistics(findings: list[Finding]) -> str:
+    """`count  CODE  name` per rule, most frequent first."""
+    counts = Counter((finding.code, finding.name) for finding in findings)
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return "".join(f"{count:>5}  {code}  {name}\n" for (code, name), count in ordered)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers of `path` see the old content or the new, never a partial file."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a report is not
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,0 +1,44 @@
+"""The stable JSON contract that other tools read."""
+
+from __future__ import annotations
+
+import json
+
+from kvmlint import __version__
+
+
+def finding_to_dict(finding, path: str) -> dict:
+    return {
+        "code": finding.code,
+        "name": finding.name,
+        "path": path,
+        "line": finding.line,
+        "column": finding.column,
+        "end_line": finding.end_line,
+        "end_column": finding.end_column,
+        "function": finding.function,
+        "symbol": finding.symbol,
+        "message": finding.message,
+        "replacement": finding.replacement,
+        "arch": finding.arch,
+        "confidence": finding.confidence,
+        "fix": (
+            {"applicability": finding.fix.applicability, "description": finding.fix.description}
+            if finding.fix
+            else None
+        ),
+    }
+
+
+def render(report) -> str:
+    document = {
+        "version": __version__,
+        "findings": [finding_to_dict(f, report.display_path(f)) for f in report.findings],
+        "summary": {
+            "files": report.files,
+            "parsed": report.parsed,
+            "findings": len(report.findings),
+            "seconds": round(report.seconds, 3),
+        },
+    }
+    return json.dumps(document, indent=2) + "\n"
