@@ -7,7 +7,7 @@ import re
 from kvmlint.codemods.engine import Edit
 from kvmlint.extract import parse, text
 
-INCLUDE_LINE = re.compile(rb'^#\s*include\s+["<]([^">]+)[">][^\n]*\n', re.MULTILINE)
+INCLUDE_LINE = re.compile(rb'^#\s*include\s+(["<])([^">]+)[">][^\n]*\n', re.MULTILINE)
 GUARD = re.compile(rb"^#ifndef\s+(\w+)\s*\n#define\s+\1\b", re.MULTILINE)
 
 
@@ -59,10 +59,15 @@ def block_text(data: bytes, start: int, end: int) -> bytes:
 def include_edit(path: str, data: bytes, spelling: str, after_basename: str | None) -> Edit | None:
     """Add `#include "spelling"` after the include of `after_basename` (else after the last include)."""
     includes = list(INCLUDE_LINE.finditer(data))
-    if any(m.group(1).decode(errors="replace").rsplit("/", 1)[-1] == spelling.rsplit("/", 1)[-1] for m in includes):
+
+    def basename(match) -> str:
+        return match.group(2).decode(errors="replace").rsplit("/", 1)[-1]
+
+    if any(basename(m) == spelling.rsplit("/", 1)[-1] for m in includes):
         return None
+    # The project's own header is a quoted include; <linux/kvm.h> is the kernel's.
     anchor = next(
-        (m for m in includes if after_basename and m.group(1).decode(errors="replace").rsplit("/", 1)[-1] == after_basename),
+        (m for m in includes if after_basename and m.group(1) == b'"' and basename(m) == after_basename),
         includes[-1] if includes else None,
     )
     line = f'#include "{spelling}"\n'.encode()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvmlint.extract import captures, parse
+from kvmlint.source import is_c_file
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,10 @@ def _overlaps(a: Edit, b: Edit) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def _error_regions(data: bytes) -> list[tuple[int, int]]:
+def _error_regions(path: str, data: bytes) -> list[tuple[int, int]]:
+    """Syntax-error regions of a C file; build files are not C and have none to check."""
+    if not is_c_file(path):
+        return []
     return [(e.start_byte, e.end_byte) for e in captures("errors", parse(data).root_node).get("error", [])]
 
 
@@ -159,7 +163,7 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
                     result.originals[edit.path] = (root / edit.path).read_bytes()
                 except OSError as error:
                     return f"{edit.path} cannot be read ({error.strerror or error})"
-                error_regions[edit.path] = _error_regions(result.originals[edit.path])
+                error_regions[edit.path] = _error_regions(edit.path, result.originals[edit.path])
                 error_counts[edit.path] = len(error_regions[edit.path])
             base = result.originals[edit.path]
         size = len(base)
@@ -177,7 +181,7 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
     after = result.contents_after([*result.accepted, change_set])
     for path in change_set.paths():
         before_errors = error_counts.get(path, 0)
-        if len(_error_regions(after[path])) > before_errors:
+        if len(_error_regions(path, after[path])) > before_errors:
             return f"{path}: the change would add syntax errors; rolled back"
     if all(result.originals.get(p) == data for p, data in after.items() if p in change_set.paths()):
         return "already applied (no change)"
@@ -205,11 +209,34 @@ def _file_diff(path: str, old: bytes | None, new: bytes) -> str:
     header = f"diff --git a/{path} b/{path}\n"
     if old is None:
         header += "new file mode 100644\n"
-    lines = difflib.unified_diff(
-        old_lines, new_lines, "/dev/null" if old is None else f"a/{path}", f"b/{path}", lineterm="\n"
-    )
-    body = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
-    return header + body
+    header += f"--- {'/dev/null' if old is None else 'a/' + path}\n+++ b/{path}\n"
+    return header + "".join(_hunks(old_lines, new_lines))
+
+
+def _hunks(old: list[str], new: list[str], context: int = 3):
+    """Unified-diff hunks like git's: without difflib's autojunk, which treats
+    frequent lines such as `}` as noise and so misaligns C diffs."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        first, last = group[0], group[-1]
+        old_start, old_len = first[1], last[2] - first[1]
+        new_start, new_len = first[3], last[4] - first[3]
+        yield f"@@ -{_range(old_start, old_len)} +{_range(new_start, new_len)} @@\n"
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                yield from (_line(" ", line) for line in old[i1:i2])
+                continue
+            yield from (_line("-", line) for line in old[i1:i2])
+            yield from (_line("+", line) for line in new[j1:j2])
+
+
+def _range(start: int, length: int) -> str:
+    first = start + 1 if length else start
+    return f"{first}" if length == 1 else f"{first},{length}"
+
+
+def _line(prefix: str, line: str) -> str:
+    return prefix + line if line.endswith("\n") else prefix + line + "\n\\ No newline at end of file\n"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvmlint.codemods import ctext, each_finding
+from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile
 from kvmlint.errors import FixError
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
@@ -42,76 +42,87 @@ class TargetLayout:
 
 
 def transform(analysis, findings):
-    return each_finding(transform_one, analysis, findings)
+    # Files created by an earlier move in this run: later moves to the same target edit them.
+    planned: dict[str, bytes] = {}
+    change_sets, unfixable = [], []
+    for finding in findings:
+        try:
+            change_sets.extend(transform_one(analysis, finding, planned))
+        except FixError as error:
+            unfixable.append((finding, str(error)))
+    return change_sets, unfixable
 
 
-def transform_one(analysis, finding) -> list[ChangeSet]:
+def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSet]:
     symbol, arch = finding.fix.argument("symbol"), finding.fix.argument("arch")
-    root = analysis.root
     definitions = analysis.index.definitions_of(symbol)
     common = [d for d in definitions if is_common_kvm_file(analysis, d.path)]
     implementation = _one(d for d in common if d.item.kind == "function" and "stub" not in d.path)
     prototypes = [d for d in common if d.item.kind == "prototype" and d.path.endswith(".h")]
     stubs = [d for d in common if d.item.kind == "function" and "stub" in d.path]
-    if implementation is None:
+    defined_in_target = [d.path for d in definitions if d.item.kind == "function" and d not in common]
+    if implementation is None and not (prototypes and defined_in_target):
         raise FixError(f"{symbol}: no single common definition to move")
     layout = _layout(analysis, arch)
-    read = _reader(root)
-
+    read = _reader(analysis.root, planned)
     edits: list[Edit] = []
     new_files: list[NewFile] = []
-    common_header = prototypes[0].path if prototypes else None
 
-    implementation_data = read(implementation.path)
-    moved = ctext.block_text(implementation_data, implementation.item.span.start_byte, implementation.item.span.end_byte)
-    edits.append(ctext.removal(implementation.path, implementation_data, implementation.item.span.start_byte, implementation.item.span.end_byte))
-    for located in [*prototypes, *stubs]:
+    for located in [*([implementation] if implementation else []), *prototypes, *stubs]:
         data = read(located.path)
         edits.append(ctext.removal(located.path, data, located.item.span.start_byte, located.item.span.end_byte))
+    if implementation is not None:
+        source_data = read(layout.kvm_source)
+        moved = ctext.block_text(read(implementation.path), implementation.item.span.start_byte, implementation.item.span.end_byte)
+        anchor = ctext.first_function_start(source_data)
+        anchor = len(source_data) if anchor is None else anchor
+        edits.append(Edit(layout.kvm_source, anchor, anchor, moved + b"\n"))
+        prototype = (prototypes[0].item.text if prototypes else ctext.declaration_text(moved.decode())).strip()
+    else:
+        prototype = prototypes[0].item.text.strip()
 
-    # Definition: before the target source's first function.
-    source_data = read(layout.kvm_source)
-    anchor = ctext.first_function_start(source_data)
-    if anchor is None:
-        anchor = len(source_data)
-    edits.append(Edit(layout.kvm_source, anchor, anchor, moved + b"\n"))
-
-    prototype = (prototypes[0].item.text if prototypes else ctext.declaration_text(moved.decode())).strip()
-    if layout.header_exists:
+    if layout.header in planned or layout.header_exists:
         header_data = read(layout.header)
         endif = ctext.final_endif(header_data)
         if endif is None:
             raise FixError(f"{layout.header}: no include guard to add the prototype inside")
         edits.append(Edit(layout.header, endif, endif, f"{prototype}\n\n".encode()))
     else:
-        new_files.append(NewFile(layout.header, _new_header(analysis, layout, arch, prototype, read)))
+        origin = prototypes[0].path if prototypes else implementation.path
+        content = _new_header(analysis, layout, arch, prototype, origin, read)
+        new_files.append(NewFile(layout.header, content))
+        planned[layout.header] = content
 
     if stubs:
         stub_text = ctext.block_text(read(stubs[0].path), stubs[0].item.span.start_byte, stubs[0].item.span.end_byte)
-        if layout.stub_exists:
+        if layout.stub in planned or layout.stub_exists:
             stub_data = read(layout.stub)
             edits.append(Edit(layout.stub, len(stub_data), len(stub_data), b"\n" + stub_text))
         else:
-            new_files.append(NewFile(layout.stub, _new_stub(analysis, layout, arch, stubs[0].path, stub_text, read)))
+            content = _new_stub(analysis, layout, arch, stubs[0].path, stub_text, read)
+            new_files.append(NewFile(layout.stub, content))
+            planned[layout.stub] = content
             edits.append(_build_line(analysis, layout, stubs[0].path, read))
 
-    after = Path(common_header).name if common_header else None
-    needing = {layout.kvm_source} | {use.path for use in analysis.index.callers_of(symbol) if not is_common_kvm_file(analysis, use.path)}
-    if layout.stub_exists and stubs:
-        needing.add(layout.stub)
-    for path in sorted(needing - {layout.header}):
+    after = Path(prototypes[0].path).name if prototypes else None
+    needing = {use.path for use in analysis.index.callers_of(symbol) if not is_common_kvm_file(analysis, use.path)}
+    needing |= {layout.kvm_source} if implementation is not None else set(defined_in_target)
+    for path in sorted(needing - {layout.header, layout.stub}):
         edit = ctext.include_edit(path, read(path), layout.header_spelling, after)
         if edit is not None:
             edits.append(edit)
 
     places = ", ".join(sorted({d.path for d in common}))
+    what = (
+        f"the definition to {layout.kvm_source}, the prototype to {layout.header}"
+        + (f", and the stub for builds without KVM to {layout.stub}" if stubs else "")
+        if implementation is not None
+        else f"its prototype to {layout.header}, beside its definition"
+    )
     body = (
         f"{symbol}() is a {ARCH_TITLES.get(arch, arch)}-specific concept ({finding.fix.argument('reason')}),\n"
-        f"but it is defined in common KVM files ({places}).\n"
-        f"Move it to the target-specific source file where it belongs: the\n"
-        f"definition to {layout.kvm_source}, the prototype to {layout.header}"
-        + (", and the stub for builds without KVM to " + layout.stub if stubs else "")
-        + ".\n"
+        f"but it is declared in common KVM files ({places}).\n"
+        f"Move it to the target-specific files where it belongs: {what}.\n"
     )
     return [
         ChangeSet(
@@ -130,10 +141,12 @@ def _one(items):
     return items[0] if len(items) == 1 else None
 
 
-def _reader(root: Path):
+def _reader(root: Path, planned: dict[str, bytes]):
     cache: dict[str, bytes] = {}
 
     def read(path: str) -> bytes:
+        if path in planned:
+            return planned[path]
         if path not in cache:
             try:
                 cache[path] = (root / path).read_bytes()
@@ -211,8 +224,9 @@ def _guard(analysis, layout: TargetLayout, read) -> str:
     return f"QEMU_KVM_{layout.target_name.upper()}_H"
 
 
-def _licence(analysis, read) -> list[str]:
-    for path in sorted(_sibling_headers(analysis)) + sorted(p for p in analysis.sources.files if is_common_kvm_file(analysis, p)):
+def _licence(analysis, origin: str, read) -> list[str]:
+    """Moved code keeps the licence of the file it comes from (else a sibling header's)."""
+    for path in [origin, *sorted(_sibling_headers(analysis))]:
         lines = ctext.license_lines(read(path))
         if lines:
             return lines
@@ -224,11 +238,11 @@ def _comment_block(title: str, licence: list[str]) -> str:
     return "/*\n * " + title + "\n *\n" + "\n".join(licence) + "\n *\n */\n"
 
 
-def _new_header(analysis, layout: TargetLayout, arch: str, prototype: str, read) -> bytes:
+def _new_header(analysis, layout: TargetLayout, arch: str, prototype: str, origin: str, read) -> bytes:
     guard = _guard(analysis, layout, read)
     title = f"QEMU KVM support -- {ARCH_TITLES.get(arch, arch)} specific functions."
     return (
-        _comment_block(title, _licence(analysis, read))
+        _comment_block(title, _licence(analysis, origin, read))
         + f"\n#ifndef {guard}\n#define {guard}\n\n{prototype}\n\n#endif\n"
     ).encode()
 
@@ -240,7 +254,7 @@ def _new_stub(analysis, layout: TargetLayout, arch: str, common_stub: str, stub_
         includes += first_include.group(0).decode(errors="replace")
     includes += f'#include "{layout.header.rsplit("/", 1)[-1]}"\n'
     title = f"QEMU KVM {ARCH_TITLES.get(arch, arch)} specific function stubs"
-    return (_comment_block(title, _licence(analysis, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
+    return (_comment_block(title, _licence(analysis, common_stub, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
 
 
 def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit:

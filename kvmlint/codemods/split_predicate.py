@@ -25,6 +25,8 @@ RULE = "KVM001"
 
 PROXY = "kvm_irqchip_in_kernel"
 MACRO_VALUE = re.compile(r"\(\s*(\w+)\s*\)")
+STUB_VALUES = ("false", "0")
+BODY_RETURN = re.compile(rb"^    return\b", re.MULTILINE)
 
 
 def transform(analysis, findings):
@@ -92,9 +94,10 @@ def _introduce(analysis, predicate: str) -> list[Edit]:
     read = _reader(analysis)
     edits = []
 
-    macros = analysis.index.definitions_of(PROXY, ("macro",))
-    enabled = [m for m in macros if m.path == anchors.header and not _negated(m.item.preprocessor)]
-    disabled = [m for m in macros if m.path == anchors.header and _negated(m.item.preprocessor)]
+    # The branch with KVM reads the flag; the branch without it says (false).
+    macros = [m for m in analysis.index.definitions_of(PROXY, ("macro",)) if m.path == anchors.header]
+    enabled = [m for m in macros if _macro_value(m.item.text) == anchors.irqchip_flag]
+    disabled = [m for m in macros if _macro_value(m.item.text) in STUB_VALUES]
     if not enabled:
         raise FixError(f"{anchors.header}: no {PROXY}() macro to add {predicate}() beside")
     header = read(anchors.header)
@@ -117,10 +120,6 @@ def _introduce(analysis, predicate: str) -> list[Edit]:
     return edits
 
 
-def _negated(conditions: tuple[str, ...]) -> bool:
-    return any(c.startswith("!") for c in conditions)
-
-
 def _reader(analysis):
     cache: dict[str, bytes] = {}
 
@@ -135,7 +134,7 @@ def _reader(analysis):
 def _anchors(analysis) -> _Anchors:
     for located in analysis.index.definitions_of(PROXY, ("macro",)):
         value = _macro_value(located.item.text)
-        if value and value not in ("false", "0"):
+        if value and value not in STUB_VALUES:
             return _Anchors(header=located.path, irqchip_flag=value)
     raise FixError(f"no definition of {PROXY}() as a flag macro in the tree")
 
@@ -163,6 +162,14 @@ def _relation(model, arch: str, predicate: str) -> str:
 
 
 def _setters(analysis, predicate: str, flag: str, anchors: _Anchors, read) -> list[Edit]:
+    """Set the flag where the model says its value is decided.
+
+    When an in-kernel irqchip implies the predicate on every architecture, the
+    common irqchip creation sets it; an architecture where it always holds
+    also sets it in its arch init (an irqchip may not be created there), and
+    an architecture where it equals the irqchip sets it in its own irqchip
+    hook when no common setter does.
+    """
     model = analysis.model
     implied_everywhere = all(
         value or not chip
@@ -170,24 +177,29 @@ def _setters(analysis, predicate: str, flag: str, anchors: _Anchors, read) -> li
         for config in model.configurations(arch)
         for chip, value in [(model.predicate(arch, PROXY, config), model.predicate(arch, predicate, config))]
     )
-    if implied_everywhere:
-        return [_after_irqchip_set(analysis, anchors, flag, read)]
-    edits = []
-    for arch, source in _arch_sources(analysis).items():
+    edits = [_after_irqchip_set(analysis, anchors, flag, read)] if implied_everywhere else []
+    for arch, source in sorted(_arch_sources(analysis).items()):
         relation = _relation(model, arch, predicate)
-        if relation == "never":
+        if relation == "never" or (relation == "equal" and implied_everywhere):
             continue
         if relation == "other":
             raise FixError(f"the model says {predicate}() on {arch} depends on more than the irqchip: set {flag} by hand")
         hook = _hook(analysis, source, "irq" if relation == "equal" else "init")
         data = read(source)
-        closing = hook.item.span.end_byte - 1  # the body's closing brace
-        at = ctext.line_start(data, closing)
-        why = "an in-kernel irqchip" if relation == "equal" else f"{arch} always"
+        at = _end_of_body(data, hook.item.span.end_byte)
+        why = "an in-kernel irqchip" if relation == "equal" else f"KVM on {arch}"
         edits.append(Edit(source, at, at, f"    /* With {why}, {predicate}() holds. */\n    {flag} = true;\n".encode()))
     if not edits:
         raise FixError(f"no architecture in this tree sets {predicate}() by the model")
     return edits
+
+
+def _end_of_body(data: bytes, end: int) -> int:
+    """Where a statement appended to a function still runs: before a final
+    top-level `return`, else before the closing brace."""
+    closing = ctext.line_start(data, end - 1)
+    last_line = ctext.line_start(data, closing - 1)
+    return last_line if BODY_RETURN.match(data, last_line) else closing
 
 
 def _after_irqchip_set(analysis, anchors: _Anchors, flag: str, read) -> Edit:

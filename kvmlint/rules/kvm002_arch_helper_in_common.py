@@ -148,9 +148,11 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
     if blocked:
         message += f"; move it by hand: {blocked}"
     else:
+        # A prototype alone may name types the target header cannot see yet.
+        whole = any(d.item.kind == "function" for d in in_common)
         fix = Fix(
-            "safe",
-            f"move {name}() into the {arch} target",
+            "safe" if whole else "unsafe",
+            f"move {name}() into the {arch} target" if whole else f"move the prototype of {name}() into the {arch} target header (its types may need includes there)",
             (("symbol", name), ("arch", arch), ("reason", reason)),
         )
     return Finding(

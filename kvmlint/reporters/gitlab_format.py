@@ -1,0 +1,24 @@
+"""GitLab Code Quality: a JSON list of issues, shown in merge requests.
+
+Each fingerprint hashes what the finding is about and the text of its line,
+not its line number, so GitLab keeps tracking a finding that edits elsewhere
+move, and marks only really new ones as new.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def render(report) -> str:
+    issues = [
+        {
+            "description": f"{finding.code} [{finding.name}] {finding.message}",
+            "check_name": finding.code,
+            "fingerprint": report.fingerprints[finding],
+            "severity": "minor" if finding.confidence == "low" else "major",
+            "location": {"path": finding.path, "lines": {"begin": finding.line, "end": finding.end_line}},
+        }
+        for finding in report.findings
+    ]
+    return json.dumps(issues, indent=2) + "\n"

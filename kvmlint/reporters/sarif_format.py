@@ -1,0 +1,156 @@
+"""SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
+
+Paths are relative to `%SRCROOT%` (the checkout root); columns are counted in
+Unicode code points, as SARIF requires, where kvmlint counts bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from kvmlint import __version__, rules
+
+SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SOURCE_ROOT = "%SRCROOT%"
+FINGERPRINT_KEY = "kvmlint/v1"
+
+
+def render(report) -> str:
+    descriptors = _rule_descriptors(report)
+    rule_index = {descriptor["id"]: index for index, descriptor in enumerate(descriptors)}
+    results = [_result(report, finding, rule_index) for finding in report.findings]
+    if report.show_suppressed:
+        results.extend(_result(report, finding, rule_index, suppressed=True) for finding in report.suppressed)
+    document = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "kvmlint",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": descriptors,
+                    }
+                },
+                "originalUriBaseIds": {SOURCE_ROOT: {"uri": report.root.as_uri() + "/"}},
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _rule_descriptors(report) -> list[dict]:
+    from kvmlint.analysis import (
+        UNUSED_SUPPRESSION_CODE,
+        UNUSED_SUPPRESSION_DOCS,
+        UNUSED_SUPPRESSION_NAME,
+        UNUSED_SUPPRESSION_SUMMARY,
+    )
+
+    described = [(rule.code, rule.name, rule.summary, rule.docs, rule.fixable) for rule in rules.all_rules()]
+    if any(finding.code == UNUSED_SUPPRESSION_CODE for finding in report.findings):
+        described.insert(
+            0, (UNUSED_SUPPRESSION_CODE, UNUSED_SUPPRESSION_NAME, UNUSED_SUPPRESSION_SUMMARY, UNUSED_SUPPRESSION_DOCS, False)
+        )
+    return [
+        {
+            "id": code,
+            "name": name,
+            "shortDescription": {"text": summary},
+            "fullDescription": {"text": _section(docs, "What it does") or summary},
+            "help": {"text": docs, "markdown": docs},
+            "defaultConfiguration": {"level": "warning"},
+            "properties": {"fixable": fixable},
+        }
+        for code, name, summary, docs, fixable in described
+    ]
+
+
+def _section(docs: str, title: str) -> str:
+    """The text under `## title` in a rule's docs, on one line."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", docs, re.MULTILINE | re.DOTALL)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+def _result(report, finding, rule_index: dict[str, int], suppressed: bool = False) -> dict:
+    region = _region(report, finding)
+    result = {
+        "ruleId": finding.code,
+        "ruleIndex": rule_index[finding.code],
+        "level": "note" if finding.confidence == "low" else "warning",
+        "message": {"text": finding.message},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": finding.path, "uriBaseId": SOURCE_ROOT},
+                    "region": region,
+                },
+                **(
+                    {"logicalLocations": [{"name": finding.function, "kind": "function"}]}
+                    if finding.function
+                    else {}
+                ),
+            }
+        ],
+        "partialFingerprints": {FINGERPRINT_KEY: report.fingerprints[finding]},
+        "properties": {
+            "name": finding.name,
+            "confidence": finding.confidence,
+            **({"arch": finding.arch} if finding.arch else {}),
+            **({"evidence": list(finding.evidence)} if finding.evidence else {}),
+        },
+    }
+    if finding.fix is not None and finding.replacement is not None:
+        result["fixes"] = [
+            {
+                "description": {"text": finding.fix.description},
+                "artifactChanges": [
+                    {
+                        "artifactLocation": {"uri": finding.path, "uriBaseId": SOURCE_ROOT},
+                        "replacements": [
+                            {"deletedRegion": _bare(region), "insertedContent": {"text": finding.replacement}}
+                        ],
+                    }
+                ],
+                "properties": {"applicability": finding.fix.applicability},
+            }
+        ]
+    elif finding.fix is not None:
+        # A fix that a code-mod spreads over several files has no single
+        # replacement to show here: `kvmlint fix` applies it.
+        result["properties"]["fix"] = {
+            "applicability": finding.fix.applicability,
+            "description": finding.fix.description,
+        }
+    if suppressed:
+        result["suppressions"] = [{"kind": "inSource"}]
+    return result
+
+
+def _region(report, finding) -> dict:
+    region = {
+        "startLine": finding.line,
+        "startColumn": _code_point_column(report, finding.path, finding.line, finding.column),
+        "endLine": finding.end_line,
+        "endColumn": _code_point_column(report, finding.path, finding.end_line, finding.end_column),
+    }
+    line = report.source_line(finding.path, finding.line)
+    if line is not None:
+        region["snippet"] = {"text": line.decode("utf-8", "replace")}
+    return region
+
+
+def _bare(region: dict) -> dict:
+    return {key: value for key, value in region.items() if key != "snippet"}
+
+
+def _code_point_column(report, path: str, line: int, byte_column: int) -> int:
+    text = report.source_line(path, line)
+    if text is None:
+        return byte_column
+    return len(text[: byte_column - 1].decode("utf-8", "replace")) + 1

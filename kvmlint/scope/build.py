@@ -1,0 +1,76 @@
+"""What the build-file readers hand to the resolver."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from .families import Families, family_of_target_symbol, format_families
+
+
+@dataclass(frozen=True)
+class BuildRule:
+    """One build-file statement that compiles a source file.
+
+    `families` already combines everything that restricts the statement:
+    the folder or source set it belongs to, its own condition and the
+    conditions of enclosing blocks.  `symbols` are the CONFIG_/TARGET_
+    symbols among those conditions, so a reason can explain them.
+    """
+
+    build_file: str
+    description: str
+    symbols: tuple[str, ...]
+    families: Families
+
+
+class ConfigSpace:
+    """Answers: for which architecture families can a build symbol be enabled?"""
+
+    def __init__(self, known_families: frozenset[str]) -> None:
+        self.known_families = known_families
+
+    def families(self, symbol: str) -> Families:
+        family = family_of_target_symbol(symbol, self.known_families)
+        if family is not None:
+            return frozenset({family})
+        return self._config_families(symbol)
+
+    def explain(self, symbol: str) -> str:
+        """One clause saying where the answer of families() comes from."""
+        family = family_of_target_symbol(symbol, self.known_families)
+        if family is not None:
+            return f"{symbol} is defined only for {family} targets"
+        families = self._config_families(symbol)
+        if families is None:
+            return f"{symbol} does not depend on the target's devices"
+        if not families:
+            return f"{symbol} is enabled by no target's default configuration"
+        scope = "only for" if len(families) == 1 else "for"
+        return f"{symbol} can be enabled {scope} {format_families(families)}{self._provenance(symbol)}"
+
+    def _config_families(self, symbol: str) -> Families:
+        return None
+
+    def _provenance(self, symbol: str) -> str:
+        return ""
+
+
+def read_text(path: Path) -> str:
+    """A build file's text; missing or unreadable files read as empty."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def join_relpath(folder: str, name: str) -> str:
+    """Normalise `folder/name` relative to the tree root ('' is the root)."""
+    joined = posixpath.normpath(posixpath.join(folder, name))
+    return "" if joined == "." else joined
+
+
+def summarize_names(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} +{len(names) - limit} more"

@@ -1,0 +1,308 @@
+"""Kconfig and configs/devices of current QEMU: for which families can CONFIG_X be enabled?
+
+QEMU's minikconf computes each system target's devices from
+configs/devices/<target>/default.mak (CONFIG_X=y/n, `include` of other
+.mak files), the symbol CONFIG_<TARGET_ARCH>=y, host and accelerator
+symbols, and the Kconfig clauses `default y [if E]`, `select X [if E]`,
+`imply X [if E]` and `depends on E`.  Machines live in hw/<arch>/Kconfig and
+depend on their architecture's symbol, so a device selected only by one
+architecture's machines is that architecture's.
+
+We compute, per target, every symbol that the default configuration can
+enable, treating host and accelerator symbols (KVM, LINUX, FDT, ...) as
+possibly on.  That over-approximates, which errs towards "common".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .build import ConfigSpace, read_text, summarize_names
+from .families import Families, arch_family
+from .makefiles import read_make_config
+
+Expr = tuple  # ("sym", name) | ("not", e) | ("and", a, b) | ("or", a, b)
+
+_TOKEN = re.compile(r"\|\||&&|!|\(|\)|\w+")
+
+
+def parse_expression(text: str) -> Expr | None:
+    """A Kconfig boolean expression, or None when it cannot be read."""
+    tokens = _TOKEN.findall(text)
+    if "".join(tokens) != re.sub(r"\s+", "", text):
+        return None
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def take() -> str:
+        nonlocal position
+        position += 1
+        return tokens[position - 1]
+
+    def disjunction() -> Expr:
+        left = conjunction()
+        while peek() == "||":
+            take()
+            left = ("or", left, conjunction())
+        return left
+
+    def conjunction() -> Expr:
+        left = unary()
+        while peek() == "&&":
+            take()
+            left = ("and", left, unary())
+        return left
+
+    def unary() -> Expr:
+        token = take() if peek() is not None else None
+        if token == "!":
+            return ("not", unary())
+        if token == "(":
+            inner = disjunction()
+            if take() != ")":
+                raise ValueError("unbalanced parenthesis")
+            return inner
+        if token is None or not re.fullmatch(r"\w+", token):
+            raise ValueError(f"unexpected {token!r}")
+        return ("sym", token)
+
+    try:
+        expression = disjunction()
+    except (ValueError, IndexError):
+        return None
+    return expression if position == len(tokens) else None
+
+
+def expression_symbols(expression: Expr | None) -> set[str]:
+    if expression is None:
+        return set()
+    if expression[0] == "sym":
+        return {expression[1]}
+    return set().union(*(expression_symbols(part) for part in expression[1:]))
+
+
+@dataclass
+class KconfigSymbol:
+    name: str
+    declared_in: str | None = None
+    depends: list[Expr | None] = field(default_factory=list)
+    defaults: list[Expr | None] = field(default_factory=list)  # `default y [if E]`; None: unconditional
+    selected_by: list[tuple[str, Expr | None]] = field(default_factory=list)
+    implied_by: list[tuple[str, Expr | None]] = field(default_factory=list)
+
+
+def parse_kconfig(text: str, kconfig_file: str, symbols: dict[str, KconfigSymbol]) -> list[str]:
+    """Add one Kconfig file's clauses to `symbols`; return the files it sources."""
+    sourced: list[str] = []
+    current: KconfigSymbol | None = None
+
+    def symbol(name: str) -> KconfigSymbol:
+        return symbols.setdefault(name, KconfigSymbol(name))
+
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        keyword, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if keyword == "source" and rest:
+            sourced.append(rest)
+        elif keyword == "config" and re.fullmatch(r"\w+", rest):
+            current = symbol(rest)
+            current.declared_in = current.declared_in or kconfig_file
+        elif current is None:
+            continue
+        elif keyword == "depends" and rest.startswith("on "):
+            current.depends.append(parse_expression(rest[3:]))
+        elif keyword == "default":
+            value, _, condition = rest.partition(" if ")
+            if value.strip() == "y":
+                current.defaults.append(parse_expression(condition) if condition else None)
+        elif keyword in ("select", "imply"):
+            target, _, condition = rest.partition(" if ")
+            if re.fullmatch(r"\w+", target.strip()):
+                clause = (current.name, parse_expression(condition) if condition else None)
+                edges = symbol(target.strip()).selected_by if keyword == "select" else symbol(target.strip()).implied_by
+                edges.append(clause)
+    return sourced
+
+
+def read_kconfig_tree(root: Path) -> dict[str, KconfigSymbol]:
+    """Every Kconfig reachable by `source` from the top Kconfig (paths relative to the sourcing file)."""
+    symbols: dict[str, KconfigSymbol] = {}
+    pending = ["Kconfig"]
+    seen: set[str] = set()
+    while pending:
+        relpath = os.path.normpath(pending.pop())
+        if relpath in seen:
+            continue
+        seen.add(relpath)
+        folder = os.path.dirname(relpath)
+        for sourced in parse_kconfig(read_text(root / relpath), relpath.replace(os.sep, "/"), symbols):
+            pending.append(os.path.join(folder, sourced))
+    return symbols
+
+
+@dataclass
+class DeviceTarget:
+    name: str  # "aarch64-softmmu"
+    family: str
+    assigned: dict[str, bool]  # CONFIG_ prefix stripped
+    seeds: set[str]  # CONFIG_<TARGET_ARCH> and TARGET_* keys that are Kconfig symbols
+    config_file: str
+
+
+class KconfigSpace(ConfigSpace):
+    """Per-target closure of the default device configuration."""
+
+    def __init__(self, root: Path, known_families: frozenset[str]) -> None:
+        super().__init__(known_families)
+        self.symbols = read_kconfig_tree(root)
+        self.targets = self._read_targets(root)
+        self._exact = {seed for target in self.targets for seed in target.seeds}
+        self._assigned_anywhere = {n for t in self.targets for n, on in t.assigned.items() if on}
+        self._external = {name for name, s in self.symbols.items() if self._is_external(s)}
+        self._dependents = self._dependency_index()
+        self.enabled = {target.name: self._closure(target) for target in self.targets}
+
+    def _read_targets(self, root: Path) -> list[DeviceTarget]:
+        devices = root / "configs" / "devices"
+        try:
+            names = sorted(os.listdir(devices))
+        except OSError:
+            return []
+        targets = []
+        for name in names:
+            config_file = devices / name / "default.mak"
+            if not config_file.is_file():
+                continue
+            target_keys = read_target_config(root / "configs" / "targets" / f"{name}.mak")
+            arch = target_keys.get("TARGET_ARCH", name.split("-")[0])
+            seeds = {arch.upper()} | {key for key, value in target_keys.items()
+                                      if value == "y" and key in self.symbols}
+            assigned = {symbol[len("CONFIG_"):]: value not in ("n", "")
+                        for symbol, value in read_make_config(config_file).items()}
+            targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds,
+                                        f"configs/devices/{name}/default.mak"))
+        return targets
+
+    def _is_external(self, symbol: KconfigSymbol) -> bool:
+        """A host/accelerator input (KVM, LINUX, FDT...): a bare bool outside hw/ that
+        nothing in Kconfig or configs/devices turns on; meson sets it from the host."""
+        if symbol.name in self._exact or symbol.name in self._assigned_anywhere:
+            return False
+        if symbol.defaults or symbol.selected_by or symbol.implied_by:
+            return False
+        return symbol.declared_in is None or "hw" not in symbol.declared_in.split("/")
+
+    def _dependency_index(self) -> dict[str, set[str]]:
+        dependents: dict[str, set[str]] = defaultdict(set)
+        for symbol in self.symbols.values():
+            mentioned: set[str] = set()
+            for expression in symbol.depends + symbol.defaults:
+                mentioned |= expression_symbols(expression)
+            for source, condition in symbol.selected_by + symbol.implied_by:
+                mentioned |= {source} | expression_symbols(condition)
+            for name in mentioned:
+                dependents[name].add(symbol.name)
+        return dependents
+
+    def _possible(self, expression: Expr | None, enabled: set[str]) -> bool:
+        if expression is None:
+            return True
+        kind = expression[0]
+        if kind == "sym":
+            return self._on(expression[1], enabled)
+        if kind == "not":
+            inner = expression[1]
+            if expression_symbols(inner) <= self._exact:  # target-fixed: decidable
+                return not self._possible(inner, enabled)
+            return True
+        if kind == "and":
+            return self._possible(expression[1], enabled) and self._possible(expression[2], enabled)
+        return self._possible(expression[1], enabled) or self._possible(expression[2], enabled)
+
+    def _on(self, name: str, enabled: set[str]) -> bool:
+        """Enabled for this target, or a host input that may be on."""
+        return name in enabled or name in self._external or name not in self.symbols
+
+    def _closure(self, target: DeviceTarget) -> set[str]:
+        enabled = {name for name, on in target.assigned.items() if on}
+        forced_off = {name for name, on in target.assigned.items() if not on}
+        # Architecture symbols first (AARCH64 selects ARM), so that `!ARM` is decided.
+        enabled |= target.seeds
+        exact_queue = deque(target.seeds)
+        while exact_queue:
+            for dependent in self._dependents.get(exact_queue.popleft(), ()):
+                if dependent in self._exact and dependent not in enabled and self._turns_on(dependent, enabled):
+                    enabled.add(dependent)
+                    exact_queue.append(dependent)
+        queue = deque(self.symbols)
+        while queue:
+            name = queue.popleft()
+            if name in enabled or name in forced_off or name in self._exact:
+                continue
+            if self._turns_on(name, enabled):
+                enabled.add(name)
+                queue.extend(self._dependents.get(name, ()))
+        return enabled
+
+    def _turns_on(self, name: str, enabled: set[str]) -> bool:
+        symbol = self.symbols.get(name)
+        if symbol is None or not all(self._possible(d, enabled) for d in symbol.depends):
+            return False
+        if any(self._on(source, enabled) and self._possible(c, enabled) for source, c in symbol.selected_by):
+            return True
+        if any(self._possible(condition, enabled) for condition in symbol.defaults):
+            return True
+        return any(self._on(source, enabled) and self._possible(c, enabled) for source, c in symbol.implied_by)
+
+    def _config_families(self, symbol: str) -> Families:
+        if not symbol.startswith("CONFIG_"):
+            return None
+        name = symbol[len("CONFIG_"):]
+        if name not in self.symbols or name in self._external:
+            return None
+        return frozenset(t.family for t in self.targets if name in self.enabled[t.name])
+
+    def _provenance(self, symbol: str) -> str:
+        """Why the symbol is on where it is: its selectors, impliers, defaults, device configs."""
+        name = symbol[len("CONFIG_"):]
+        info = self.symbols.get(name)
+        if info is None:
+            return ""
+        selected, implied, defaults, files = set(), set(), [], []
+        for target in self.targets:
+            enabled = self.enabled[target.name]
+            if name not in enabled:
+                continue
+            if target.assigned.get(name):
+                files.append(target.config_file)
+            selected |= {s for s, c in info.selected_by if self._on(s, enabled) and self._possible(c, enabled)}
+            implied |= {s for s, c in info.implied_by if self._on(s, enabled) and self._possible(c, enabled)}
+            if any(self._possible(c, enabled) for c in info.defaults):
+                defaults.append(target.name)
+        parts = []
+        if selected:
+            parts.append("selected by " + summarize_names(sorted(selected)))
+        if implied:
+            parts.append("implied by " + summarize_names(sorted(implied)))
+        if defaults:
+            parts.append("default y")
+        if files:
+            parts.append("set in " + summarize_names(sorted(set(files)), 2))
+        return f" ({'; '.join(parts)})" if parts else ""
+
+
+def read_target_config(path: Path) -> dict[str, str]:
+    """KEY=value lines of configs/targets/<target>.mak."""
+    values = {}
+    for line in read_text(path).splitlines():
+        key, equals, value = line.partition("=")
+        if equals and re.fullmatch(r"\w+", key.strip()):
+            values[key.strip()] = value.strip()
+    return values

@@ -1,0 +1,317 @@
+"""The meson build of current QEMU: source sets, subdir(), per-architecture dictionaries.
+
+`x_ss.add(when: 'CONFIG_X', if_true: files(...))` compiles files into source
+set x_ss when CONFIG_X is enabled; `x_ss.add_all(when: ..., if_true: y_ss)`
+nests one set in another; `hw_arch += {'arm': arm_ss}` (and target_arch,
+target_system_arch, ...) makes a set one architecture's.  Sets that are
+neither (specific_ss, system_ss, common_ss, ...) are built for every target,
+so only their `when:` conditions and enclosing `if` blocks restrict them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .build import BuildRule, ConfigSpace, join_relpath, read_text
+from .families import Families, arch_family, format_families, intersect, union
+
+_STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_SYMBOL = re.compile(r"^(CONFIG|TARGET)_\w+$")
+_CALL = re.compile(r"^(\w+)\s*\.\s*(add_all|add)\s*\((.*)\)$", re.S)
+_ASSIGNMENT = re.compile(r"^(\w+)\s*(\+=|=)\s*(.*)$", re.S)
+_SUBDIR = re.compile(r"^subdir\s*\(\s*'([^']*)'")
+_DICT_ENTRY = re.compile(r"'(\w+)'\s*:\s*(\w+)")
+_FILES_CALL = re.compile(r"files\s*\(([^()]*)\)")
+_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
+_KEYWORD_ARGUMENT = re.compile(r"^(\w+)\s*:(.*)$", re.S)
+_HAS_KEY = re.compile(r"has_key\s*\(\s*'(\w+)'\s*\)|'(\w+)'\s+in\s+\w+")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Symbols of an `if` or `when:` condition: all must hold, or any ("any")."""
+
+    symbols: tuple[str, ...]
+    any_of: bool = False
+
+
+@dataclass
+class SourceSetAddition:
+    meson_file: str
+    source_set: str
+    when: tuple[str, ...]  # string symbols of when: (all must hold)
+    blocks: tuple[Condition, ...]  # enclosing if-blocks that restrict
+    files: list[str] = field(default_factory=list)  # root-relative
+    negated: bool = False  # the files of if_false:
+    nested_sets: list[str] = field(default_factory=list)  # add_all / identifiers in if_true
+
+
+def statements(text: str) -> list[str]:
+    """Meson statements: comments dropped, lines joined inside brackets and after '\\'."""
+    result: list[str] = []
+    current: list[str] = []
+    depth = 0
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if text.startswith("'''", index):
+            end = text.find("'''", index + 3)
+            end = length if end < 0 else end + 3
+            current.append(text[index:end])
+            index = end
+            continue
+        if char == "'":
+            match = _STRING.match(text, index)
+            end = match.end() if match else length
+            current.append(text[index:end])
+            index = end
+            continue
+        if char == "#":
+            end = text.find("\n", index)
+            index = length if end < 0 else end
+            continue
+        if char == "\\" and text.startswith("\n", index + 1):
+            current.append(" ")
+            index += 2
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        if char == "\n" and depth == 0:
+            statement = "".join(current).strip()
+            if statement:
+                result.append(statement)
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    statement = "".join(current).strip()
+    if statement:
+        result.append(statement)
+    return result
+
+
+def split_arguments(text: str) -> list[str]:
+    """Top-level comma-separated arguments of a call."""
+    parts, current, depth, index = [], [], 0, 0
+    while index < len(text):
+        char = text[index]
+        if char == "'":
+            match = _STRING.match(text, index)
+            end = match.end() if match else len(text)
+            current.append(text[index:end])
+            index = end
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    if "".join(current).strip():
+        parts.append("".join(current).strip())
+    return parts
+
+
+def if_condition(expression: str) -> Condition | None:
+    """Restriction of `if config_all_devices.has_key('CONFIG_X') [or ...]`; None: none."""
+    without_strings = _STRING.sub("''", expression)
+    if re.search(r"\bnot\b", without_strings):
+        return None
+    operands = re.split(r"\b(and|or)\b", expression)
+    connectives = set(operands[1::2])
+    if len(connectives) > 1:
+        return None
+    symbols, unrestricted_operand = [], False
+    for operand in operands[0::2]:
+        found = [a or b for a, b in _HAS_KEY.findall(operand)]
+        found = [symbol for symbol in found if _SYMBOL.match(symbol)]
+        if found:
+            symbols.extend(found)
+        else:
+            unrestricted_operand = True
+    any_of = connectives == {"or"}
+    if not symbols or (any_of and unrestricted_operand):
+        return None
+    return Condition(tuple(symbols), any_of)
+
+
+class MesonBuild:
+    """Every file the meson source sets compile, with the rules that compile it."""
+
+    def __init__(self, root: Path, configs: ConfigSpace) -> None:
+        self.root = root
+        self.configs = configs
+        self.additions: list[SourceSetAddition] = []
+        # files() outside source sets: libraries and executables linked into every build
+        self.plain_listings: list[SourceSetAddition] = []
+        self.set_families_by_dict: dict[str, set[str]] = defaultdict(set)
+        self._file_lists: dict[str, list[str]] = {}
+        self._read("", ())
+        self._nestings: dict[str, SourceSetAddition] = {}
+        for addition in self.additions:
+            if not addition.negated:
+                for name in addition.nested_sets:
+                    self._nestings.setdefault(name, addition)
+        self.set_families = self._solve_set_families()
+
+    def _read(self, folder: str, blocks: tuple[Condition | None, ...], depth: int = 0) -> None:
+        meson_file = join_relpath(folder, "meson.build")
+        if depth > 64:
+            return
+        open_blocks: list[Condition | None] = []
+        for statement in statements(read_text(self.root / meson_file)):
+            keyword = statement.split(None, 1)[0] if statement else ""
+            if keyword == "if":
+                open_blocks.append(if_condition(statement[2:]))
+            elif keyword in ("elif", "else"):
+                if open_blocks:
+                    open_blocks[-1] = None
+            elif keyword == "foreach":
+                open_blocks.append(None)
+            elif keyword in ("endif", "endforeach"):
+                if open_blocks:
+                    open_blocks.pop()
+            elif subdir := _SUBDIR.match(statement):
+                self._read(join_relpath(folder, subdir.group(1)), blocks + tuple(open_blocks), depth + 1)
+            elif call := _CALL.match(statement):
+                active = tuple(b for b in blocks + tuple(open_blocks) if b is not None)
+                self._add(meson_file, folder, call.group(1), call.group(3), active)
+            else:
+                if assignment := _ASSIGNMENT.match(statement):
+                    self._assign(folder, *assignment.groups())
+                if "files" in statement:
+                    active = tuple(b for b in blocks + tuple(open_blocks) if b is not None)
+                    self.plain_listings.append(SourceSetAddition(
+                        meson_file, "", (), active, files=self._files_in(folder, statement)))
+
+    def _assign(self, folder: str, name: str, operator: str, value: str) -> None:
+        if value.lstrip().startswith("{"):
+            for key, identifier in _DICT_ENTRY.findall(value):
+                family = arch_family(key)
+                if family in self.configs.known_families:
+                    self.set_families_by_dict[identifier].add(family)
+        elif "files" in value:
+            files = self._files_in(folder, value)
+            self._file_lists[name] = (self._file_lists.get(name, []) if operator == "+=" else []) + files
+
+    def _files_in(self, folder: str, value: str) -> list[str]:
+        files = []
+        for arguments in _FILES_CALL.findall(value):
+            files.extend(join_relpath(folder, name) for name in _STRING.findall(arguments))
+        without_calls = _STRING.sub("''", _FILES_CALL.sub("", value))
+        for identifier in _IDENTIFIER.findall(without_calls):
+            files.extend(self._file_lists.get(identifier, ()))
+        return files
+
+    def _add(self, meson_file: str, folder: str, source_set: str, arguments: str,
+             blocks: tuple[Condition, ...]) -> None:
+        when: tuple[str, ...] = ()
+        true_values, false_values = [], []
+        for argument in split_arguments(arguments):
+            keyword = _KEYWORD_ARGUMENT.match(argument)
+            key, value = keyword.groups() if keyword else ("", argument)
+            if key == "when":
+                when = tuple(s for s in _STRING.findall(value) if _SYMBOL.match(s))
+            elif key in ("", "if_true"):
+                true_values.append(value)
+            elif key == "if_false":
+                false_values.append(value)
+        for values, negated in ((true_values, False), (false_values, True)):
+            if not values:
+                continue
+            joined = " ".join(values)
+            addition = SourceSetAddition(meson_file, source_set, when, blocks,
+                                         files=self._files_in(folder, joined), negated=negated)
+            without = _STRING.sub("''", _FILES_CALL.sub("", joined))
+            addition.nested_sets = [i for i in _IDENTIFIER.findall(without)
+                                    if i not in self._file_lists and i != "files"]
+            self.additions.append(addition)
+
+    def _condition_families(self, condition: Condition) -> Families:
+        combined: Families = frozenset() if condition.any_of else None
+        for symbol in condition.symbols:
+            families = self.configs.families(symbol)
+            combined = union(combined, families) if condition.any_of else intersect(combined, families)
+        return combined
+
+    def addition_families(self, addition: SourceSetAddition, set_families: dict[str, Families]) -> Families:
+        families = set_families.get(addition.source_set)
+        if not addition.negated:  # if_false holds where the condition fails: no narrowing
+            for symbol in addition.when:
+                families = intersect(families, self.configs.families(symbol))
+        for block in addition.blocks:
+            families = intersect(families, self._condition_families(block))
+        return families
+
+    def _solve_set_families(self) -> dict[str, Families]:
+        """A set in an architecture dictionary is that architecture's; a set only nested
+        in others inherits their restrictions; any other set is built for every target."""
+        nested = {name for a in self.additions for name in a.nested_sets}
+        families: dict[str, Families] = {}
+        for name in nested:
+            families[name] = frozenset()
+        for name, dict_families in self.set_families_by_dict.items():
+            families[name] = frozenset(dict_families)
+        inherited = nested - set(self.set_families_by_dict)
+        changed = True
+        while changed:
+            update: dict[str, Families] = {name: frozenset() for name in inherited}
+            for addition in self.additions:
+                parent = self.addition_families(addition, families)
+                for name in addition.nested_sets:
+                    if name in update:
+                        update[name] = union(update[name], parent)
+            changed = any(update[name] != families[name] for name in inherited)
+            families.update(update)
+        return families
+
+    def rules(self) -> dict[str, list[BuildRule]]:
+        result: dict[str, list[BuildRule]] = defaultdict(list)
+        in_source_sets = {source for addition in self.additions for source in addition.files}
+        for listing in self.plain_listings:
+            listing.files = [source for source in listing.files if source not in in_source_sets]
+        for addition in self.additions + self.plain_listings:
+            if not addition.files:
+                continue
+            families = self.addition_families(addition, self.set_families)
+            description = self._describe(addition)
+            symbols = () if addition.negated else addition.when
+            symbols += tuple(s for block in addition.blocks for s in block.symbols)
+            nesting = self._first_nesting(addition.source_set)
+            if nesting is not None:
+                symbols += nesting.when
+            for source in addition.files:
+                result[source].append(BuildRule(addition.meson_file, description, symbols, families))
+        return result
+
+    def _describe(self, addition: SourceSetAddition) -> str:
+        text = f"{addition.meson_file}: {addition.source_set or 'files() outside source sets'}"
+        if addition.when:
+            condition = " and ".join(addition.when)
+            text += f" unless {condition} (if_false)" if addition.negated else f" when {condition}"
+        for block in addition.blocks:
+            text += f" inside `if` on {(' or ' if block.any_of else ' and ').join(block.symbols)}"
+        owners = self.set_families_by_dict.get(addition.source_set)
+        nesting = self._first_nesting(addition.source_set)
+        if owners:
+            text += f" ({format_families(owners)} source set)"
+        elif nesting is not None:
+            text += f" (added to {nesting.source_set}"
+            text += f" when {' and '.join(nesting.when)})" if nesting.when else ")"
+        return text
+
+    def _first_nesting(self, source_set: str) -> SourceSetAddition | None:
+        """The add_all() that puts a set into another one, for reasons."""
+        if source_set in self.set_families_by_dict:
+            return None
+        return self._nestings.get(source_set)

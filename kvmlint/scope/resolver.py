@@ -1,0 +1,145 @@
+"""Architecture scope of each file of a QEMU tree, from its paths and build files."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .build import BuildRule, ConfigSpace
+from .families import ARCH_FAMILIES, Families, arch_family, format_families, path_convention, sort_families, union
+from .kconfig import KconfigSpace
+from .makefiles import DefaultConfigs, MakefileBuild, target_of_config_file
+from .meson import MesonBuild
+
+_SOURCE_SUFFIXES = (".c", ".cc", ".m", ".S")
+_MAX_RULES_IN_REASON = 2
+
+
+@dataclass(frozen=True)
+class Scope:
+    arches: frozenset[str]  # families the file is built for; empty when built for every target
+    common: bool  # architecture-independent code
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "common" if self.common else ",".join(sort_families(self.arches))
+
+
+class ScopeResolver:
+    """Decides, per file, whether it is common code or some architectures' code.
+
+    Build files are read once, on the first question.  A file built for two
+    or more families is common code: the KVM predicates it asks mean
+    different things on each of them.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @cached_property
+    def known_families(self) -> frozenset[str]:
+        """Families of the tree's targets, from its target folders and target configs."""
+        names = {entry[len("target-"):] for entry in self._folders("") if entry.startswith("target-")}
+        names |= set(self._folders("target"))
+        for folder in ("default-configs", "configs/targets"):
+            names |= {target_of_config_file(entry) for entry in self._entries(folder)}
+        names |= {target_of_config_file(entry + ".mak") for entry in self._folders("configs/devices")}
+        names.discard(None)
+        return frozenset(ARCH_FAMILIES) | {arch_family(name) for name in names}
+
+    def _entries(self, folder: str) -> list[str]:
+        try:
+            return os.listdir(self.root / folder)
+        except OSError:
+            return []
+
+    def _folders(self, folder: str) -> list[str]:
+        return [entry for entry in self._entries(folder) if (self.root / folder / entry).is_dir()]
+
+    @cached_property
+    def era(self) -> str:
+        """"meson" (current layout), "make" (2012-2019) or "none"."""
+        if (self.root / "meson.build").is_file():
+            return "meson"
+        if (self.root / "Makefile.objs").is_file() or (self.root / "Makefile.target").is_file():
+            return "make"
+        return "none"
+
+    @cached_property
+    def configs(self) -> ConfigSpace:
+        if self.era == "meson":
+            return KconfigSpace(self.root, self.known_families)
+        if self.era == "make":
+            return DefaultConfigs(self.root, self.known_families)
+        return ConfigSpace(self.known_families)
+
+    @cached_property
+    def _makefiles(self) -> MakefileBuild | None:
+        return MakefileBuild(self.root, self.configs) if self.era == "make" else None
+
+    @cached_property
+    def rules(self) -> dict[str, list[BuildRule]]:
+        if self.era == "meson":
+            return MesonBuild(self.root, self.configs).rules()
+        if self._makefiles is not None:
+            return self._makefiles.rules()
+        return {}
+
+    def scope_of(self, relpath: str) -> Scope:
+        relpath = posixpath.normpath(relpath.replace("\\", "/")).lstrip("/")
+        convention = path_convention(relpath, self.known_families)
+        rules = self.rules.get(relpath, []) if relpath.endswith(_SOURCE_SUFFIXES) else []
+        if convention is not None:
+            family, folder = convention
+            reason = f"in {folder}, {family} code by path"
+            if rules:
+                reason += f"; {rules[0].description}"
+            return Scope(frozenset({family}), False, reason)
+        if rules:
+            return self._scope_from_rules(relpath, rules)
+        return self._scope_without_rules(relpath)
+
+    def _scope_from_rules(self, relpath: str, rules: list[BuildRule]) -> Scope:
+        families: Families = frozenset()
+        for rule in rules:
+            families = union(families, rule.families)
+        if families is None:
+            unrestricted = next(rule for rule in rules if rule.families is None)
+            return Scope(frozenset(), True, self._describe([unrestricted]) + "; built for every target")
+        if not families:
+            fallback = self._scope_without_rules(relpath)
+            return Scope(fallback.arches, fallback.common,
+                         f"{self._describe(rules)}; no target's default configuration builds it, "
+                         f"so by path: {fallback.reason}")
+        contributing = [rule for rule in rules if rule.families]
+        reason = self._describe(contributing)
+        if len(families) == 1:
+            return Scope(families, False, reason)
+        return Scope(families, True, f"{reason}; built for {len(families)} arch families "
+                                     f"({format_families(families)}), so common code")
+
+    def _describe(self, rules: list[BuildRule]) -> str:
+        rules = list({rule.description: rule for rule in rules}.values())
+        shown = rules[:_MAX_RULES_IN_REASON]
+        text = " and ".join(rule.description for rule in shown)
+        if len(rules) > len(shown):
+            text += f" (+{len(rules) - len(shown)} more rules)"
+        explained = dict.fromkeys(s for rule in shown for s in rule.symbols if self.configs.families(s) is not None)
+        for symbol in explained:
+            text += f"; {self.configs.explain(symbol)}"
+        return text
+
+    def _scope_without_rules(self, relpath: str) -> Scope:
+        folder = posixpath.dirname(relpath)
+        if self._makefiles is not None:
+            folder_rule = self._makefiles.folder_rule_families(folder)
+            if folder_rule is not None and len(folder_rule[0]) == 1:
+                families, origin = folder_rule
+                return Scope(families, False,
+                             f"in {folder}/, a folder built only for {format_families(families)} (from {origin})")
+        kind = "header" if relpath.endswith(".h") else "no build rule found"
+        return Scope(frozenset(), True, f"{kind}; generic path")
