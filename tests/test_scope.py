@@ -234,10 +234,10 @@ def qcurrent() -> ScopeResolver:
     ("kvm-stub.c", "common", ["Makefile.target"]),
     ("hw/virtio-pci.c", "common", ["hw/Makefile.objs", "hw-obj-$(CONFIG_VIRTIO_PCI)",
                                    "x86, arm, ppc", "default-configs",
-                                   "3 arch families"]),
+                                   "3 KVM architectures"]),
     ("hw/msi.c", "common", ["CONFIG_PCI"]),
     ("hw/msix.c", "common", ["CONFIG_PCI"]),
-    ("hw/i8259.c", "common", ["CONFIG_I8259", "x86, ppc", "2 arch families", "common code"]),
+    ("hw/i8259.c", "common", ["CONFIG_I8259", "x86, ppc", "2 KVM architectures", "common code"]),
     ("hw/pc.c", "x86", ["hw/i386/Makefile.objs", "added with ../ prefix"]),
     ("hw/pc_piix.c", "x86", ["hw/i386/Makefile.objs", "added with ../ prefix"]),
     ("hw/hpet.c", "x86", ["CONFIG_HPET can be enabled only for x86", "i386-softmmu.mak"]),
@@ -245,7 +245,7 @@ def qcurrent() -> ScopeResolver:
     ("hw/kvm/clock.h", "x86", ["hw/kvm/", "hw/i386/Makefile.objs"]),
     ("hw/a15mpcore.c", "arm", ["hw/arm/Makefile.objs"]),
     ("hw/xics.c", "ppc", ["hw/ppc/Makefile.objs", "obj-$(CONFIG_PSERIES)"]),
-    ("device_tree.c", "common", ["hw/arm/Makefile.objs", "hw/ppc/Makefile.objs", "2 arch families"]),
+    ("device_tree.c", "common", ["hw/arm/Makefile.objs", "hw/ppc/Makefile.objs", "2 KVM architectures"]),
     ("target-i386/kvm.c", "x86", ["target-i386/", "by path", "target-i386/Makefile.objs"]),
     ("target-ppc/kvm.c", "ppc", ["target-ppc/"]),
     ("target-ppc/kvm_ppc.h", "ppc", ["target-ppc/"]),
@@ -267,15 +267,15 @@ def test_scope_2012_fixture(q2012, path, label, reason_parts):
     ("accel/stubs/kvm-stub.c", "common", ["unless CONFIG_KVM (if_false)"]),
     ("include/system/kvm.h", "common", ["header"]),
     ("hw/virtio/virtio-pci.c", "common", ["hw/virtio/meson.build", "system_virtio_ss when CONFIG_VIRTIO_PCI",
-                                          "default y", "6 arch families"]),
+                                          "default y", "6 KVM architectures"]),
     ("hw/intc/xics.c", "ppc", ["hw/intc/meson.build", "specific_ss when CONFIG_XICS",
                                "only for ppc", "selected by POWERNV, PSERIES"]),
     ("hw/intc/arm_gicv3_common.c", "arm", ["system_ss when CONFIG_ARM_GIC", "selected by ARM_VIRT"]),
     ("hw/intc/loongarch_pch_pic.c", "loongarch", ["selected by LOONGARCH_VIRT"]),
     ("hw/intc/two_arch_ipi.c", "common", ["CONFIG_TWO_ARCH_IPI", "loongarch, mips",
                                           "selected by LOONGARCH_VIRT, LOONGSON3V",
-                                          "2 arch families", "common code"]),
-    ("hw/intc/irq_count.c", "common", ["`if` on CONFIG_APIC or CONFIG_XICS", "2 arch families (x86, ppc)"]),
+                                          "2 KVM architectures", "common code"]),
+    ("hw/intc/irq_count.c", "common", ["`if` on CONFIG_APIC or CONFIG_XICS", "2 KVM architectures (x86, ppc)"]),
     ("hw/intc/xics_kvm.c", "ppc", ["CONFIG_KVM and CONFIG_XICS"]),
     ("hw/intc/s390_flic.c", "s390x", ["selected by S390X, S390_CCW_VIRTIO"]),
     ("hw/intc/ioapic-stub.c", "common", ["unless CONFIG_IOAPIC (if_false)"]),
@@ -421,7 +421,7 @@ class TestRealTree:
             ipi = resolver.scope_of("hw/intc/loongson_ipi_common.c")
             if (Path(REAL_TREE) / "hw/intc/loongson_ipi_common.c").exists():
                 assert ipi.arches == frozenset({"loongarch", "mips"})
-                assert "2 arch families" in ipi.reason
+                assert "2 KVM architectures" in ipi.reason
 
     def test_every_x86_machine_file_is_x86(self, resolver, era):
         folder = Path(REAL_TREE) / "hw" / "i386"

@@ -16,7 +16,7 @@ Decisions worth knowing:
 """
 
 from kvmlint.model.drift import Drift, format_drift, verify
-from kvmlint.model.evidence import Proposal, propose
+from kvmlint.model.evidence import Proposal, legitimate_question, propose
 from kvmlint.model.expression import ExpressionError
 from kvmlint.model.semantics import Configuration, IrqchipSettings, Model, infer_era, load_model
 from kvmlint.model.tables import format_model_table, format_validation_table
@@ -26,5 +26,5 @@ from kvmlint.model.vocabulary import capability_arches, concept_arch
 __all__ = [
     "Configuration", "Difference", "Drift", "ExpressionError", "IrqchipSettings", "Model", "Proposal",
     "Validation", "capability_arches", "concept_arch", "format_drift", "format_model_table",
-    "format_validation_table", "infer_era", "load_model", "propose", "validate", "verify",
+    "format_validation_table", "infer_era", "legitimate_question", "load_model", "propose", "validate", "verify",
 ]

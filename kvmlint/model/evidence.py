@@ -77,6 +77,16 @@ def _scores(context: SiteContext) -> list[tuple[int, dict, tuple[str, ...]]]:
     return sorted(found, key=lambda item: -item[0])
 
 
+def legitimate_question(context: SiteContext) -> tuple[str, tuple[str, ...]] | None:
+    """(question, evidence) when the best evidence says the site rightly asks about the
+    irqchip (which interrupt controller model to use), else None."""
+    found = _scores(context)
+    if not found or not found[0][1].get("legitimate"):
+        return None
+    _, category, says = found[0]
+    return category["question"], says
+
+
 def propose(model: Model, context: SiteContext, era: str | None = None) -> Proposal | None:
     """The precise predicate for one proxy site, validated; None when a person must decide."""
     era = era or model.era

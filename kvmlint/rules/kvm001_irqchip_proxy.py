@@ -56,7 +56,7 @@ PROXY = "kvm_irqchip_in_kernel"
 
 
 def check(analysis, symbols=None) -> Iterator[Finding]:
-    from kvmlint.model import propose
+    from kvmlint.model import legitimate_question, propose
 
     model = analysis.model
     for located in analysis.index.references.get(PROXY, ()):
@@ -67,8 +67,8 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
         if owner is not None and model.defines_generic_predicate(owner):
             continue  # the proxy inside a predicate's own definition is that predicate's meaning
         scope = analysis.scope(located.path)
-        if not scope.common:
-            continue
+        if not scope.common or legitimate_question(reference.context):
+            continue  # target code, or device code choosing its in-kernel model: both may ask
         proposal = propose(model, reference.context, analysis.era)
         yield _finding(located.path, reference, owner, scope, proposal, model)
 

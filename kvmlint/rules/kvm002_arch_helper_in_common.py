@@ -94,11 +94,13 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
 def _caller_arch(analysis, name: str, definitions) -> str | None:
     """The one architecture whose code calls `name`, if all callers agree."""
     own = {(d.path, d.item.span.start_byte, d.item.span.end_byte) for d in definitions}
+    # A file with its own static definition calls that one, not the common helper.
+    own_static = {d.path for d in definitions if "static" in d.item.storage}
     arches: set[str] = set()
     callers = 0
     for use in analysis.index.callers_of(name):
         ref = use.item
-        if ref.function == name or ref.macro == name or _inside(ref, use.path, own):
+        if ref.function == name or ref.macro == name or _inside(ref, use.path, own) or use.path in own_static:
             continue  # the helper's own definitions and stubs
         scope = analysis.scope(use.path)
         if scope.common:

@@ -117,10 +117,13 @@ class ScopeResolver:
                          f"so by path: {fallback.reason}")
         contributing = [rule for rule in rules if rule.families]
         reason = self._describe(contributing)
-        if len(families) == 1:
+        # Only architectures with KVM can disagree about what the irqchip means:
+        # a file shared by arm and hexagon is arm's as far as KVM is concerned.
+        with_kvm = families & set(ARCH_FAMILIES)
+        if len(with_kvm) <= 1:
             return Scope(families, False, reason)
-        return Scope(families, True, f"{reason}; built for {len(families)} arch families "
-                                     f"({format_families(families)}), so common code")
+        return Scope(families, True, f"{reason}; built for {len(with_kvm)} KVM architectures "
+                                     f"({format_families(with_kvm)}), so common code")
 
     def _describe(self, rules: list[BuildRule]) -> str:
         rules = list({rule.description: rule for rule in rules}.values())
