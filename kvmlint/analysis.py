@@ -12,13 +12,23 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from kvmlint.errors import UsageError
+from kvmlint.extract import extract
 from kvmlint.facts import FileFacts
 from kvmlint.findings import Finding
 from kvmlint.index import Index
 from kvmlint.parallel import ExtractionResult, extract_all
 from kvmlint.rules import Selection, all_rules, resolve
 from kvmlint.scope import Scope, ScopeResolver
-from kvmlint.source import SourceSet, is_c_file
+from kvmlint.source import SourceSet, is_c_file, is_python_file
+
+
+PROXY = "kvm_irqchip_in_kernel"
+# Where each layout keeps the KVM header: kvm.h (2012), include/sysemu/kvm.h, include/system/kvm.h.
+KVM_HEADER_GLOBS = ("kvm.h", "include/*/kvm.h")
+
+
+def kvm_headers(root) -> list:
+    return [path for pattern in KVM_HEADER_GLOBS for path in sorted(root.glob(pattern)) if path.is_file()]
 
 
 @dataclass
@@ -48,7 +58,15 @@ class Analysis:
     def era(self) -> str:
         from kvmlint.model import infer_era
 
-        return self.era_override or infer_era(self.index.defined_symbols() | set(self.index.assignments))
+        if self.era_override:
+            return self.era_override
+        symbols = self.index.defined_symbols() | set(self.index.assignments)
+        if PROXY not in symbols:
+            # Only some files were checked (a pre-commit run): read the tree's KVM header too.
+            for header in kvm_headers(self.root):
+                facts = extract(header.relative_to(self.root).as_posix(), header.read_bytes())
+                symbols |= {d.name for d in facts.definitions} | {a.name for a in facts.assignments}
+        return infer_era(symbols)
 
     @cached_property
     def model(self):
@@ -66,6 +84,7 @@ def analyse(
     started = time.perf_counter()
     c_files = [f for f in sources.files if is_c_file(f)]
     extraction = extract_all(sources.root, c_files, jobs=jobs, on_progress=on_progress)
+    _add_python_facts(extraction, sources)
     parsed = time.perf_counter()
     index = Index.build(extraction.facts)
     indexed = time.perf_counter()
@@ -76,6 +95,20 @@ def analyse(
         era_override=era,
         timings={"read+parse": parsed - started, "index": indexed - parsed},
     )
+
+
+def _add_python_facts(extraction: ExtractionResult, sources: SourceSet) -> None:
+    """QEMU's Python tests, read with libcst (only those that name kernel_irqchip at all)."""
+    python_files = [f for f in sources.files if is_python_file(f)]
+    if not python_files:
+        return
+    from kvmlint.pyextract import extract_python
+
+    python = extract_python(sources.root, python_files)
+    extraction.facts = dict(sorted({**extraction.facts, **python.facts}.items()))
+    extraction.skipped.extend(python.skipped)
+    extraction.files_read += python.files_read
+    extraction.bytes_read += python.bytes_read
 
 
 # `--strict` reports each suppression comment that silences nothing as a

@@ -70,7 +70,7 @@ def check(
     from kvmlint.findings import Finding
     from kvmlint.progress import Progress, wanted as progress_wanted
     from kvmlint.reporters import Report, render, render_statistics, write_atomically
-    from kvmlint.source import discover, find_root
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
 
     started = time.perf_counter()
     if staged and diff_base:
@@ -81,7 +81,8 @@ def check(
     selections = rules.select(
         _split_words(selected) or list(config.select), _split_words(ignored) or list(config.ignore)
     )
-    sources = discover(list(paths), tuple(exclude) or config.exclude)
+    # Python files too: KVM006 reads QEMU's functional tests
+    sources = discover(list(paths), tuple(exclude) or config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
     changes = None
     if staged or diff_base:
         changes = staged_changes(sources.root) if staged else changes_since(sources.root, diff_base)
@@ -167,11 +168,11 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import discover
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
     from kvmlint.validation import validate_plan
 
     selections = rules.select(_split_words(rule_words))
-    sources = discover([path])
+    sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
     analysis = analyse(sources, jobs=jobs, era=era)
     result = run_rules(analysis, selections)
     proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
@@ -222,6 +223,61 @@ def explain(rule: str) -> None:
     click.echo(f"{chosen.summary}\n")
     click.echo(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.\n")
     click.echo(chosen.docs)
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--arch", "arches", multiple=True, help="Only these architectures (repeatable).")
+@click.option("--era", type=click.Choice(["2012", "current"]), default="current", show_default=True)
+@click.option("--needs", default=None, help="The expression the site really needs, to judge the direction of each difference.")
+def validate(old, new, arches, era, needs) -> None:
+    """Compare two C conditions over every configuration of every architecture.
+
+    Exit 0 when the rewrite is safe, 1 when it is not."""
+    from kvmlint.model import ExpressionError, format_validation_table, load_model
+    from kvmlint.model import validate as compare
+
+    model = load_model(era)
+    unknown = sorted(set(arches) - set(model.arches))
+    if unknown:
+        raise UsageError(f"unknown architecture {', '.join(unknown)}; known: {', '.join(model.arches)}")
+    try:
+        verdict = compare(model, old, new, arches=tuple(arches) or None, needed=needs)
+    except ExpressionError as error:
+        raise UsageError(f"cannot read the expression: {error}") from error
+    click.echo(format_validation_table(verdict))
+    sys.exit(0 if verdict.safe else EXIT_FINDINGS)
+
+
+@cli.command()
+@click.option("--arch", default=None, help="Only this architecture.")
+@click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="[default: current, or the tree's with --verify]")
+@click.option("--verify", "tree", type=click.Path(), default=None, help="Derive each architecture's facts from this tree's setters and report drift.")
+def model(arch, era, tree) -> None:
+    """Print each architecture's predicates by configuration, or check them against a tree."""
+    from kvmlint.model import format_drift, format_model_table, load_model, verify
+
+    if tree is None:
+        chosen = load_model(era or "current")
+        if arch is not None and arch not in chosen.arches:
+            raise UsageError(f"unknown architecture {arch}; known: {', '.join(chosen.arches)}")
+        click.echo(format_model_table(chosen, arch))
+        return
+    from kvmlint.analysis import analyse
+    from kvmlint.source import discover
+
+    analysis = analyse(discover([tree]), era=era)
+    setters = []
+    for located in (a for assignments in analysis.index.assignments.values() for a in assignments):
+        scope = analysis.scope(located.path)
+        assignment = located.item
+        for where in ["common"] if scope.common else sorted(scope.arches):
+            setters.append((where, assignment.name, assignment.value, located.path, assignment.span.line, assignment.function))
+    drifts = verify(analysis.model, setters)
+    click.echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
+    click.echo(format_drift(drifts))
+    sys.exit(EXIT_FINDINGS if any(not d.era_difference for d in drifts) else 0)
 
 
 @cli.command("rules")

@@ -1,4 +1,4 @@
-"""Plain, picklable facts that a parser worker extracts from one C file.
+"""Plain, picklable facts that a parser worker extracts from one C or Python file.
 
 Workers parse with tree-sitter and return only these records, so that the
 main process never needs a syntax tree to index, check or report.
@@ -97,6 +97,29 @@ class StringLiteral:
     function: str | None
 
 
+@dataclass(frozen=True)
+class ArchHint:
+    """Something in a Python test that names the target it runs: what KVM006 reads the arch from."""
+
+    kind: str  # "target" (a QEMU target name: x86_64, aarch64) | "machine" (a machine type: q35, virt)
+    name: str
+    origin: str  # where it was seen, for the message: "tests/functional/aarch64/", "set_machine('q35')"
+    # nearer first: 0 the test's folder, 1 the option's own -machine list, then 2, 3, ... the
+    # enclosing functions and classes from the innermost out, the file last
+    rank: int
+
+
+@dataclass(frozen=True)
+class IrqchipOption:
+    """A literal `kernel_irqchip=V` / `kernel-irqchip=V` setting in a Python test (read with libcst)."""
+
+    value: str
+    spelling: str  # "kernel_irqchip" | "kernel-irqchip"
+    context: str  # "-machine" | "-accel" | "options" (an option list whose option is not visible)
+    span: Span  # of the value, inside its string literal
+    hints: tuple[ArchHint, ...] = ()
+
+
 @dataclass
 class FileFacts:
     path: str  # relative, forward slashes
@@ -108,6 +131,7 @@ class FileFacts:
     assignments: list[Assignment] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     strings: list[StringLiteral] = field(default_factory=list)
+    irqchip_options: list[IrqchipOption] = field(default_factory=list)  # Python files only
     # File-level names only this file can use: static functions and variables,
     # struct and typedef definitions.  A body that uses one cannot move elsewhere.
     private_names: frozenset[str] = frozenset()

@@ -20,7 +20,8 @@ PYTHON_SUFFIXES = (".py",)
 MAX_FILE_BYTES = 8 * 1024 * 1024
 # The cheap literal prefilter: a C file without any of these needs no parse.
 PREFILTER_LITERALS = (b"kvm", b"KVM", b"kernel_irqchip", b"kernel-irqchip")
-ROOT_MARKERS = ("configure", ".git")
+# A QEMU checkout's root: its configure script, its build files of either era, or git.
+ROOT_MARKERS = ("configure", "Makefile.target", "configs/targets", ".git")
 SKIPPED_DIR_NAMES = {".git", "__pycache__", ".venv", "node_modules", ".tox"}
 
 

@@ -102,7 +102,9 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
             content = _new_stub(analysis, layout, arch, stubs[0].path, stub_text, read)
             new_files.append(NewFile(layout.stub, content))
             planned[layout.stub] = content
-            edits.append(_build_line(analysis, layout, stubs[0].path, read))
+            build_line = _build_line(analysis, layout, stubs[0].path, read)
+            if build_line is not None:
+                edits.append(build_line)
 
     after = Path(prototypes[0].path).name if prototypes else None
     needing = {use.path for use in analysis.index.callers_of(symbol) if not is_common_kvm_file(analysis, use.path)}
@@ -257,11 +259,15 @@ def _new_stub(analysis, layout: TargetLayout, arch: str, common_stub: str, stub_
     return (_comment_block(title, _licence(analysis, common_stub, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
 
 
-def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit:
-    """Build the new stub exactly when the common stub is built, in the target's build file."""
+def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit | None:
+    """Build the new stub exactly when the common stub is built, in the target's build file
+    (None when that build file already names it)."""
     root = analysis.root
     makefile = f"{layout.directory}/Makefile.objs"
     meson = f"{layout.directory}/meson.build"
+    for build_file, name in ((makefile, b"kvm-stub.o"), (meson, b"'kvm-stub.c'")):
+        if (root / build_file).exists() and name in read(build_file):
+            return None
     if (root / makefile).exists():
         data = read(makefile)
         kvm_line = MAKE_KVM_LINE.search(data)

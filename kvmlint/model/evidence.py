@@ -83,7 +83,10 @@ def legitimate_question(context: SiteContext) -> tuple[str, tuple[str, ...]] | N
     found = _scores(context)
     if not found or not found[0][1].get("legitimate"):
         return None
-    _, category, says = found[0]
+    score, category, says = found[0]
+    # Silencing a site needs at least the evidence a medium-confidence proposal needs.
+    if score < load_toml("evidence.toml")["medium"]:
+        return None
     return category["question"], says
 
 

@@ -75,7 +75,8 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
 
 def _finding(path, reference, owner, scope, proposal, model) -> Finding:
     span = reference.span
-    where = f"in common code ({scope.reason})"
+    # The last clause of a scope's reason says why it is common; `kvmlint scope` shows the rest.
+    where = f"in common code ({scope.reason.rsplit('; ', 1)[-1].removesuffix(', so common code')})"
     if proposal is None:
         arch = model.arch_of_predicate(owner) if owner else None
         if arch:
