@@ -79,13 +79,15 @@ def main() -> None:
 
 
 def compare(tree: Path, runs: int) -> None:
-    sg = shutil.which("ast-grep") or shutil.which("sg")
+    # Not `sg`: on Debian that name is shadow's setgid newgrp.
+    beside_python = str(Path(sys.executable).parent)
+    sg = shutil.which("ast-grep") or shutil.which("ast-grep", path=beside_python)
     if sg:
         median, _, _ = timed([sg, "run", "--lang", "c", "--pattern", "kvm_irqchip_in_kernel()", str(tree)], runs)
         print(f"ast-grep one pattern: median {median:.2f}s")
     else:
         print("ast-grep: not installed (pip install ast-grep-cli)")
-    spatch = shutil.which("spatch")
+    spatch = shutil.which("spatch") or shutil.which("spatch", path=beside_python)
     if spatch:
         with tempfile.NamedTemporaryFile("w", suffix=".cocci", delete=False) as cocci:
             cocci.write("@@\n@@\n* kvm_irqchip_in_kernel()\n")

@@ -87,14 +87,17 @@ def find_settings(text: str) -> list[Setting]:
     return found
 
 
-def machines_in(text: str) -> list[str]:
-    """Machine types the text starts: `-machine q35,...`, `-M pseries`, avocado's `machine:virt` tag."""
+def machines_in(text: str) -> list[tuple[str, str]]:
+    """(machine type, where) for each machine the text starts: `-machine q35,...`, `-M pseries`,
+    avocado's `machine:virt` tag."""
     words = WORD.findall(text)
-    names = [list_machine(word) for option, word in zip(words, words[1:]) if option in MACHINE_OPTIONS]
-    names += MACHINE_TAG.findall(text)
-    return [name for name in names if name]
+    found = [(list_machine(word), f"{option} {word}") for option, word in zip(words, words[1:]) if option in MACHINE_OPTIONS]
+    found += [(name, f"tag machine:{name}") for name in MACHINE_TAG.findall(text)]
+    return [(name, origin) for name, origin in found if name]
 
 
-def targets_in(text: str) -> list[str]:
-    """QEMU targets the text names: `qemu-system-aarch64`, avocado's `arch:ppc64` tag."""
-    return QEMU_BINARY.findall(text) + ARCH_TAG.findall(text)
+def targets_in(text: str) -> list[tuple[str, str]]:
+    """(QEMU target, where) for each target the text names: `qemu-system-aarch64`, avocado's `arch:ppc64` tag."""
+    return [(name, f"qemu-system-{name}") for name in QEMU_BINARY.findall(text)] + [
+        (name, f"tag arch:{name}") for name in ARCH_TAG.findall(text)
+    ]

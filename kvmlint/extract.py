@@ -30,7 +30,8 @@ KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
 SUPPRESSION = re.compile(
     rb"(?://|/\*)[^\n]*?kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])?", re.IGNORECASE
 )
-IRQCHIP_OPTION = re.compile(r"kernel[_-]irqchip")
+# Macro bodies are re-parsed only for uses of QEMU's own kvm_* names (not KVM_* ABI constants).
+QEMU_KVM_NAME = re.compile(rb"\bkvm_")
 # Uses of these symbols get a SiteContext: the evidence a rule needs to decide
 # what question the code is really asking.
 CONTEXT_SYMBOLS = frozenset({"kvm_irqchip_in_kernel"})
@@ -55,13 +56,21 @@ def _parser() -> tree_sitter.Parser:
 @lru_cache(maxsize=1)
 def _queries() -> dict[str, tree_sitter.Query]:
     lang = _language()
+    symbols = r'((identifier) @id (#match? @id "^(kvm|KVM)"))'
+    errors = "(ERROR) @error"
+    # Every query walks the whole tree, so the extractor asks everything in one.
+    facts = "\n".join(
+        [
+            symbols,
+            errors,
+            r'((string_literal) @s (#match? @s "kernel[_-]irqchip"))',
+            r'(assignment_expression left: (identifier) @lhs (#match? @lhs "^kvm_")) @assign',
+        ]
+    )
     return {
-        "symbols": tree_sitter.Query(lang, r'((identifier) @id (#match? @id "^(kvm|KVM)"))'),
-        "errors": tree_sitter.Query(lang, "(ERROR) @error"),
-        "strings": tree_sitter.Query(lang, r'((string_literal) @s (#match? @s "kernel[_-]irqchip"))'),
-        "assignments": tree_sitter.Query(
-            lang, r'(assignment_expression left: (identifier) @lhs (#match? @lhs "^kvm_")) @assign'
-        ),
+        "symbols": tree_sitter.Query(lang, symbols),
+        "errors": tree_sitter.Query(lang, errors),
+        "facts": tree_sitter.Query(lang, facts),
     }
 
 
@@ -282,7 +291,8 @@ class Extractor:
     def run(self) -> FileFacts:
         tree = parse(self.data)
         root = tree.root_node
-        errors = captures("errors", root).get("error", [])
+        found = captures("facts", root)
+        errors = found.get("error", [])
         self.facts.error_nodes = len(errors)
         if errors:
             self.facts.first_error_line = min(e.start_point[0] for e in errors) + 1
@@ -296,22 +306,22 @@ class Extractor:
         except UnicodeDecodeError as error:
             line, _ = self.lines.position(error.start)
             self.facts.warnings.append(f"not valid UTF-8 (line {line}); analysed as bytes")
-        self._references(root)
+        self._references(found.get("id", []))
         self._definitions(root)
-        self._assignments(root)
-        self._strings(root)
+        self._assignments(found.get("assign", []))
+        self._strings(found.get("s", []))
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
         return self.facts
 
     def _references(
         self,
-        root: tree_sitter.Node,
+        identifiers: list[tree_sitter.Node],
         offset: int = 0,
         macro: str | None = None,
         macro_preprocessor: tuple[str, ...] = (),
     ) -> None:
-        for node in captures("symbols", root).get("id", []):
+        for node in identifiers:
             parent = node.parent
             is_call = parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node
             if parent is not None and parent.type in ("function_declarator", "preproc_function_def", "preproc_def", "preproc_ifdef", "init_declarator"):
@@ -339,13 +349,13 @@ class Extractor:
 
     def _macro_body_references(self, macro: tree_sitter.Node, name: str) -> None:
         value = macro.child_by_field_name("value")
-        if value is None or b"kvm" not in value.text.lower():
+        if value is None or not QEMU_KVM_NAME.search(value.text):
             return
         # Keep byte offsets: a backslash-newline becomes two spaces.
         body = value.text.replace(b"\\\n", b"  ")
         wrapped = MACRO_WRAPPER_PREFIX + body + b"\n;}"
         self._references(
-            parse(wrapped).root_node,
+            captures("symbols", parse(wrapped).root_node).get("id", []),
             offset=value.start_byte - len(MACRO_WRAPPER_PREFIX),
             macro=name,
             macro_preprocessor=preprocessor_conditions(macro),
@@ -438,8 +448,8 @@ class Extractor:
             )
         )
 
-    def _assignments(self, root: tree_sitter.Node) -> None:
-        for node in captures("assignments", root).get("assign", []):
+    def _assignments(self, assignments: list[tree_sitter.Node]) -> None:
+        for node in assignments:
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
             if left is None or right is None or text(node.child_by_field_name("operator")) != "=":
                 continue
@@ -447,8 +457,8 @@ class Extractor:
                 Assignment(text(left), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
             )
 
-    def _strings(self, root: tree_sitter.Node) -> None:
-        for node in captures("strings", root).get("s", []):
+    def _strings(self, literals: list[tree_sitter.Node]) -> None:
+        for node in literals:
             self.facts.strings.append(StringLiteral(text(node)[1:-1], self._span(node), enclosing_function(node)))
 
     def _suppressions(self) -> None:

@@ -212,10 +212,10 @@ class _SettingsReader(cst.CSTVisitor):
         if rendered is None:
             return True
         text = rendered.text
-        for machine in machines_in(text):
-            self._hint("machine", machine, f"'{_shorten(text)}'")
-        for target in targets_in(text):
-            self._hint("target", target, f"'{_shorten(text)}'")
+        for machine, origin in machines_in(text):
+            self._hint("machine", machine, _shorten(origin))
+        for target, origin in targets_in(text):
+            self._hint("target", target, origin)
         for setting in find_settings(text):
             span = rendered.source_span(setting.start, setting.end)
             if span is None:
@@ -268,7 +268,7 @@ class _SettingsReader(cst.CSTVisitor):
     def _hints_for(self, pending: _Pending, folder: re.Match | None) -> tuple[ArchHint, ...]:
         hints = []
         if folder:
-            hints.append(ArchHint("target", folder.group(1), f"in tests/functional/{folder.group(1)}/", FOLDER_RANK))
+            hints.append(ArchHint("target", folder.group(1), f"tests/functional/{folder.group(1)}/", FOLDER_RANK))
         if pending.machine:
             hints.append(ArchHint("machine", pending.machine, f"{pending.context} {pending.machine}", OWN_MACHINE_RANK))
         levels = [self.scope_hints[scope] for scope in pending.scopes] + [self.module_hints]

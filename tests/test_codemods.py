@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kvmlint.codemods.split_predicate import wrap_condition
 from kvmlint.extract import extract
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
@@ -79,7 +80,11 @@ def test_fix_introduces_the_split_predicates_the_way_qemu_does(tree_2012):
         assert "bool kvm_async_interrupts_allowed;" in (tree_2012 / flag_file).read_text()
     core = (tree_2012 / "kvm-all.c").read_text()
     # Every arch's irqchip implies async delivery: the common irqchip creation sets it.
-    assert "kvm_kernel_irqchip = true;\n    kvm_async_interrupts_allowed = true;\n" in core
+    assert (
+        "kvm_kernel_irqchip = true;\n"
+        "    /* An in-kernel irqchip implies kvm_async_interrupts_enabled(). */\n"
+        "    kvm_async_interrupts_allowed = true;\n"
+    ) in core
     assert "assert(kvm_async_interrupts_enabled());" in core
     assert "if (!kvm_gsi_routing_enabled())" in core and "if (!kvm_irqfds_enabled())" in core
     # x86 alone ties irqfds to its irqchip: its own irqchip hook sets the flag.
@@ -91,6 +96,16 @@ def test_fix_introduces_the_split_predicates_the_way_qemu_does(tree_2012):
         assert extract(path, (tree_2012 / path).read_bytes()).error_nodes <= original, path
     left = kvmlint("check", "--select", "KVM001", str(tree_2012))
     assert "asks a narrower question" not in left.stdout  # every proposal was applied
+
+
+def test_a_rewritten_condition_past_80_columns_is_wrapped_like_qemu_code():
+    line = "    if (!env->halted || qemu_cpu_has_work(env) || kvm_async_interrupts_enabled()) {\n"
+    assert wrap_condition(line) == (
+        "    if (!env->halted || qemu_cpu_has_work(env) ||\n"
+        "        kvm_async_interrupts_enabled()) {\n"
+    )
+    short = "    if (kvm_irqfds_enabled()) {\n"
+    assert wrap_condition(short) == short
 
 
 def test_diff_writes_nothing_and_the_diff_applies(tree_2012):

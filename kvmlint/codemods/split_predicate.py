@@ -14,6 +14,7 @@ init when the predicate always holds there).
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from kvmlint.codemods import ctext
@@ -26,6 +27,7 @@ RULE = "KVM001"
 PROXY = "kvm_irqchip_in_kernel"
 MACRO_VALUE = re.compile(r"\(\s*(\w+)\s*\)")
 STUB_VALUES = ("false", "0")
+LINE_LIMIT = 80  # QEMU's checkpatch limit
 BODY_RETURN = re.compile(rb"^    return\b", re.MULTILINE)
 
 
@@ -48,17 +50,18 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
     model = analysis.model
     edits, checks = [], []
     for finding in findings:
-        start = _byte_offset(analysis, finding)
-        edits.append(Edit(finding.path, start, start + len(PROXY + "()"), finding.replacement.encode()))
+        edits.append(_site_edit(analysis, finding))
         checks.append((finding.fix.argument("condition"), finding.fix.argument("new_condition")))
     introduced = not analysis.index.definitions_of(predicate)
     if introduced:
         edits.extend(_introduce(analysis, predicate))
-    description = model.predicates[predicate].doc if predicate in model.predicates else predicate
+    known = model.predicates.get(predicate)
+    description = known.doc if known else predicate
+    concept = known.title if known else predicate
     sites = "\n".join(f"  {f.path}:{f.line} {f.function or ''}: {'; '.join(f.evidence)}" for f in findings)
     verdicts = "\n".join(sorted({f"  {f.message.rsplit('model: ', 1)[-1].rstrip(')')}" for f in findings}))
     title = (
-        f"kvm: Decouple '{description}' from 'kernel irqchip'"
+        f"kvm: Decouple '{concept}' from 'kernel irqchip'"
         if introduced
         else f"kvm: Use {predicate}() instead of {PROXY}()"
     )
@@ -69,6 +72,31 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
         + f"{sites}\n\nModel check of the rewrite:\n{verdicts}\n"
     )
     return ChangeSet(RULE, title, body, edits=edits, expression_checks=checks)
+
+
+def _site_edit(analysis, finding) -> Edit:
+    """Replace the proxy call; a line that grows past the limit is wrapped as QEMU's style wants."""
+    start = _byte_offset(analysis, finding)
+    data = (analysis.root / finding.path).read_bytes()
+    begin, end = ctext.line_start(data, start), ctext.line_end(data, start + 1)
+    line = data[begin:end].decode("utf-8", "surrogateescape")
+    column = start - begin
+    rewritten = line[:column] + finding.replacement + line[column + len(PROXY + "()") :]
+    return Edit(finding.path, begin, end, wrap_condition(rewritten).encode("utf-8", "surrogateescape"))
+
+
+def wrap_condition(line: str, limit: int = LINE_LIMIT) -> str:
+    """Break a too-long condition line after its last `||`/`&&` that fits,
+    continuing under the first character after the opening parenthesis."""
+    body = line.rstrip("\n")
+    if len(body) <= limit or "(" not in body:
+        return line
+    breaks = [m.end() for m in re.finditer(r" (\|\||&&) ", body) if m.end() - 1 <= limit]
+    if not breaks:
+        return line
+    cut = breaks[-1]
+    indent = " " * (body.index("(") + 1)
+    return body[:cut].rstrip() + "\n" + indent + body[cut:].lstrip() + line[len(body) :]
 
 
 def _byte_offset(analysis, finding) -> int:
@@ -101,9 +129,12 @@ def _introduce(analysis, predicate: str) -> list[Edit]:
     if not enabled:
         raise FixError(f"{anchors.header}: no {PROXY}() macro to add {predicate}() beside")
     header = read(anchors.header)
-    doc = model.predicates[predicate].doc
+    returns = textwrap.wrap(
+        f"Returns: true if {model.predicates[predicate].doc}.", LINE_LIMIT - 3,
+    )
     documented = (
-        f"\n/**\n * {predicate}:\n *\n * Returns: true if {doc}.\n */\n#define {predicate}() ({flag})\n"
+        f"\n/**\n * {predicate}:\n *\n" + "".join(f" * {line}\n" for line in returns)
+        + f" */\n#define {predicate}() ({flag})\n"
     ).encode()
     edits.append(Edit(anchors.header, ctext.line_end(header, enabled[0].item.span.end_byte), ctext.line_end(header, enabled[0].item.span.end_byte), documented))
     for macro in disabled:
@@ -177,7 +208,7 @@ def _setters(analysis, predicate: str, flag: str, anchors: _Anchors, read) -> li
         for config in model.configurations(arch)
         for chip, value in [(model.predicate(arch, PROXY, config), model.predicate(arch, predicate, config))]
     )
-    edits = [_after_irqchip_set(analysis, anchors, flag, read)] if implied_everywhere else []
+    edits = [_after_irqchip_set(analysis, anchors, predicate, flag, read)] if implied_everywhere else []
     for arch, source in sorted(_arch_sources(analysis).items()):
         relation = _relation(model, arch, predicate)
         if relation == "never" or (relation == "equal" and implied_everywhere):
@@ -202,13 +233,14 @@ def _end_of_body(data: bytes, end: int) -> int:
     return last_line if BODY_RETURN.match(data, last_line) else closing
 
 
-def _after_irqchip_set(analysis, anchors: _Anchors, flag: str, read) -> Edit:
+def _after_irqchip_set(analysis, anchors: _Anchors, predicate: str, flag: str, read) -> Edit:
     for located in analysis.index.assignments.get(anchors.irqchip_flag, ()):
         if located.item.value == "true" and analysis.scope(located.path).common:
             data = read(located.path)
             at = ctext.line_end(data, located.item.span.end_byte + 1)
-            indent = data[ctext.line_start(data, located.item.span.start_byte) : located.item.span.start_byte]
-            return Edit(located.path, at, at, indent + f"{flag} = true;\n".encode())
+            indent = data[ctext.line_start(data, located.item.span.start_byte) : located.item.span.start_byte].decode()
+            comment = f"{indent}/* An in-kernel irqchip implies {predicate}(). */\n"
+            return Edit(located.path, at, at, f"{comment}{indent}{flag} = true;\n".encode())
     raise FixError(f"no common code sets {anchors.irqchip_flag} = true to set {flag} beside")
 
 

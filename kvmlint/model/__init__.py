@@ -18,6 +18,7 @@ Decisions worth knowing:
 from kvmlint.model.drift import Drift, format_drift, verify
 from kvmlint.model.evidence import Proposal, legitimate_question, propose
 from kvmlint.model.expression import ExpressionError
+from kvmlint.model.machines import machine_arch
 from kvmlint.model.semantics import Configuration, IrqchipSettings, Model, infer_era, load_model
 from kvmlint.model.tables import format_model_table, format_validation_table
 from kvmlint.model.validation import Difference, Validation, validate

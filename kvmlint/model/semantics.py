@@ -57,6 +57,7 @@ class Predicate:
     doc: str
     arch: str | None  # an arch's own concept: n/a elsewhere
     flags: dict[str, str]  # era -> flag variable ("" when the era has none)
+    title: str  # the concept in a few words, for patch subjects
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class Model:
         shared = load_toml("predicates.toml")
         self.predicates: dict[str, Predicate] = {
             name: Predicate(name, table["doc"], table.get("arch"),
-                            {e: table[e]["flag"] for e in ERAS if e in table})
+                            {e: table[e]["flag"] for e in ERAS if e in table},
+                            table.get("title", name))
             for name, table in shared["predicates"].items()
         }
         self.capability_helpers: dict[str, str] = shared["capability_helpers"]
