@@ -19,7 +19,7 @@ from kvmlint.index import Index
 from kvmlint.parallel import ExtractionResult, extract_all
 from kvmlint.rules import Selection, all_rules, resolve
 from kvmlint.scope import Scope, ScopeResolver
-from kvmlint.source import SourceSet, is_c_file, is_python_file
+from kvmlint.source import SourceSet, is_c_file, is_python_file, read_source
 
 
 PROXY = "kvm_irqchip_in_kernel"
@@ -29,6 +29,10 @@ KVM_HEADER_GLOBS = ("kvm.h", "include/*/kvm.h")
 
 def kvm_headers(root) -> list:
     return [path for pattern in KVM_HEADER_GLOBS for path in sorted(root.glob(pattern)) if path.is_file()]
+
+
+# Python files are parsed (libcst, slow) only when they contain one of these.
+PYTHON_PREFILTER_LITERALS = (b"kernel_irqchip", b"kernel-irqchip")
 
 
 @dataclass
@@ -98,17 +102,23 @@ def analyse(
 
 
 def _add_python_facts(extraction: ExtractionResult, sources: SourceSet) -> None:
-    """QEMU's Python tests, read with libcst (only those that name kernel_irqchip at all)."""
-    python_files = [f for f in sources.files if is_python_file(f)]
-    if not python_files:
+    """QEMU's Python tests, read with libcst: only those whose bytes name the option at all."""
+    to_parse = []
+    for relpath in (f for f in sources.files if is_python_file(f)):
+        source = read_source(sources.root / relpath)
+        if source.problem:
+            extraction.skipped.append((relpath, source.problem))
+            continue
+        extraction.files_read += 1
+        extraction.bytes_read += len(source.data)
+        if any(literal in source.data for literal in PYTHON_PREFILTER_LITERALS):
+            to_parse.append((relpath, source.data))
+    if not to_parse:
         return
-    from kvmlint.pyextract import extract_python
+    from kvmlint.pyextract import extract
 
-    python = extract_python(sources.root, python_files)
-    extraction.facts = dict(sorted({**extraction.facts, **python.facts}.items()))
-    extraction.skipped.extend(python.skipped)
-    extraction.files_read += python.files_read
-    extraction.bytes_read += python.bytes_read
+    parsed = {relpath: extract(relpath, data) for relpath, data in to_parse}
+    extraction.facts = dict(sorted({**extraction.facts, **parsed}.items()))
 
 
 # `--strict` reports each suppression comment that silences nothing as a

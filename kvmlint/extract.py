@@ -344,6 +344,7 @@ class Extractor:
                     function=enclosing_function(node) if macro is None else None,
                     macro=macro,
                     context=context,
+                    preprocessor=macro_preprocessor if macro is not None else preprocessor_conditions(node),
                 )
             )
 

@@ -54,6 +54,7 @@ class Reference:
     function: str | None
     macro: str | None = None  # the #define whose body holds this use
     context: SiteContext | None = None
+    preprocessor: tuple[str, ...] = ()  # enclosing #if conditions, outermost first
 
 
 @dataclass(frozen=True)

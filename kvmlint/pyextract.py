@@ -1,17 +1,17 @@
 """Read QEMU's Python tests with libcst: their literal kernel_irqchip settings and target hints.
 
-libcst is slow, so `extract_python` parses only files that mention the option
-at all (a byte search first).  Each string expression (literal, implicit or
-`+` concatenation, f-string, `"..." % x`) is rendered to text with the
-non-constant parts as `cmdline.PLACEHOLDER`, then read by `kvmlint.cmdline`.
+libcst is slow to import and to run, so the analysis imports this module,
+and parses a file, only when the file's bytes mention the option at all.
+Each string expression (literal, implicit or `+` concatenation, f-string,
+`"..." % x`) is rendered to text with the non-constant parts as
+`cmdline.PLACEHOLDER`, then read by `kvmlint.cmdline`.
 Returns `kvmlint.facts` records only, like the C extractor.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider
@@ -19,40 +19,12 @@ from libcst.metadata import ByteSpanPositionProvider
 from kvmlint.cmdline import PLACEHOLDER, find_settings, list_machine, machines_in, option_context, targets_in
 from kvmlint.extract import LineIndex
 from kvmlint.facts import ArchHint, FileFacts, IrqchipOption
-from kvmlint.source import read_source
 
-PREFILTER_LITERALS = (b"kernel_irqchip", b"kernel-irqchip")
 SUPPRESSION = re.compile(rb"#[^\n]*?kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])?", re.IGNORECASE)
 # tests/functional/<target>/test_*.py runs qemu-system-<target>
 TARGET_FOLDER = re.compile(r"(?:^|/)tests/functional/([^/]+)/")
 MACHINE_SETTERS = frozenset({"set_machine"})
 FOLDER_RANK, OWN_MACHINE_RANK, SCOPE_RANK = 0, 1, 2
-
-
-@dataclass
-class PythonExtraction:
-    facts: dict[str, FileFacts] = field(default_factory=dict)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
-    files_read: int = 0
-    bytes_read: int = 0
-
-
-def needs_parse(data: bytes) -> bool:
-    return any(literal in data for literal in PREFILTER_LITERALS)
-
-
-def extract_python(root: Path, files) -> PythonExtraction:
-    result = PythonExtraction()
-    for relpath in files:
-        source = read_source(root / relpath)
-        if source.problem:
-            result.skipped.append((relpath, source.problem))
-            continue
-        result.files_read += 1
-        result.bytes_read += len(source.data)
-        if needs_parse(source.data):
-            result.facts[relpath] = extract(relpath, source.data)
-    return result
 
 
 def extract(path: str, data: bytes) -> FileFacts:
@@ -163,12 +135,13 @@ class _SettingsReader(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         values = [arg.value for arg in node.args if not arg.keyword and not arg.star]
         self._sequence(values)
-        name = _callee_name(node.func)
+        name = _simple_name(node.func)
         if name in MACHINE_SETTERS and values:
             self.contexts[id(values[0])] = "-machine"
-            machine = _constant(values[0])
-            if machine and list_machine(machine):
-                self._hint("machine", list_machine(machine), f"{name}('{machine}')")
+            argument = _constant(values[0])
+            machine = list_machine(argument) if argument else None
+            if machine:
+                self._hint("machine", machine, f"{name}('{argument}')")
 
     def visit_List(self, node: cst.List) -> None:
         self._sequence([element.value for element in node.elements])
@@ -183,13 +156,14 @@ class _SettingsReader(cst.CSTVisitor):
                 continue
             self.contexts[id(value)] = context
             text = _constant(value)
-            if context == "-machine" and text and list_machine(text):
-                self._hint("machine", list_machine(text), f"{_constant(option)} {text}")
+            machine = list_machine(text) if context == "-machine" and text else None
+            if machine:
+                self._hint("machine", machine, _shorten(f"{_constant(option)} {text}"))
 
     def visit_Assign(self, node: cst.Assign) -> None:
         """`arch = 'aarch64'` (a test's arch attribute)."""
         text = _constant(node.value)
-        if text and any(_target_name(target.target) == "arch" for target in node.targets):
+        if text and any(_simple_name(target.target) == "arch" for target in node.targets):
             self._hint("target", text, f"arch = '{text}'")
 
     # --- string expressions ----------------------------------------------------------------
@@ -285,16 +259,13 @@ def _constant(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def _callee_name(func: cst.BaseExpression) -> str | None:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
+def _simple_name(node: cst.BaseExpression) -> str | None:
+    """`name` or the last part of `obj.name`: how a call or an assignment target is known."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
     return None
-
-
-def _target_name(target: cst.BaseExpression) -> str | None:
-    return _callee_name(target)
 
 
 def _shorten(text: str, limit: int = 40) -> str:

@@ -52,7 +52,8 @@ def propose_changes(analysis, findings: list[Finding], unsafe: bool = False) -> 
         fixable.setdefault(finding.code, []).append(finding)
     for code, rule_findings in fixable.items():
         change_sets, unfixable = by_rule[code].transform(analysis, rule_findings)
-        proposed.change_sets.extend(change_sets)
+        # A code-mod may offer an unsafe follow-up of its own (a labelled, separate change).
+        proposed.change_sets.extend(c for c in change_sets if c.applicability == "safe" or unsafe)
         proposed.unfixable.extend(unfixable)
     return proposed
 

@@ -48,6 +48,8 @@ def removal(path: str, data: bytes, start: int, end: int) -> Edit:
     before_blank = begin == 0 or _blank_line_at(data, line_start(data, begin - 1))
     if before_blank and _blank_line_at(data, finish):
         finish = line_end(data, finish + 1)
+    elif before_blank and begin > 0 and not data[finish:].strip():
+        begin = line_start(data, begin - 1)  # the last definition goes: so does the blank line above it
     return Edit(path, begin, finish, b"")
 
 

@@ -37,6 +37,19 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """Replace the one occurrence of `old` in a file as earlier change sets leave it.
+
+    For a follow-up to text an earlier change set moved or created (its byte
+    offsets are not known in advance); such change sets are planned last.
+    """
+
+    path: str
+    old: bytes
+    new: bytes
+
+
+@dataclass(frozen=True)
 class NewFile:
     path: str
     content: bytes
@@ -50,11 +63,12 @@ class ChangeSet:
     applicability: str = "safe"  # "safe" | "unsafe"
     edits: list[Edit] = field(default_factory=list)
     new_files: list[NewFile] = field(default_factory=list)
+    replacements: list[Replacement] = field(default_factory=list)
     # (old, new) expressions this change set rewrites, for the model to check again
     expression_checks: list[tuple[str, str]] = field(default_factory=list)
 
     def paths(self) -> set[str]:
-        return {e.path for e in self.edits} | {n.path for n in self.new_files}
+        return {e.path for e in self.edits} | {n.path for n in self.new_files} | {r.path for r in self.replacements}
 
 
 @dataclass
@@ -86,6 +100,10 @@ class Plan:
                 edits_by_path.setdefault(edit.path, []).append(edit)
         for path, edits in edits_by_path.items():
             result[path] = apply_edits(base[path], edits)
+        for change_set in change_sets:
+            for replacement in change_set.replacements:
+                current = result.get(replacement.path, base.get(replacement.path, b""))
+                result[replacement.path] = current.replace(replacement.old, replacement.new, 1)
         return result
 
     def changed_files(self) -> dict[str, bytes]:
@@ -132,7 +150,9 @@ def plan(root: Path, change_sets: list[ChangeSet]) -> Plan:
     result = Plan(root=root, originals={})
     error_regions: dict[str, list[tuple[int, int]]] = {}
     error_counts: dict[str, int] = {}
-    for change_set in change_sets:
+    # Text replacements apply to what the byte-range edits leave, so they go last.
+    ordered = sorted(change_sets, key=lambda change_set: bool(change_set.replacements))
+    for change_set in ordered:
         reason = _check(result, change_set, error_regions, error_counts)
         if reason:
             result.refused.append(Refusal(change_set, reason))
@@ -177,6 +197,21 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
     for i, edit in enumerate(change_set.edits):
         if any(_overlaps(edit, other) for other in change_set.edits[i + 1 :]):
             return f"{edit.path}: overlapping edits within one fix"
+    if change_set.replacements:
+        if change_set.edits or change_set.new_files:
+            return "a change set mixes byte-range edits with text replacements"
+        for replacement in change_set.replacements:
+            if replacement.path not in result.originals and replacement.path not in created:
+                try:
+                    result.originals[replacement.path] = (root / replacement.path).read_bytes()
+                except OSError as error:
+                    return f"{replacement.path} cannot be read ({error.strerror or error})"
+                error_counts[replacement.path] = len(_error_regions(replacement.path, result.originals[replacement.path]))
+        before = result.contents_after(result.accepted)
+        for replacement in change_set.replacements:
+            current = before.get(replacement.path, result.originals.get(replacement.path, b""))
+            if current.count(replacement.old) != 1:
+                return f"{replacement.path}: '{replacement.old.decode(errors='replace')}' is not there exactly once"
     # Re-parse what this change set produces (on top of those already accepted).
     after = result.contents_after([*result.accepted, change_set])
     for path in change_set.paths():

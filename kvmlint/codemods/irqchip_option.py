@@ -113,4 +113,5 @@ def _change_set(path: str, findings, edits: list[Edit]) -> ChangeSet:
         f"The model of the target accepts a single kernel_irqchip value; use it in {path}:\n"
         + "".join(f"  {line}\n" for line in settings)
     )
-    return ChangeSet(code=RULE, title=f"tests: Use the kernel_irqchip value {path} can run with", body=body, edits=edits)
+    arches = ", ".join(sorted({f.arch for f in findings}))
+    return ChangeSet(code=RULE, title=f"kvm: Use the kernel_irqchip value {arches} accepts in {path}", body=body, edits=edits)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvmlint.codemods import ctext
-from kvmlint.codemods.engine import ChangeSet, Edit, NewFile
+from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, Replacement
 from kvmlint.errors import FixError
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
 
@@ -126,16 +126,47 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
         f"but it is declared in common KVM files ({places}).\n"
         f"Move it to the target-specific files where it belongs: {what}.\n"
     )
-    return [
-        ChangeSet(
-            code=RULE,
-            title=f"kvm: Move {symbol}() to {layout.directory}",
-            body=body,
-            applicability=finding.fix.applicability,
-            edits=edits,
-            new_files=new_files,
-        )
-    ]
+    moved = ChangeSet(
+        code=RULE,
+        title=f"kvm: Move {symbol}() to {layout.directory}",
+        body=body,
+        applicability=finding.fix.applicability,
+        edits=edits,
+        new_files=new_files,
+    )
+    places_now = [layout.kvm_source, layout.header] + ([layout.stub] if stubs else [])
+    retyped = _bool_return(symbol, implementation, places_now, read) if implementation is not None else None
+    return [moved, retyped] if retyped else [moved]
+
+
+PREDICATE_NAME = re.compile(r"^kvm_(allows|has|is|can)_|_(enabled|allowed|in_kernel)$")
+BOOLEAN_RETURN = re.compile(r"return\s+(?:[01]|true|false|!|[^;]*(?:\|\||&&|==|!=|[<>]=?))")
+
+
+def _bool_return(symbol: str, implementation, places: list[str], read) -> ChangeSet | None:
+    """The labelled follow-up: a predicate returning `int` should return `bool`.
+
+    Offered apart from the move, and as unsafe: callers that store or
+    compare the result as an int are not checked.
+    """
+    text = implementation.item.text
+    returns = re.findall(r"return\b[^;]*;", text)
+    if not PREDICATE_NAME.search(symbol) or not text.startswith("int ") or not returns:
+        return None
+    if not all(BOOLEAN_RETURN.match(r) for r in returns):
+        return None
+    old, new = f"int {symbol}(".encode(), f"bool {symbol}(".encode()
+    return ChangeSet(
+        code=RULE,
+        title=f"kvm: Make {symbol}() return bool",
+        body=(
+            f"{symbol}() is a predicate: every return is a truth value, so its\n"
+            f"return type should be 'bool' rather than 'int'.  (Offered apart from\n"
+            f"the move; callers that use the result as an int are not checked.)\n"
+        ),
+        applicability="unsafe",
+        replacements=[Replacement(path, old, new) for path in places],
+    )
 
 
 def _one(items):

@@ -45,6 +45,7 @@ from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
 from kvmlint.model.vocabulary import capability_arches, concept_arch
+from kvmlint.scope import ARCH_FAMILIES, arch_family
 
 CODE = "KVM002"
 NAME = "arch-helper-in-common"
@@ -102,12 +103,30 @@ def _caller_arch(analysis, name: str, definitions) -> str | None:
         ref = use.item
         if ref.function == name or ref.macro == name or _inside(ref, use.path, own) or use.path in own_static:
             continue  # the helper's own definitions and stubs
+        guarded = _target_guard(ref.preprocessor)
         scope = analysis.scope(use.path)
-        if scope.common:
+        if guarded is not None:
+            arches.add(guarded)  # `#ifdef TARGET_I386` in common code is that target's code
+        elif scope.common:
             return None
-        arches |= scope.arches
+        else:
+            arches |= scope.arches
         callers += 1
     return next(iter(arches)) if callers and len(arches) == 1 else None
+
+
+TARGET_GUARD = re.compile(r"^(?:defined\s*\(?\s*)?TARGET_(\w+?)\)?$")
+
+
+def _target_guard(conditions: tuple[str, ...]) -> str | None:
+    """The architecture an enclosing `#ifdef TARGET_<ARCH>` confines a use to."""
+    for condition in reversed(conditions):
+        match = TARGET_GUARD.match(condition.strip())
+        if match:
+            family = arch_family(match.group(1).lower())
+            if family in ARCH_FAMILIES:
+                return family
+    return None
 
 
 def _inside(reference, path: str, spans) -> bool:

@@ -103,12 +103,12 @@ def _check_c(analysis, path: str, strings) -> Iterator[Finding]:
     branches = None
     for literal in strings:
         for setting in find_settings(literal.text):
+            machine = setting.machine(setting.context)
             if not scope.common and len(scope_families) == 1:
                 target = (next(iter(scope_families)), scope.reason)
             elif not scope.common:
                 continue  # built for several targets; none alone decides
-            elif setting.machine(setting.context) and machine_arch(setting.machine(setting.context)):
-                machine = setting.machine(setting.context)
+            elif machine and machine_arch(machine):
                 target = (machine_arch(machine), f"-machine {machine}")
             else:
                 if branches is None:
