@@ -35,8 +35,8 @@ def extract(path: str, data: bytes) -> FileFacts:
     except cst.ParserSyntaxError as error:
         facts.warnings.append(f"not valid Python (line {error.raw_line}: {error.message.splitlines()[0]}); skipped")
         return facts
-    except (UnicodeDecodeError, LookupError) as error:  # a bad coding cookie or bytes
-        facts.warnings.append(f"cannot be decoded ({error}); skipped")
+    except (SyntaxError, UnicodeDecodeError, LookupError) as error:  # bytes or coding cookie Python cannot decode
+        facts.warnings.append(f"cannot be decoded as Python source ({str(error).splitlines()[0]}); skipped")
         return facts
     reader = _SettingsReader(path, lines, wrapper.module.encoding)
     wrapper.visit(reader)

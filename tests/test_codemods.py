@@ -136,7 +136,7 @@ def test_format_patch_writes_a_series_that_applies_in_order(tree_2012, tmp_path)
     assert tracked(tree_2012) == tracked(expected)
 
 
-def test_move_in_the_current_layout_appends_to_the_existing_header(tmp_path):
+def current_tree_with_x86_helper(tmp_path) -> Path:
     tree = Path(shutil.copytree(FIXTURES / "qemu-current", tmp_path / "qemu"))
     helper = "bool kvm_pit_reinject_allowed(void)\n{\n    return kvm_irqchip_is_split();\n}\n"
     (tree / "accel/kvm/kvm-all.c").write_text((tree / "accel/kvm/kvm-all.c").read_text() + "\n" + helper)
@@ -147,12 +147,52 @@ def test_move_in_the_current_layout_appends_to_the_existing_header(tmp_path):
     header.write_text(header.read_text().replace("#endif /* QEMU_KVM_H */", "bool kvm_pit_reinject_allowed(void);\n\n#endif /* QEMU_KVM_H */"))
     pc = tree / "hw/i386/pc.c"
     pc.write_text(pc.read_text() + "\nstatic bool pc_pit_reinject(void)\n{\n    return kvm_pit_reinject_allowed();\n}\n")
+    return tree
+
+
+def test_move_in_the_current_layout_uses_the_existing_header(tmp_path):
+    tree = current_tree_with_x86_helper(tmp_path)
     done = kvmlint("fix", "--rule", "KVM002", str(tree))
     assert done.returncode == 0, done.stderr + done.stdout
     own_header = (tree / "target/i386/kvm/kvm_i386.h").read_text()
-    assert own_header.rstrip().endswith("bool kvm_pit_reinject_allowed(void);\n\n#endif")
-    assert "kvm_pit_reinject_allowed" not in header.read_text()
+    # The header's own style: the prototype with KVM, a static inline stub without.
+    with_kvm, without_kvm = own_header.split("#else", 1)
+    assert "bool kvm_pit_reinject_allowed(void);\n" in with_kvm
+    assert "static inline bool kvm_pit_reinject_allowed(void)\n{\n    return false;\n}\n#endif" in without_kvm
+    assert "kvm_pit_reinject_allowed" not in (tree / "include/system/kvm.h").read_text()
+    assert "kvm_pit_reinject_allowed" not in (tree / "accel/stubs/kvm-stub.c").read_text()
     assert "kvm_pit_reinject_allowed" in (tree / "target/i386/kvm/kvm.c").read_text()
+    assert not (tree / "target/i386/kvm/kvm-stub.c").exists()
+
+
+@pytest.mark.parametrize("meson_names_the_stub", [True, False])
+def test_move_in_the_current_layout_creates_the_stub_and_its_meson_line(tmp_path, meson_names_the_stub):
+    tree = current_tree_with_x86_helper(tmp_path)
+    own_header = tree / "target/i386/kvm/kvm_i386.h"
+    own_header.write_text("#ifndef QEMU_KVM_I386_H\n#define QEMU_KVM_I386_H\n\nbool kvm_has_smm(void);\n\n#endif\n")
+    meson = tree / "target/i386/kvm/meson.build"
+    if not meson_names_the_stub:
+        meson.write_text(meson.read_text().replace("i386_system_ss.add(when: 'CONFIG_KVM', if_false: files('kvm-stub.c'))\n", ""))
+    done = kvmlint("fix", "--rule", "KVM002", str(tree))
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert own_header.read_text().endswith("bool kvm_has_smm(void);\n\nbool kvm_pit_reinject_allowed(void);\n\n#endif\n")
     assert "return false;" in (tree / "target/i386/kvm/kvm-stub.c").read_text()
-    # The meson file already builds kvm-stub.c without KVM: no second line.
-    assert (tree / "target/i386/kvm/meson.build").read_text().count("kvm-stub.c") == 1
+    # Built exactly when KVM is not, by the source set that holds the KVM sources.
+    assert meson.read_text().count("i386_system_ss.add(when: 'CONFIG_KVM', if_false: files('kvm-stub.c'))") == 1
+
+
+def test_a_header_with_kvm_and_no_kvm_branches_gets_a_static_inline_stub(tree_2012):
+    # In the style of kvm_ppc.h: prototypes under CONFIG_KVM, static inline stubs otherwise.
+    (tree_2012 / "target-i386/kvm_i386.h").write_text(
+        "#ifndef __KVM_I386_H__\n#define __KVM_I386_H__\n\n"
+        "#ifdef CONFIG_KVM\nint kvm_x86_other(void);\n#else\n"
+        "static inline int kvm_x86_other(void)\n{\n    return 0;\n}\n#endif\n\n#endif\n"
+    )
+    done = kvmlint("fix", "--rule", "irq0-override", str(tree_2012))
+    assert done.returncode == 0, done.stderr
+    header = (tree_2012 / "target-i386/kvm_i386.h").read_text()
+    assert "int kvm_x86_other(void);\nint kvm_allows_irq0_override(void);\n#else\n" in header
+    assert "static inline int kvm_allows_irq0_override(void)\n{\n    return 1;\n}\n#endif" in header
+    assert not (tree_2012 / "target-i386/kvm-stub.c").exists()
+    assert "kvm-stub" not in (tree_2012 / "target-i386/Makefile.objs").read_text()
+    assert "kvm_allows_irq0_override" not in (tree_2012 / "kvm-stub.c").read_text()

@@ -204,3 +204,16 @@ def test_explain_has_the_house_sections():
     completed = run_kvmlint("explain", "kernel-irqchip-option")
     for heading in ("## What it does", "## Why is this bad?", "## Example", "## Fix safety"):
         assert heading in completed.stdout
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'x = "\xff kernel_irqchip=split"\n', b"# -*- coding: nosuch -*-\nx = 'kernel_irqchip=split'\n",
+     b"x = 'kernel_irqchip=split' \\\n"],
+)
+def test_undecodable_or_broken_python_is_one_warning(data):
+    from kvmlint.pyextract import extract
+
+    facts = extract("tests/functional/ppc64/test_bad.py", data)
+    assert len(facts.warnings) == 1 and "\n" not in facts.warnings[0] and facts.warnings[0].endswith("skipped")
+    assert facts.irqchip_options == []

@@ -19,6 +19,7 @@ from pathlib import Path
 from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, Replacement
 from kvmlint.errors import FixError
+from kvmlint.extract import parse
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
 
 DESCRIPTION = "Move a helper of one architecture from the common KVM files into that target."
@@ -81,19 +82,29 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
     else:
         prototype = prototypes[0].item.text.strip()
 
+    kvm_branches = None
     if layout.header in planned or layout.header_exists:
         header_data = read(layout.header)
-        endif = ctext.final_endif(header_data)
-        if endif is None:
-            raise FixError(f"{layout.header}: no include guard to add the prototype inside")
-        edits.append(Edit(layout.header, endif, endif, f"{prototype}\n\n".encode()))
+        kvm_branches = _config_kvm_branches(header_data)
+        if kvm_branches is not None:
+            # The header's own style: prototypes with KVM, static inline stubs without.
+            with_kvm, without_kvm = kvm_branches
+            edits.append(Edit(layout.header, with_kvm, with_kvm, f"{prototype}\n".encode()))
+            for stub in stubs:
+                inline = b"static inline " + ctext.block_text(read(stub.path), stub.item.span.start_byte, stub.item.span.end_byte)
+                edits.append(Edit(layout.header, without_kvm, without_kvm, inline))
+        else:
+            endif = ctext.final_endif(header_data)
+            if endif is None:
+                raise FixError(f"{layout.header}: no include guard to add the prototype inside")
+            edits.append(Edit(layout.header, endif, endif, f"{prototype}\n\n".encode()))
     else:
         origin = prototypes[0].path if prototypes else implementation.path
         content = _new_header(analysis, layout, arch, prototype, origin, read)
         new_files.append(NewFile(layout.header, content))
         planned[layout.header] = content
 
-    if stubs:
+    if stubs and kvm_branches is None:
         stub_text = ctext.block_text(read(stubs[0].path), stubs[0].item.span.start_byte, stubs[0].item.span.end_byte)
         if layout.stub in planned or layout.stub_exists:
             stub_data = read(layout.stub)
@@ -167,6 +178,22 @@ def _bool_return(symbol: str, implementation, places: list[str], read) -> Change
         applicability="unsafe",
         replacements=[Replacement(path, old, new) for path in places],
     )
+
+
+def _config_kvm_branches(header: bytes) -> tuple[int, int] | None:
+    """Where a header's `#ifdef CONFIG_KVM` block ends its KVM branch (the `#else`
+    line) and its no-KVM branch (the `#endif` line), when it has both."""
+    for node in parse(header).root_node.named_children:
+        for block in [node, *node.named_children]:
+            name = block.child_by_field_name("name") if block.type == "preproc_ifdef" else None
+            alternative = block.child_by_field_name("alternative") if name is not None else None
+            if name is None or name.text != b"CONFIG_KVM" or block.children[0].type != "#ifdef":
+                continue
+            if alternative is None or alternative.type != "preproc_else":
+                continue
+            endif = block.children[-1]
+            return ctext.line_start(header, alternative.start_byte), ctext.line_start(header, endif.start_byte)
+    return None
 
 
 def _one(items):
