@@ -135,6 +135,8 @@ def check(
             _stderr(f"config: {config.source}")
         if changes is not None:
             _stderr(f"{len(candidates) - len(findings)} finding(s) outside the changed lines not reported")
+        extraction = analysis.extraction
+        _stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), parsed {len(analysis.facts)}")
         for phase, seconds in analysis.timings.items():
             _stderr(f"{phase}: {seconds:.3f}s")
     sys.exit(EXIT_FINDINGS if findings else 0)

@@ -379,7 +379,7 @@ class Extractor:
                 if target is not None:
                     raw = text(target)
                     self.facts.includes.append(
-                        Include(raw.strip('"<>'), raw.startswith("<"), self._span(child))
+                        Include(raw.strip('"<>'), self._span(child))
                     )
             elif child.type == "function_definition":
                 name_node = declarator_name(child.child_by_field_name("declarator"))
@@ -440,7 +440,6 @@ class Extractor:
                 text=text(node),
                 storage=self._storage(node) if kind != "macro" else (),
                 preprocessor=preprocessor_conditions(node),
-                calls=_unique(_callees(body)),
                 capabilities=_unique(
                     word.decode() for word in re.findall(rb"\bKVM_CAP_\w+", body.text or b"")
                 ),

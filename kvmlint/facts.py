@@ -67,7 +67,6 @@ class Definition:
     text: str
     storage: tuple[str, ...] = ()  # "static", "inline", "extern"
     preprocessor: tuple[str, ...] = ()  # enclosing #if/#ifdef conditions, outermost first
-    calls: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()  # KVM_CAP_* names the body tests
     identifiers: tuple[str, ...] = ()  # every name the body uses (not struct fields)
     field_access: bool = False  # the body reads a struct member (`s->x`, `s.x`)
@@ -87,7 +86,6 @@ class Assignment:
 @dataclass(frozen=True)
 class Include:
     target: str  # what stands between the quotes or angle brackets
-    system: bool
     span: Span
 
 

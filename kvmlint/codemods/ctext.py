@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from kvmlint.codemods.engine import Edit
-from kvmlint.extract import parse, text
+from kvmlint.extract import parse
 
 INCLUDE_LINE = re.compile(rb'^#\s*include\s+(["<])([^">]+)[">][^\n]*\n', re.MULTILINE)
 GUARD = re.compile(rb"^#ifndef\s+(\w+)\s*\n#define\s+\1\b", re.MULTILINE)
@@ -124,9 +124,3 @@ def declaration_text(definition_text: str) -> str:
     head = definition_text.encode()[: body.start_byte].decode().rstrip()
     return " ".join(head.split()) + ";"
 
-
-def storage_and_type(definition_text: str) -> str:
-    tree = parse(definition_text.encode())
-    function = next((n for n in tree.root_node.named_children if n.type == "function_definition"), None)
-    kind = function.child_by_field_name("type") if function is not None else None
-    return text(kind) if kind is not None else ""
