@@ -125,6 +125,8 @@ def test_format_patch_writes_a_series_that_applies_in_order(tree_2012, tmp_path)
     assert len(patches) >= 5
     first = patches[0].read_text()
     assert "Subject: [PATCH 1/" in first and "] kvm: " in first and "Signed-off-by" not in first
+    message = first.split("\n\n", 1)[1].split("\n---\n", 1)[0]
+    assert max(len(line) for line in message.splitlines()) <= 72
     expected = shutil.copytree(tree_2012, tmp_path / "expected")
     kvmlint("fix", str(expected))
     subprocess.run(["git", "init", "-q"], cwd=tree_2012, check=True)

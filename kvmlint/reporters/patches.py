@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import textwrap
 from email.utils import formatdate
 from pathlib import Path
 
@@ -54,6 +55,15 @@ def diffstat(diff: str) -> str:
     return "\n".join(rows)
 
 
+def wrap_body(body: str, width: int = 72) -> str:
+    """Commit-message lines of at most `width` columns; indented lines keep their indent."""
+    lines = []
+    for line in body.rstrip().splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent + "  ") if line.strip() else "")
+    return "\n".join(lines)
+
+
 def write_series(plan: Plan, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     author = _author(plan.root)
@@ -67,7 +77,7 @@ def write_series(plan: Plan, directory: Path) -> list[Path]:
             f"From: {author}\n"
             f"Date: {formatdate(localtime=True)}\n"
             f"Subject: {subject}\n\n"
-            f"{change_set.body.rstrip()}\n"
+            f"{wrap_body(change_set.body)}\n"
             f"---\n{diffstat(diff)}\n\n{diff}-- \nkvmlint {__version__}\n\n"
         )
         path = directory / patch_filename(number, change_set.title)
