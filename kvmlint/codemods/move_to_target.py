@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, Replacement
+from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
 from kvmlint.extract import parse
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
@@ -65,7 +66,7 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
     if implementation is None and not (prototypes and defined_in_target):
         raise FixError(f"{symbol}: no single common definition to move")
     layout = _layout(analysis, arch)
-    read = _reader(analysis.root, planned)
+    read = file_reader(analysis.root, planned)
     edits: list[Edit] = []
     new_files: list[NewFile] = []
 
@@ -201,34 +202,11 @@ def _one(items):
     return items[0] if len(items) == 1 else None
 
 
-def _reader(root: Path, planned: dict[str, bytes]):
-    cache: dict[str, bytes] = {}
-
-    def read(path: str) -> bytes:
-        if path in planned:
-            return planned[path]
-        if path not in cache:
-            try:
-                cache[path] = (root / path).read_bytes()
-            except OSError as error:
-                raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error
-        return cache[path]
-
-    return read
-
-
 def _layout(analysis, arch: str) -> TargetLayout:
     """Find the target's KVM source, header and stub from the code itself."""
-    hooks: Counter[str] = Counter()
-    for name, located in analysis.index.definitions.items():
-        if name.startswith("kvm_arch_"):
-            for d in located:
-                scope = analysis.scope(d.path)
-                if d.item.kind == "function" and not scope.common and scope.arches == {arch}:
-                    hooks[d.path] += 1
-    if not hooks:
+    kvm_source = arch_kvm_sources(analysis).get(arch)
+    if kvm_source is None:
         raise FixError(f"no {arch} KVM source (a file defining kvm_arch_* hooks) in the tree")
-    kvm_source = hooks.most_common(1)[0][0]
     directory = kvm_source.rsplit("/", 1)[0]
     target_name = _target_name(directory)
     root = analysis.root

@@ -6,6 +6,7 @@ import re
 
 from kvmlint.codemods import each_finding
 from kvmlint.codemods.engine import ChangeSet, Edit
+from kvmlint.codemods.tree import file_reader
 from kvmlint.errors import FixError
 
 DESCRIPTION = "Rename a KVM function in its definition, declaration, stub and every caller."
@@ -18,10 +19,11 @@ def transform(analysis, findings):
 
 def transform_one(analysis, finding) -> list[ChangeSet]:
     old, new = finding.fix.argument("symbol"), finding.fix.argument("new_name")
+    read = file_reader(analysis.root)
     word = re.compile(rb"\b" + re.escape(old.encode()) + rb"\b")
     edits = []
     for located in analysis.index.definitions_of(old):
-        data = _read(analysis.root / located.path)
+        data = read(located.path)
         span = located.item.span
         match = word.search(data, span.start_byte, span.end_byte)
         if match is None:
@@ -38,9 +40,3 @@ def transform_one(analysis, finding) -> list[ChangeSet]:
     )
     return [ChangeSet(code=RULE, title=f"kvm: Rename {old}() to {new}()", body=body, edits=edits)]
 
-
-def _read(path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error

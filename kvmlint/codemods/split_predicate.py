@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit
+from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
 
 DESCRIPTION = "Replace kvm_irqchip_in_kernel() in common code with the predicate the site really asks."
@@ -48,18 +49,19 @@ def transform(analysis, findings):
 
 def _change_set(analysis, predicate: str, findings) -> ChangeSet:
     model = analysis.model
+    read = file_reader(analysis.root)
     edits, checks = [], []
     for finding in findings:
-        edits.append(_site_edit(analysis, finding))
+        edits.append(_site_edit(analysis, finding, read))
         checks.append((finding.fix.argument("condition"), finding.fix.argument("new_condition")))
     introduced = not analysis.index.definitions_of(predicate)
     if introduced:
-        edits.extend(_introduce(analysis, predicate))
+        edits.extend(_introduce(analysis, predicate, read))
     known = model.predicates.get(predicate)
     description = known.doc if known else predicate
     concept = known.title if known else predicate
     sites = "\n".join(f"  {f.path}:{f.line} {f.function or ''}: {'; '.join(f.evidence)}" for f in findings)
-    verdicts = "\n".join(sorted({f"  {f.message.rsplit('model: ', 1)[-1].rstrip(')')}" for f in findings}))
+    verdicts = "\n".join(sorted({f"  {f.fix.argument('verdict')}" for f in findings}))
     title = (
         f"kvm: Decouple '{concept}' from 'kernel irqchip'"
         if introduced
@@ -74,10 +76,10 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
     return ChangeSet(RULE, title, body, edits=edits, expression_checks=checks)
 
 
-def _site_edit(analysis, finding) -> Edit:
+def _site_edit(analysis, finding, read) -> Edit:
     """Replace the proxy call; a line that grows past the limit is wrapped as QEMU's style wants."""
     start = _byte_offset(analysis, finding)
-    data = (analysis.root / finding.path).read_bytes()
+    data = read(finding.path)
     begin, end = ctext.line_start(data, start), ctext.line_end(data, start + 1)
     line = data[begin:end].decode("utf-8", "surrogateescape")
     column = start - begin
@@ -113,13 +115,12 @@ class _Anchors:
     irqchip_flag: str  # the variable the proxy's macro reads (kvm_kernel_irqchip)
 
 
-def _introduce(analysis, predicate: str) -> list[Edit]:
+def _introduce(analysis, predicate: str, read) -> list[Edit]:
     model = analysis.model
     flag = model.predicates[predicate].flags.get(analysis.era) if predicate in model.predicates else None
     if not flag:
         raise FixError(f"the model has no flag for {predicate}() in the {analysis.era} era")
     anchors = _anchors(analysis)
-    read = _reader(analysis)
     edits = []
 
     # The branch with KVM reads the flag; the branch without it says (false).
@@ -149,17 +150,6 @@ def _introduce(analysis, predicate: str) -> list[Edit]:
         edits.append(Edit(located.path, at, at, declaration.encode()))
     edits.extend(_setters(analysis, predicate, flag, anchors, read))
     return edits
-
-
-def _reader(analysis):
-    cache: dict[str, bytes] = {}
-
-    def read(path: str) -> bytes:
-        if path not in cache:
-            cache[path] = (analysis.root / path).read_bytes()
-        return cache[path]
-
-    return read
 
 
 def _anchors(analysis) -> _Anchors:
@@ -209,7 +199,8 @@ def _setters(analysis, predicate: str, flag: str, anchors: _Anchors, read) -> li
         for chip, value in [(model.predicate(arch, PROXY, config), model.predicate(arch, predicate, config))]
     )
     edits = [_after_irqchip_set(analysis, anchors, predicate, flag, read)] if implied_everywhere else []
-    for arch, source in sorted(_arch_sources(analysis).items()):
+    sources = arch_kvm_sources(analysis)
+    for arch, source in sorted((a, s) for a, s in sources.items() if a in model.arches):
         relation = _relation(model, arch, predicate)
         if relation == "never" or (relation == "equal" and implied_everywhere):
             continue
@@ -242,21 +233,6 @@ def _after_irqchip_set(analysis, anchors: _Anchors, predicate: str, flag: str, r
             comment = f"{indent}/* An in-kernel irqchip implies {predicate}(). */\n"
             return Edit(located.path, at, at, f"{comment}{indent}{flag} = true;\n".encode())
     raise FixError(f"no common code sets {anchors.irqchip_flag} = true to set {flag} beside")
-
-
-def _arch_sources(analysis) -> dict[str, str]:
-    """Each model architecture's KVM source in this tree: the file with its kvm_arch_* hooks."""
-    counts: dict[str, dict[str, int]] = {}
-    for name, located in analysis.index.definitions.items():
-        if not name.startswith("kvm_arch_"):
-            continue
-        for d in located:
-            scope = analysis.scope(d.path)
-            if d.item.kind == "function" and not scope.common and len(scope.arches) == 1:
-                arch = next(iter(scope.arches))
-                counts.setdefault(arch, {}).setdefault(d.path, 0)
-                counts[arch][d.path] += 1
-    return {arch: max(paths, key=paths.get) for arch, paths in counts.items() if arch in analysis.model.arches}
 
 
 def _hook(analysis, source: str, word: str):

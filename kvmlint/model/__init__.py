@@ -27,5 +27,5 @@ from kvmlint.model.vocabulary import capability_arches, concept_arch
 __all__ = [
     "Configuration", "Difference", "Drift", "ExpressionError", "IrqchipSettings", "Model", "Proposal",
     "Validation", "capability_arches", "concept_arch", "format_drift", "format_model_table",
-    "format_validation_table", "infer_era", "legitimate_question", "load_model", "propose", "validate", "verify",
+    "format_validation_table", "infer_era", "legitimate_question", "load_model", "machine_arch", "propose", "validate", "verify",
 ]

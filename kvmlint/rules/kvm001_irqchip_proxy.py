@@ -105,6 +105,7 @@ def _finding(path, reference, owner, scope, proposal, model) -> Finding:
             ("predicate", proposal.predicate),
             ("condition", reference.context.condition),
             ("new_condition", proposal.new_condition),
+            ("verdict", proposal.verdict),
         ),
     )
     return Finding(
