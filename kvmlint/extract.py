@@ -65,6 +65,8 @@ def _queries() -> dict[str, tree_sitter.Query]:
             errors,
             r'((string_literal) @s (#match? @s "kernel[_-]irqchip"))',
             r'(assignment_expression left: (identifier) @lhs (#match? @lhs "^kvm_")) @assign',
+            r'(assignment_expression left: (field_expression field: (field_identifier) @member)'
+            r' right: (_) @capability (#match? @capability "KVM_CAP_")) @member_assign',
         ]
     )
     return {
@@ -166,7 +168,8 @@ def _callees(node: tree_sitter.Node) -> list[str]:
 
 
 NAME_TYPES = frozenset({"identifier", "type_identifier"})
-NAME_AND_FIELD_TYPES = NAME_TYPES | {"field_identifier"}
+FIELD_TYPES = frozenset({"field_identifier"})
+NAME_AND_FIELD_TYPES = NAME_TYPES | FIELD_TYPES
 
 
 def _identifiers(node: tree_sitter.Node, kinds: frozenset[str] = NAME_AND_FIELD_TYPES) -> list[str]:
@@ -309,6 +312,7 @@ class Extractor:
         self._references(found.get("id", []))
         self._definitions(root)
         self._assignments(found.get("assign", []))
+        self._capability_assignments(found.get("member_assign", []))
         self._strings(found.get("s", []))
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
@@ -445,6 +449,7 @@ class Extractor:
                 ),
                 identifiers=_unique(n for n in _identifiers(body, NAME_TYPES) if n != name),
                 field_access=_contains(body, "field_expression"),
+                fields=_unique(_identifiers(body, FIELD_TYPES)),
             )
         )
 
@@ -455,6 +460,17 @@ class Extractor:
                 continue
             self.facts.assignments.append(
                 Assignment(text(left), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
+            )
+
+    def _capability_assignments(self, assignments: list[tree_sitter.Node]) -> None:
+        """Where the KVM state is initialised: which member each capability check sets."""
+        for node in assignments:
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if text(node.child_by_field_name("operator")) != "=":
+                continue
+            member = left.child_by_field_name("field")
+            self.facts.capability_assignments.append(
+                Assignment(text(member), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
             )
 
     def _strings(self, literals: list[tree_sitter.Node]) -> None:
