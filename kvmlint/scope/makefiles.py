@@ -13,6 +13,12 @@ What restricts an object to some architectures:
 - the condition under which its list is pulled into another one.
 `obj-y := $(addprefix ../,$(obj-y))` (2012's hw/<arch>/Makefile.objs) makes
 the folder's entries name files one level up: hw/pc.c built by hw/i386/.
+
+Compile units: Makefile.target compiles `obj-y` (and `target-obj-y`, and
+the older per-target `obj-<target>-y`) in each target's build folder with
+`-I$(SRC_PATH)/target-$(TARGET_BASE_ARCH)`; every other list (common-obj,
+2012's hw-obj for libhw, util-obj, stub-obj, ...) is compiled once, outside
+any target.  A list pulled only into per-target lists is per target too.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import BuildRule, ConfigSpace, join_relpath, read_text, summarize_names
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names
 from .families import Families, arch_family, format_families, intersect, path_convention, union
 
 _VARIABLE_REFERENCE = re.compile(r"\$\(([\w.-]+)\)")
@@ -33,6 +39,8 @@ _YES = re.compile(r"^y+$")
 # $(TARGET_BASE_ARCH) in hw/$(TARGET_BASE_ARCH)/ stands for an architecture's folder only.
 _TARGET_VARIABLE = re.compile(r"\$\((TARGET_ARCH|TARGET_BASE_ARCH|TARGET_ARCH2|TARGET_ABI_DIR)\)")
 ARCH_PLACEHOLDER = "@ARCH@"
+# The lists Makefile.target compiles with the target's flags and include path.
+_PER_TARGET_LISTS = ("obj", "target-obj")
 
 
 @dataclass
@@ -294,6 +302,10 @@ class MakefileBuild:
         self._list_families: dict[str, Families] = {}
         self._folder_origin: dict[str, set[str]] = defaultdict(set)
         self._solve_contexts()
+        self._pulled_into: dict[str, set[str]] = defaultdict(set)
+        for assignment in self.assignments:
+            for base in assignment.references:
+                self._pulled_into[base].add(assignment.base)
 
     def _read_reachable(self) -> list[MakeAssignment]:
         """Makefile.target and Makefile.objs at the top, then every folder they descend into."""
@@ -386,14 +398,26 @@ class MakefileBuild:
             families = intersect(families, self.configs.families(symbol))
         return families
 
+    def list_unit(self, base: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """(unit, reason) of the objects of list `base`."""
+        if base in _PER_TARGET_LISTS or _family_in_list_name(base, self.configs.known_families):
+            return PER_TARGET, (f"{base}-y is compiled per target, with "
+                                f"target-$(TARGET_BASE_ARCH)/ on the include path")
+        parents = sorted(self._pulled_into.get(base, set()) - seen - {base})
+        if parents and all(self.list_unit(parent, seen | {base})[0] == PER_TARGET for parent in parents):
+            return PER_TARGET, f"{base}-y is pulled only into per-target lists ({', '.join(parents)}-y)"
+        return TARGET_INDEPENDENT, f"{base}-y is compiled once for all targets, without target headers"
+
     def rules(self) -> dict[str, list[BuildRule]]:
         """Source path (.c) -> the rules compiling it."""
         result: dict[str, list[BuildRule]] = defaultdict(list)
         for assignment in self.assignments:
             families = self.assignment_families(assignment)
             description = self._describe(assignment, families)
+            unit, unit_reason = self.list_unit(assignment.base)
             for source in self._sources(assignment.objects):
-                result[source].append(BuildRule(assignment.makefile, description, assignment.symbols, families))
+                result[source].append(BuildRule(assignment.makefile, description, assignment.symbols, families,
+                                                unit, unit_reason))
         return result
 
     def _sources(self, objects: list[str]) -> list[str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from .build import BuildRule, ConfigSpace
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace
 from .families import ARCH_FAMILIES, Families, arch_family, format_families, path_convention, sort_families, union
 from .kconfig import KconfigSpace
 from .makefiles import DefaultConfigs, MakefileBuild, target_of_config_file
@@ -23,6 +23,8 @@ class Scope:
     arches: frozenset[str]  # families the file is built for; empty when built for every target
     common: bool  # architecture-independent code
     reason: str
+    unit: str | None = None  # PER_TARGET, TARGET_INDEPENDENT, or None: unknown (headers, no rule)
+    unit_reason: str = ""
 
     @property
     def label(self) -> str:
@@ -91,8 +93,13 @@ class ScopeResolver:
 
     def scope_of(self, relpath: str) -> Scope:
         relpath = posixpath.normpath(relpath.replace("\\", "/")).lstrip("/")
+        is_source = relpath.endswith(_SOURCE_SUFFIXES)
+        rules = self.rules.get(relpath, []) if is_source else []
+        unit, unit_reason = compile_unit(rules) if is_source else (None, "not a source file: compiled where included")
+        return replace(self._scope(relpath, rules), unit=unit, unit_reason=unit_reason)
+
+    def _scope(self, relpath: str, rules: list[BuildRule]) -> Scope:
         convention = path_convention(relpath, self.known_families)
-        rules = self.rules.get(relpath, []) if relpath.endswith(_SOURCE_SUFFIXES) else []
         if convention is not None:
             family, folder = convention
             reason = f"in {folder}, {family} code by path"
@@ -146,3 +153,16 @@ class ScopeResolver:
                              f"in {folder}/, a folder built only for {format_families(families)} (from {origin})")
         kind = "header" if relpath.endswith(".h") else "no build rule found"
         return Scope(frozenset(), True, f"{kind}; generic path")
+
+
+def compile_unit(rules: list[BuildRule]) -> tuple[str | None, str]:
+    """The unit a file is compiled in, and why.
+
+    One target-independent rule decides: there a target header would not be
+    found, whatever the other rules allow.
+    """
+    for unit in (TARGET_INDEPENDENT, PER_TARGET):
+        deciding = next((rule for rule in rules if rule.unit == unit), None)
+        if deciding is not None:
+            return unit, f"{deciding.build_file}: {deciding.unit_reason}"
+    return None, "no build rule compiles it" if not rules else "its build rules do not say"
