@@ -51,6 +51,7 @@ class MakeAssignment:
     variable: str  # as written, e.g. "hw-obj-$(CONFIG_PCI)"
     base: str  # the list it adds to, e.g. "hw-obj"
     symbols: tuple[str, ...]  # its condition plus the enclosing blocks' (all must hold)
+    condition: tuple | None = None  # a `$(call lor,...)`-style own condition, when not plain symbols
     objects: list[str] = field(default_factory=list)  # "hw/pc.o"; may hold "*" where a $(VAR) stood
     directories: list[str] = field(default_factory=list)  # "hw/kvm"; patterns until expanded
     references: list[str] = field(default_factory=list)  # bases of the lists it pulls in
@@ -109,10 +110,43 @@ def _find_operator(line: str) -> tuple[int, str] | None:
     return None
 
 
-def _condition_symbol(condition: str) -> str | None:
-    """`$(CONFIG_X)` -> CONFIG_X; y, m and make functions restrict nothing we can read."""
-    match = re.fullmatch(r"\$\((\w+)\)", condition)
-    return match.group(1) if match else None
+def make_condition(text: str) -> tuple:
+    """A list-name condition as an expression: ("sym", X), ("and"|"or", a, b), ("not", a),
+    or ("any",) for y, m and make functions that restrict nothing we can read.
+
+    `$(CONFIG_X)`, `$(call land,A,B)`, `$(call lor,A,B)` and `$(call lnot,A)` are understood.
+    """
+    text = text.strip()
+    if match := re.fullmatch(r"\$\((\w+)\)", text):
+        return ("sym", match.group(1))
+    call = re.fullmatch(r"\$\(call\s+(land|lor|lnot)\s*,(.*)\)", text, re.S)
+    if call is None:
+        return ("any",)
+    operands = [make_condition(part) for part in _split_top_level(call.group(2), ",")]
+    if call.group(1) == "lnot":
+        return ("not", operands[0]) if len(operands) == 1 else ("any",)
+    expression = operands[0]
+    for operand in operands[1:]:
+        expression = ("and" if call.group(1) == "land" else "or", expression, operand)
+    return expression
+
+
+def required_symbols(expression: tuple) -> tuple[str, ...]:
+    """Symbols that must all be enabled for the expression to hold."""
+    if expression[0] == "sym":
+        return (expression[1],)
+    if expression[0] == "and":
+        return required_symbols(expression[1]) + required_symbols(expression[2])
+    return ()
+
+
+def positive_symbols(expression: tuple) -> tuple[str, ...]:
+    """Symbols the expression can hold through (those outside negations)."""
+    if expression[0] == "sym":
+        return (expression[1],)
+    if expression[0] in ("and", "or"):
+        return positive_symbols(expression[1]) + positive_symbols(expression[2])
+    return ()
 
 
 def block_condition(directive: str, argument: str) -> tuple[str, ...] | None:
@@ -184,10 +218,11 @@ def parse_makefile(text: str, makefile: str) -> list[MakeAssignment]:
             _reroot(assignments, makefile, base, prefix_match.group(1))
             continue
         symbols = tuple(symbol for block in blocks if block for symbol in block)
-        own = _condition_symbol(list_match.group("condition"))
-        if own:
-            symbols += (own,)
-        assignment = MakeAssignment(makefile, variable, base, symbols)
+        own = make_condition(list_match.group("condition"))
+        required = required_symbols(own)
+        symbols += required
+        condition = None if required or own == ("any",) else own
+        assignment = MakeAssignment(makefile, variable, base, symbols, condition)
         for token in _split_top_level(value, " \t"):
             _add_token(assignment, token.strip(), folder)
         assignments.append(assignment)
@@ -396,7 +431,19 @@ class MakefileBuild:
             families = intersect(families, frozenset({named}))
         for symbol in assignment.symbols:
             families = intersect(families, self.configs.families(symbol))
+        if assignment.condition is not None:
+            families = intersect(families, self._expression_families(assignment.condition))
         return families
+
+    def _expression_families(self, expression: tuple) -> Families:
+        kind = expression[0]
+        if kind == "sym":
+            return self.configs.families(expression[1])
+        if kind == "and":
+            return intersect(self._expression_families(expression[1]), self._expression_families(expression[2]))
+        if kind == "or":
+            return union(self._expression_families(expression[1]), self._expression_families(expression[2]))
+        return None  # a negation, or nothing we can read: no restriction
 
     def list_unit(self, base: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
         """(unit, reason) of the objects of list `base`."""
@@ -415,8 +462,11 @@ class MakefileBuild:
             families = self.assignment_families(assignment)
             description = self._describe(assignment, families)
             unit, unit_reason = self.list_unit(assignment.base)
+            symbols = assignment.symbols
+            if assignment.condition is not None:
+                symbols += positive_symbols(assignment.condition)
             for source in self._sources(assignment.objects):
-                result[source].append(BuildRule(assignment.makefile, description, assignment.symbols, families,
+                result[source].append(BuildRule(assignment.makefile, description, symbols, families,
                                                 unit, unit_reason))
         return result
 

@@ -33,6 +33,8 @@ _DICT_ENTRY = re.compile(r"'(\w+)'\s*:\s*(\w+)")
 _FILES_CALL = re.compile(r"files\s*\(([^()]*)\)")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 _KEYWORD_ARGUMENT = re.compile(r"^(\w+)\s*:(.*)$", re.S)
+_ACCELERATOR_ENTRY = re.compile(r"'(CONFIG_\w+)'\s*:\s*(\[[^\]]*\]|\w+)")
+_LIST_ASSIGNMENT = re.compile(r"^(\w+)\s*(\+?=)\s*(\[[^\]]*\])\s*$", re.S)
 _HAS_KEY = re.compile(r"has_key\s*\(\s*'(\w+)'\s*\)|'(\w+)'\s+in\s+\w+")
 
 
@@ -344,3 +346,22 @@ class MesonBuild:
         if source_set in self.set_families_by_dict:
             return None
         return self._nestings.get(source_set)
+
+
+def read_accelerator_targets(root: Path) -> dict[str, frozenset[str]]:
+    """Accelerator symbol (without CONFIG_) -> the targets the top meson.build offers it for.
+
+    `accelerator_targets += {'CONFIG_XEN': xen_targets}`, with the list taken
+    over every host branch (`if cpu == ...`): KVM only runs with host ==
+    guest architecture, Xen and HVF only for a few targets.
+    """
+    lists: dict[str, set[str]] = defaultdict(set)
+    accelerators: dict[str, set[str]] = defaultdict(set)
+    for statement in statements(read_text(root / "meson.build")):
+        if match := _LIST_ASSIGNMENT.match(statement):
+            lists[match.group(1)] |= set(_STRING.findall(match.group(3)))
+        elif statement.startswith("accelerator_targets"):
+            for symbol, value in _ACCELERATOR_ENTRY.findall(statement):
+                targets = _STRING.findall(value) if value.startswith("[") else lists.get(value, set())
+                accelerators[symbol[len("CONFIG_"):]] |= set(targets)
+    return {name: frozenset(targets) for name, targets in accelerators.items()}
