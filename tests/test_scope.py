@@ -320,6 +320,98 @@ def test_paths_are_normalised(q2012):
     assert q2012.scope_of("./hw/../hw/pc.c") == q2012.scope_of("hw/pc.c")
 
 
+# --- compile units ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, unit, reason_part", [
+    ("cpus.c", "per-target", "Makefile.target: obj-y is compiled per target, with target-$(TARGET_BASE_ARCH)/"),
+    ("kvm-all.c", "per-target", "obj-y is compiled per target"),
+    ("hw/pc.c", "per-target", "hw/i386/Makefile.objs: obj-y"),
+    ("hw/kvm/clock.c", "per-target", "hw/kvm/Makefile.objs: obj-y"),
+    ("target-i386/kvm.c", "per-target", "target-i386/Makefile.objs"),
+    ("hw/virtio-pci.c", "target-independent", "hw/Makefile.objs: hw-obj-y is compiled once for all targets"),
+    ("hw/msi.c", "target-independent", "hw-obj-y"),
+    ("hw/irq.c", "target-independent", "common-obj-y is compiled once"),
+    ("kvm.h", None, "not a source file"),
+    ("hw/usb/hcd-ohci.c", None, "no build rule"),
+])
+def test_compile_unit_2012_fixture(q2012, path, unit, reason_part):
+    scope = q2012.scope_of(path)
+    assert scope.unit == unit, scope.unit_reason
+    assert reason_part in scope.unit_reason
+
+
+@pytest.mark.parametrize("path, unit, reason_part", [
+    ("hw/intc/arm_gicv3_common.c", "target-independent", "system_ss is compiled once for all targets"),
+    ("hw/intc/irq_count.c", "target-independent", "system_ss"),
+    ("hw/virtio/virtio-pci.c", "target-independent", "system_virtio_ss"),
+    ("hw/intc/ioapic-stub.c", "target-independent", "system_ss"),  # a stub of a target-independent set
+    ("hw/intc/xics.c", "per-target", "specific_ss is compiled per target, with target/<arch>/"),
+    ("hw/i386/pc.c", "per-target", "i386_ss is an architecture's source set"),
+    ("accel/kvm/kvm-all.c", "per-target", "kvm_ss is added only to per-target sets (specific_ss)"),
+    ("accel/stubs/kvm-stub.c", "per-target", "system_stubs_ss is added only to per-target sets"),
+    ("target/i386/kvm/kvm.c", "per-target", "i386_kvm_ss is added only to per-target sets (i386_system_ss)"),
+    ("include/system/kvm.h", None, "not a source file"),
+])
+def test_compile_unit_current_fixture(qcurrent, path, unit, reason_part):
+    scope = qcurrent.scope_of(path)
+    assert scope.unit == unit, scope.unit_reason
+    assert reason_part in scope.unit_reason
+
+
+def test_one_target_independent_rule_decides_the_unit(tmp_path):
+    _write_tree(tmp_path, {
+        "meson.build": "specific_ss = ss.source_set()\nsystem_ss = ss.source_set()\n"
+                       "shared_ss = ss.source_set()\nmod_ss = ss.source_set()\n"
+                       "target_modules += {'accel': {'tcg': mod_ss}}\n"
+                       "specific_ss.add(files('both.c', 'only_specific.c'))\n"
+                       "system_ss.add(files('both.c'))\n"
+                       "shared_ss.add(files('nested_twice.c'))\n"
+                       "specific_ss.add_all(shared_ss)\nsystem_ss.add_all(shared_ss)\n"
+                       "mod_ss.add(files('module.c'))\n"
+                       "libutil = static_library('util', files('util.c'))\n",
+    })
+    resolver = ScopeResolver(tmp_path)
+    assert resolver.scope_of("only_specific.c").unit == "per-target"
+    assert resolver.scope_of("both.c").unit == "target-independent"
+    assert resolver.scope_of("nested_twice.c").unit == "target-independent"
+    assert resolver.scope_of("module.c").unit == "per-target"
+    assert "target_modules" in resolver.scope_of("module.c").unit_reason
+    assert resolver.scope_of("util.c").unit == "target-independent"
+
+
+def test_make_list_pulled_only_into_per_target_lists_is_per_target(tmp_path):
+    _write_tree(tmp_path, {
+        "Makefile.target": "obj-y += main.o $(helper-obj-y)\nobj-i386-y += pcspk.o\n"
+                           "all-obj-y = $(obj-y) $(common-obj-y)\ninclude $(SRC_PATH)/Makefile.objs\n",
+        "Makefile.objs": "helper-obj-y += helper.o\ncommon-obj-y += blockdev.o\n"
+                         "target-obj-y += trace.o\nshared-obj-y += osdep.o\n"
+                         "obj-y += $(shared-obj-y)\ncommon-obj-y += $(shared-obj-y)\n",
+    })
+    resolver = ScopeResolver(tmp_path)
+    assert resolver.scope_of("main.c").unit == "per-target"
+    assert resolver.scope_of("pcspk.c").unit == "per-target"
+    assert resolver.scope_of("trace.c").unit == "per-target"
+    helper = resolver.scope_of("helper.c")
+    assert (helper.unit, helper.unit_reason) == ("per-target", "Makefile.objs: helper-obj-y is pulled only "
+                                                               "into per-target lists (obj-y)")
+    assert resolver.scope_of("blockdev.c").unit == "target-independent"
+    assert resolver.scope_of("osdep.c").unit == "target-independent"
+
+
+def test_scope_command_prints_the_unit():
+    from click.testing import CliRunner
+
+    from kvmlint.cli import cli
+
+    root = FIXTURES / "qemu-current"
+    result = CliRunner().invoke(cli, ["scope", str(root / "hw/intc/arm_gicv3_common.c"),
+                                      str(root / "hw/intc/xics.c")])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(": ", 1) for line in result.output.splitlines())
+    assert "compile unit: target-independent (hw/intc/meson.build: system_ss" in lines["hw/intc/arm_gicv3_common.c"]
+    assert "compile unit: per-target (hw/intc/meson.build: specific_ss" in lines["hw/intc/xics.c"]
+
+
 # --- robustness -----------------------------------------------------------------------
 
 def test_tree_without_build_files(tmp_path):
