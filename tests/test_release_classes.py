@@ -88,7 +88,8 @@ def test_mmio_set_up_elsewhere_in_the_function_does_not_silence_a_proxy():
     sites = {(f["path"], f["line"]) for f in findings if f["path"] == "hw/pci_plug.c"}
     source = (TREE / "hw/pci_plug.c").read_text().splitlines()
     plugged = next(n for n, line in enumerate(source, 1) if "kvm_irqchip_in_kernel" in line)
-    # the first use is in the plug function (MMIO mapped above it); the second chooses the model
+    # the first use is in the plug function (MMIO mapped above it); the other two choose the model,
+    # one with else, one with an early return
     assert sites == {("hw/pci_plug.c", plugged)}
 
 
