@@ -1,9 +1,19 @@
 """## What it does
-Reports a helper defined or declared in the common KVM files (the KVM core
-source, its header, its stub file) whose callers all lie in one
-architecture's code AND whose concept belongs to that architecture, by the
-model's vocabulary (`irq0_override`, `xsave`, `pit`, ...) or by the
-`KVM_CAP_*` capabilities its body tests.
+Reports a helper defined or declared in the common KVM layer (the KVM header,
+the KVM core source and its stub file, found from the code: the header defines
+`kvm_irqchip_in_kernel()`, the core defines most of its functions, the stubs
+define the no-KVM versions) whose callers all lie in one architecture's code
+AND whose concept belongs to that architecture, by any of:
+- its name: a concept (`irq0_override`, `xsave`, `pit`, ...) or a machine
+  (`pc`) of that architecture in the model's vocabulary;
+- the `KVM_CAP_*` capabilities its body tests, or that set the flag it
+  returns where the KVM state is initialised (`s->flag = kvm_check_extension(s,
+  KVM_CAP_X86_...)` in `kvm_init()`), by the bundled KVM API table;
+- every caller being that architecture's device or board code (not its CPU
+  code), unless the name is a concept every architecture has (GSI routing,
+  MSI, vcpu events, ...).
+The evidence is in the message.  A device file with `kvm` in its name (an
+in-kernel interrupt controller's glue) is not the KVM layer.
 
 ## Why is this bad?
 Common KVM files are shared by every architecture.  A helper whose meaning
