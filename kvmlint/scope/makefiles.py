@@ -448,8 +448,7 @@ class MakefileBuild:
     def list_unit(self, base: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
         """(unit, reason) of the objects of list `base`."""
         if base in _PER_TARGET_LISTS or _family_in_list_name(base, self.configs.known_families):
-            return PER_TARGET, (f"{base}-y is compiled per target, with "
-                                f"target-$(TARGET_BASE_ARCH)/ on the include path")
+            return PER_TARGET, f"{base}-y is compiled per target, with the target's folder on the include path"
         parents = sorted(self._pulled_into.get(base, set()) - seen - {base})
         if parents and all(self.list_unit(parent, seen | {base})[0] == PER_TARGET for parent in parents):
             return PER_TARGET, f"{base}-y is pulled only into per-target lists ({', '.join(parents)}-y)"
