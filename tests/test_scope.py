@@ -353,6 +353,39 @@ def test_compile_units_kconfig_make_fixture(q2019):
     assert q2019.scope_of("accel/kvm/kvm-all.c").unit == "per-target"
 
 
+@pytest.fixture(scope="module")
+def q2020() -> ScopeResolver:
+    return ScopeResolver(FIXTURES / "qemu-2020")
+
+
+@pytest.mark.parametrize("path, label, reason_parts", [
+    ("hw/intc/xics.c", "ppc", ["specific_ss when CONFIG_XICS", "only for ppc (selected by PSERIES)"]),
+    ("hw/intc/xics_kvm.c", "ppc", ["CONFIG_KVM and CONFIG_XICS"]),
+    ("hw/intc/arm_gic.c", "arm", ["softmmu_ss when CONFIG_ARM_GIC", "selected by ARM_VIRT"]),
+    ("hw/pci/msi.c", "common", ["pci_ss (added to softmmu_ss when CONFIG_PCI)", "x86, arm, ppc",
+                                "3 KVM architectures"]),
+    # an accelerator symbol is on only where meson.build offers that accelerator
+    ("hw/xen/xen_pt.c", "x86", ["CONFIG_XEN can be enabled only for x86",
+                                "an accelerator the build offers for i386-softmmu, x86_64-softmmu"]),
+    ("accel/kvm/kvm-all.c", "common", ["CONFIG_KVM can be enabled for x86, arm, ppc"]),
+    ("hw/ppc/spapr.c", "ppc", ["hw/ppc/", "ppc source set"]),
+])
+def test_scope_kconfig_meson_default_configs_devices_fixture(q2020, path, label, reason_parts):
+    scope = q2020.scope_of(path)
+    assert scope.label == label, scope.reason
+    for part in reason_parts:
+        assert part in scope.reason
+
+
+def test_accelerators_enable_their_selects_only_on_their_targets(q2020):
+    configs = q2020.configs
+    assert "PC" in configs.enabled["x86_64-softmmu"]  # default-configs/devices: x86_64 includes i386
+    assert "XEN_PCI" in configs.enabled["x86_64-softmmu"]
+    assert "XEN_PCI" not in configs.enabled["m68k-softmmu"]  # XEN is no m68k accelerator...
+    assert "PCI" not in configs.enabled["m68k-softmmu"]  # ...so it does not bring PCI there
+    assert configs.families("CONFIG_PCI") == frozenset({"x86", "arm", "ppc"})
+
+
 def test_scope_arches(q2012, qcurrent):
     assert qcurrent.scope_of("hw/intc/two_arch_ipi.c").arches == frozenset({"loongarch", "mips"})
     assert qcurrent.scope_of("accel/kvm/kvm-all.c").arches == frozenset()
@@ -366,7 +399,7 @@ def test_32_bit_arm_target_lacks_the_aarch64_machine(qcurrent):
     assert "ARM_VIRT" in space.enabled["aarch64-softmmu"]
 
 
-@pytest.mark.parametrize("tree", ["qemu-2012", "qemu-2019", "qemu-current"])
+@pytest.mark.parametrize("tree", ["qemu-2012", "qemu-2019", "qemu-2020", "qemu-current"])
 def test_every_fixture_file_gets_a_scope_with_a_reason(tree):
     root = FIXTURES / tree
     resolver = ScopeResolver(root)
