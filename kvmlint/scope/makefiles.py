@@ -409,7 +409,7 @@ class MakefileBuild:
                 for folder in assignment.directories:
                     if folder in folder_update:
                         folder_update[folder] = union(folder_update[folder], families)
-                        self._folder_origin[folder].add(assignment.makefile)
+                        self._folder_origin[folder].add(f"{assignment.makefile}: {assignment.variable}")
             if list_update != {b: self._list_families[b] for b in referenced_lists} or \
                     folder_update != self.folder_families:
                 self._list_families.update(list_update)
@@ -461,7 +461,7 @@ class MakefileBuild:
             families = self.assignment_families(assignment)
             description = self._describe(assignment, families)
             unit, unit_reason = self.list_unit(assignment.base)
-            symbols = assignment.symbols
+            symbols = assignment.symbols + self.folder_symbols(assignment.makefile)
             if assignment.condition is not None:
                 symbols += positive_symbols(assignment.condition)
             for source in self._sources(assignment.objects):
@@ -490,10 +490,19 @@ class MakefileBuild:
         text += ")"
         folder = os.path.dirname(assignment.makefile)
         folder_families = self.makefile_folder_families(assignment.makefile)
-        if self._convention_families(folder) is None and folder_families and len(folder_families) == 1:
+        if self._convention_families(folder) is None and folder_families:
             origin = ", ".join(sorted(self._folder_origin.get(folder, ())))
-            text += f" in {folder}/, a folder built only for {format_families(folder_families)} (from {origin})"
+            scope = "only for" if len(folder_families) == 1 else "for"
+            text += f" in {folder}/, a folder built {scope} {format_families(folder_families)} (from {origin})"
         return text
+
+    def folder_symbols(self, makefile: str) -> tuple[str, ...]:
+        """The CONFIG_/TARGET_ symbols under which the Makefile's folder is descended into."""
+        folder = os.path.dirname(makefile)
+        if self._convention_families(folder) is not None:
+            return ()
+        return tuple(dict.fromkeys(symbol for assignment in self.assignments if folder in assignment.directories
+                                   for symbol in assignment.symbols))
 
     def folder_rule_families(self, folder: str) -> tuple[Families, str] | None:
         """For headers: a folder reached only from architecture-specific Makefiles."""
