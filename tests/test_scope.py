@@ -293,6 +293,99 @@ def test_scope_current_fixture(qcurrent, path, label, reason_parts):
         assert part in scope.reason
 
 
+@pytest.fixture(scope="module")
+def q2019() -> ScopeResolver:
+    return ScopeResolver(FIXTURES / "qemu-2019")
+
+
+@pytest.mark.parametrize("path, label, reason_parts", [
+    # ppc-only interrupt controllers: selected only by the pseries machine, through a chain
+    ("hw/intc/xics.c", "ppc", ["hw/intc/Makefile.objs", "obj-$(CONFIG_XICS)", "only for ppc",
+                               "selected by XICS_SPAPR"]),
+    ("hw/intc/xics_kvm.c", "ppc", ["CONFIG_XICS_KVM can be enabled only for ppc"]),
+    ("hw/intc/xive.c", "ppc", ["selected by PSERIES"]),
+    # PCI: set literally only in s390x's .mak, selected by the other targets' machines
+    ("hw/pci/msi.c", "common", ["common-obj-$(CONFIG_PCI)", "x86, arm, ppc, s390x",
+                                "selected by PCI_EXPRESS, PC_PCI, PSERIES",
+                                "set in default-configs/s390x-softmmu.mak", "4 KVM architectures"]),
+    # a device folder enabled by devices-dirs-$(CONFIG_HYPERV), HYPERV implied by the PC machine
+    ("hw/hyperv/hyperv.c", "x86", ["hw/hyperv/", "a folder built only for x86", "hw/Makefile.objs"]),
+    # s390-only device code in generic folders
+    ("hw/vfio/ap.c", "s390x", ["CONFIG_VFIO_AP can be enabled only for s390x"]),
+    ("hw/intc/s390_flic_kvm.c", "s390x", ["CONFIG_S390_FLIC_KVM can be enabled only for s390x"]),
+    ("hw/intc/ioapic.c", "x86", ["CONFIG_IOAPIC can be enabled only for x86 (selected by PC)"]),
+    ("hw/intc/arm_gic.c", "arm", ["selected by ARM_VIRT"]),
+    ("hw/intc/arm_gicv3_kvm.c", "arm", ["$(call land,$(CONFIG_ARM_GIC_KVM),$(TARGET_AARCH64))",
+                                        "TARGET_AARCH64 is defined only for arm"]),
+    ("hw/misc/two_arch_irq.c", "common", ["$(call lor,", "only for ppc", "only for s390x",
+                                          "2 KVM architectures"]),
+    # the .mak include: pci.mak's PCI_DEVICES reaches i386/x86_64, arm and ppc imply it
+    ("hw/misc/pci-testdev.c", "common", ["CONFIG_PCI_TESTDEV can be enabled for x86, arm, ppc"]),
+    ("hw/vfio/pci.c", "common", ["x86, arm, ppc, s390x"]),
+    ("accel/kvm/kvm-all.c", "common", ["accel/kvm/Makefile.objs", "every target"]),
+    ("accel/stubs/kvm-stub.c", "common", ["$(call lnot,$(CONFIG_KVM))", "every target"]),
+    ("cpus.c", "common", ["Makefile.target"]),
+    ("hw/i386/pc.c", "x86", ["hw/i386/"]),
+    ("target/s390x/kvm.c", "s390x", ["target/s390x/"]),
+    ("pc-bios/s390-ccw/virtio.c", "outside", ["pc-bios/s390-ccw/Makefile builds", "not part of any emulator"]),
+])
+def test_scope_kconfig_make_fixture(q2019, path, label, reason_parts):
+    scope = q2019.scope_of(path)
+    assert scope.label == label, scope.reason
+    for part in reason_parts:
+        assert part in scope.reason
+
+
+def test_kconfig_make_era_reads_kconfig_not_only_the_mak_files(q2019):
+    configs = q2019.configs
+    assert isinstance(configs, KconfigSpace)
+    assert sorted(target.name for target in configs.targets) == [
+        "aarch64-softmmu", "arm-softmmu", "i386-softmmu", "ppc64-softmmu", "s390x-softmmu", "x86_64-softmmu"]
+    assert "PCI_DEVICES" in configs.enabled["x86_64-softmmu"]  # x86_64 includes i386, which includes pci.mak
+    assert "PCI" not in configs.enabled["arm-softmmu"]  # only aarch64 has the virt board
+    assert configs.families("CONFIG_HYPERV") == frozenset({"x86"})
+
+
+def test_compile_units_kconfig_make_fixture(q2019):
+    assert q2019.scope_of("hw/intc/arm_gic.c").unit == "target-independent"
+    assert q2019.scope_of("hw/pci/msi.c").unit == "target-independent"
+    assert q2019.scope_of("hw/intc/xics.c").unit == "per-target"
+    assert q2019.scope_of("accel/kvm/kvm-all.c").unit == "per-target"
+
+
+@pytest.fixture(scope="module")
+def q2020() -> ScopeResolver:
+    return ScopeResolver(FIXTURES / "qemu-2020")
+
+
+@pytest.mark.parametrize("path, label, reason_parts", [
+    ("hw/intc/xics.c", "ppc", ["specific_ss when CONFIG_XICS", "only for ppc (selected by PSERIES)"]),
+    ("hw/intc/xics_kvm.c", "ppc", ["CONFIG_KVM and CONFIG_XICS"]),
+    ("hw/intc/arm_gic.c", "arm", ["softmmu_ss when CONFIG_ARM_GIC", "selected by ARM_VIRT"]),
+    ("hw/pci/msi.c", "common", ["pci_ss (added to softmmu_ss when CONFIG_PCI)", "x86, arm, ppc",
+                                "3 KVM architectures"]),
+    # an accelerator symbol is on only where meson.build offers that accelerator
+    ("hw/xen/xen_pt.c", "x86", ["CONFIG_XEN can be enabled only for x86",
+                                "an accelerator the build offers for i386-softmmu, x86_64-softmmu"]),
+    ("accel/kvm/kvm-all.c", "common", ["CONFIG_KVM can be enabled for x86, arm, ppc"]),
+    ("hw/ppc/spapr.c", "ppc", ["hw/ppc/", "ppc source set"]),
+])
+def test_scope_kconfig_meson_default_configs_devices_fixture(q2020, path, label, reason_parts):
+    scope = q2020.scope_of(path)
+    assert scope.label == label, scope.reason
+    for part in reason_parts:
+        assert part in scope.reason
+
+
+def test_accelerators_enable_their_selects_only_on_their_targets(q2020):
+    configs = q2020.configs
+    assert "PC" in configs.enabled["x86_64-softmmu"]  # default-configs/devices: x86_64 includes i386
+    assert "XEN_PCI" in configs.enabled["x86_64-softmmu"]
+    assert "XEN_PCI" not in configs.enabled["m68k-softmmu"]  # XEN is no m68k accelerator...
+    assert "PCI" not in configs.enabled["m68k-softmmu"]  # ...so it does not bring PCI there
+    assert configs.families("CONFIG_PCI") == frozenset({"x86", "arm", "ppc"})
+
+
 def test_scope_arches(q2012, qcurrent):
     assert qcurrent.scope_of("hw/intc/two_arch_ipi.c").arches == frozenset({"loongarch", "mips"})
     assert qcurrent.scope_of("accel/kvm/kvm-all.c").arches == frozenset()
@@ -306,7 +399,7 @@ def test_32_bit_arm_target_lacks_the_aarch64_machine(qcurrent):
     assert "ARM_VIRT" in space.enabled["aarch64-softmmu"]
 
 
-@pytest.mark.parametrize("tree", ["qemu-2012", "qemu-current"])
+@pytest.mark.parametrize("tree", ["qemu-2012", "qemu-2019", "qemu-2020", "qemu-current"])
 def test_every_fixture_file_gets_a_scope_with_a_reason(tree):
     root = FIXTURES / tree
     resolver = ScopeResolver(root)
@@ -323,7 +416,7 @@ def test_paths_are_normalised(q2012):
 # --- compile units ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("path, unit, reason_part", [
-    ("cpus.c", "per-target", "Makefile.target: obj-y is compiled per target, with target-$(TARGET_BASE_ARCH)/"),
+    ("cpus.c", "per-target", "Makefile.target: obj-y is compiled per target, with the target's folder"),
     ("kvm-all.c", "per-target", "obj-y is compiled per target"),
     ("hw/pc.c", "per-target", "hw/i386/Makefile.objs: obj-y"),
     ("hw/kvm/clock.c", "per-target", "hw/kvm/Makefile.objs: obj-y"),

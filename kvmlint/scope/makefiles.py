@@ -409,7 +409,7 @@ class MakefileBuild:
                 for folder in assignment.directories:
                     if folder in folder_update:
                         folder_update[folder] = union(folder_update[folder], families)
-                        self._folder_origin[folder].add(assignment.makefile)
+                        self._folder_origin[folder].add(f"{assignment.makefile}: {assignment.variable}")
             if list_update != {b: self._list_families[b] for b in referenced_lists} or \
                     folder_update != self.folder_families:
                 self._list_families.update(list_update)
@@ -448,8 +448,7 @@ class MakefileBuild:
     def list_unit(self, base: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
         """(unit, reason) of the objects of list `base`."""
         if base in _PER_TARGET_LISTS or _family_in_list_name(base, self.configs.known_families):
-            return PER_TARGET, (f"{base}-y is compiled per target, with "
-                                f"target-$(TARGET_BASE_ARCH)/ on the include path")
+            return PER_TARGET, f"{base}-y is compiled per target, with the target's folder on the include path"
         parents = sorted(self._pulled_into.get(base, set()) - seen - {base})
         if parents and all(self.list_unit(parent, seen | {base})[0] == PER_TARGET for parent in parents):
             return PER_TARGET, f"{base}-y is pulled only into per-target lists ({', '.join(parents)}-y)"
@@ -462,7 +461,7 @@ class MakefileBuild:
             families = self.assignment_families(assignment)
             description = self._describe(assignment, families)
             unit, unit_reason = self.list_unit(assignment.base)
-            symbols = assignment.symbols
+            symbols = assignment.symbols + self.folder_symbols(assignment.makefile)
             if assignment.condition is not None:
                 symbols += positive_symbols(assignment.condition)
             for source in self._sources(assignment.objects):
@@ -491,10 +490,19 @@ class MakefileBuild:
         text += ")"
         folder = os.path.dirname(assignment.makefile)
         folder_families = self.makefile_folder_families(assignment.makefile)
-        if self._convention_families(folder) is None and folder_families and len(folder_families) == 1:
+        if self._convention_families(folder) is None and folder_families:
             origin = ", ".join(sorted(self._folder_origin.get(folder, ())))
-            text += f" in {folder}/, a folder built only for {format_families(folder_families)} (from {origin})"
+            scope = "only for" if len(folder_families) == 1 else "for"
+            text += f" in {folder}/, a folder built {scope} {format_families(folder_families)} (from {origin})"
         return text
+
+    def folder_symbols(self, makefile: str) -> tuple[str, ...]:
+        """The CONFIG_/TARGET_ symbols under which the Makefile's folder is descended into."""
+        folder = os.path.dirname(makefile)
+        if self._convention_families(folder) is not None:
+            return ()
+        return tuple(dict.fromkeys(symbol for assignment in self.assignments if folder in assignment.directories
+                                   for symbol in assignment.symbols))
 
     def folder_rule_families(self, folder: str) -> tuple[Families, str] | None:
         """For headers: a folder reached only from architecture-specific Makefiles."""
