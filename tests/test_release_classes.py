@@ -9,10 +9,13 @@ with nothing that tells the era.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from kvmlint.analysis import analyse
 from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
@@ -109,3 +112,19 @@ def test_layout_tells_the_era_when_no_kvm_symbol_does(tmp_path):
         (tree / layout).write_text("# build\n")
         sources = discover([str(tree)], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
         assert analyse(sources, jobs=1).era == era
+
+
+def test_a_pre_commit_run_on_a_few_files_still_tells_the_core_from_a_device_file():
+    files = [str(TREE / "kvm-all.c"), str(TREE / "hw/mpic_kvm.c")]
+    analysis = analyse(discover(files), jobs=1)
+    assert analysis.kvm_layer == {"kvm-all.c"}  # the tree's header, read aside, names the API
+
+
+@pytest.mark.skipif(not os.environ.get("KVMLINT_QEMU_TREE"), reason="needs KVMLINT_QEMU_TREE")
+def test_on_a_real_tree_the_layer_is_one_header_one_core_and_stubs_and_kvm002_stays_in_it():
+    tree = Path(os.environ["KVMLINT_QEMU_TREE"])
+    analysis = analyse(discover([str(tree)]), jobs=2)
+    headers = [path for path in analysis.kvm_layer if path.endswith(".h")]
+    assert len(headers) == 1 and 2 <= len(analysis.kvm_layer) <= 4
+    _, findings, _ = check("--select", "KVM002", str(tree))
+    assert all(f["path"] in analysis.kvm_layer for f in findings)
