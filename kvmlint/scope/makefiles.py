@@ -16,7 +16,8 @@ the folder's entries name files one level up: hw/pc.c built by hw/i386/.
 
 Compile units: Makefile.target compiles `obj-y` (and `target-obj-y`, and
 the older per-target `obj-<target>-y`) in each target's build folder with
-`-I$(SRC_PATH)/target-$(TARGET_BASE_ARCH)`; every other list (common-obj,
+the target's folder on the include path (`-I$(SRC_PATH)/target-$(TARGET_BASE_ARCH)`,
+later target/$(TARGET_BASE_ARCH)); every other list (common-obj,
 2012's hw-obj for libhw, util-obj, stub-obj, ...) is compiled once, outside
 any target.  A list pulled only into per-target lists is per target too.
 """
