@@ -12,8 +12,13 @@ targets) among those that use a QEMU KVM name (`kvm_*`), with the scope
 `kvmlint scope` gives them.  `--findings FILE`
 writes every finding of every release as JSON lines, to judge them one by one.
 
-Not a test: it needs the release trees (laid out from the fetched histories,
-see the README) and takes minutes.
+Laying the trees out from a fetched history (a bare git directory):
+`--releases GITDIR` lists its release commits (`git log --first-parent
+--grep='Update version for v'`); `--lay-out GITDIR REF ...` extracts each REF
+(a tag or commit) into `--parent`/REF with `git archive`, skipping trees that
+are already there.
+
+Not a test: it needs the release trees and takes minutes.
 """
 
 from __future__ import annotations
@@ -68,6 +73,29 @@ def scope_classes(tree: Path) -> dict[str, tuple[bool, str]]:
     return classes
 
 
+def releases(git_dir: Path) -> list[str]:
+    """'<commit> <subject>' of each release commit on the first-parent history."""
+    log = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "log", "--first-parent", "--format=%h %s", "--grep=Update version for v"],
+        capture_output=True, text=True, check=True,
+    )
+    return log.stdout.splitlines()
+
+
+def lay_out(git_dir: Path, refs: list[str], parent: Path) -> None:
+    for ref in refs:
+        tree = parent / ref.replace("/", "_")
+        if tree.exists():
+            continue
+        partial = tree.with_name(tree.name + ".partial")
+        partial.mkdir(parents=True)
+        archive = subprocess.Popen(["git", "--git-dir", str(git_dir), "archive", ref], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(partial)], stdin=archive.stdout, check=True)
+        if archive.wait() != 0:
+            sys.exit(f"sweep: git archive {ref} failed")
+        partial.rename(tree)  # only a complete tree gets the release's name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="*", type=Path)
@@ -75,7 +103,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--findings", type=Path, default=None, help="write every finding as JSON lines here")
     parser.add_argument("--no-scope", action="store_true", help="skip the scope comparison (faster)")
+    parser.add_argument("--releases", type=Path, metavar="GITDIR", help="list GITDIR's release commits and exit")
+    parser.add_argument("--lay-out", nargs="+", metavar=("GITDIR", "REF"), help="extract REFs of GITDIR into --parent")
     args = parser.parse_args()
+    if args.releases:
+        print("\n".join(releases(args.releases)))
+        return
+    if args.lay_out:
+        git_dir, *refs = args.lay_out
+        lay_out(Path(git_dir), refs, args.parent)
     trees = args.trees or [path for path in args.parent.iterdir() if path.is_dir()]
     trees = sorted((tree for tree in trees if tree.is_dir()), key=release_key)
     if not trees:
