@@ -157,46 +157,104 @@ def _print_warnings(analysis, verbose: bool) -> None:
 @cli.command()
 @click.argument("path", required=False, default=".", type=click.Path())
 @click.option("--rule", "rule_words", multiple=True, help="Only this rule's fixes (code, name or alias; repeatable).")
+@click.option("--select", "selected", multiple=True, help="Rules to fix, as on check (codes, names or aliases; comma-separated).")
+@click.option("--ignore", "ignored", multiple=True, help="Rules not to fix.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes the model cannot prove safe.")
 @click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
+@click.option("--commit", "commit_each", is_flag=True, help="Record each change set as its own git commit, with the patch's message.")
+@click.option("--signoff", "-s", is_flag=True, help="With --commit: add your Signed-off-by, as `git commit -s` does.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
-def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None:
-    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's."""
+def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era) -> None:
+    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
+
+    PATH may also be FILE:LINE, to fix only the finding at that line."""
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
+    from kvmlint.gitwork import require_clean, untracked
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
     from kvmlint.validation import validate_plan
 
-    selections = rules.select(_split_words(rule_words))
+    if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
+        raise UsageError("--diff, --format-patch and --commit cannot be combined")
+    if signoff and not commit_each:
+        raise UsageError("--signoff goes with --commit (a patch series gets its sign-off from `git am -s`)")
+    path, location = _fix_location(path)
+    selections = rules.select(_split_words(rule_words + selected), _split_words(ignored))
     sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    base_commit = None
+    if patch_dir or commit_each:
+        # Patches and commits made from edited files would not apply to HEAD.
+        base_commit = require_clean(find_root(Path(path).resolve()), "--format-patch" if patch_dir else "--commit")
     analysis = analyse(sources, jobs=jobs, era=era)
     result = run_rules(analysis, selections)
-    proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
+    findings = result.findings
+    if location is not None:
+        findings = [f for f in findings if f.path == location[0] and f.line <= location[1] <= f.end_line]
+        if not findings:
+            raise UsageError(f"{location[0]}:{location[1]}: no finding there (kvmlint check lists them)")
+    proposed = propose_changes(analysis, findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
     for finding, why in proposed.unfixable:
         _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
+    if base_commit is not None:
+        outside = untracked(sources.root, sorted(planned.originals))
+        if outside:
+            raise UsageError(f"{', '.join(outside)}: not tracked by git; commit them first")
     if show_diff:
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
-        for written in write_series(planned, Path(patch_dir)):
+        for written in write_series(planned, Path(patch_dir), base_commit):
             click.echo(written)
     else:
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        for change_set in planned.accepted:
+        done = [c for c in planned.accepted if c.title not in {title for title, _ in report.skipped}]
+        for change_set in done:
             click.echo(f"fixed: {change_set.title}")
+        for written in report.written:
+            click.echo(f"wrote {written}")
         click.echo(f"{len(report.written)} file(s) written")
+        if commit_each:
+            for commit in _commit_each(planned, done, signoff):
+                click.echo(f"committed {commit}")
     left = proposed.unfixable or planned.refused
     sys.exit(EXIT_FINDINGS if left else 0)
+
+
+def _fix_location(path: str) -> tuple[str, tuple[str, int] | None]:
+    """`fix FILE:LINE` names one finding: (the tree, (root-relative file, line))."""
+    from kvmlint.source import find_root
+
+    file, _, line = path.rpartition(":")
+    if not file or not line.isdigit() or os.path.exists(path):
+        return path, None
+    if not os.path.isfile(file):
+        raise UsageError(f"{file}: no such file")
+    root = find_root(Path(file).resolve())
+    return str(root), (Path(file).resolve().relative_to(root).as_posix(), int(line))
+
+
+def _commit_each(planned, change_sets, signoff: bool) -> list[str]:
+    """One commit per written change set, its message the patch's."""
+    from kvmlint.gitwork import commit_each
+    from kvmlint.reporters.patches import commit_message
+
+    steps = []
+    for number, change_set in enumerate(change_sets):
+        before = planned.contents_after(change_sets[:number])
+        after = planned.contents_after(change_sets[: number + 1])
+        changed = {p: data for p, data in after.items() if before.get(p, planned.originals.get(p)) != data}
+        steps.append((changed, commit_message(planned.root, change_set)))
+    return commit_each(planned.root, steps, signoff)
 
 
 @cli.command()

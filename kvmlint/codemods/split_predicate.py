@@ -21,9 +21,15 @@ from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit
 from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
+from kvmlint.prose import arch_name, join_words
 
 DESCRIPTION = "Replace kvm_irqchip_in_kernel() in common code with the predicate the site really asks."
 RULE = "KVM001"
+SERIES_TITLE = "Ask the precise question instead of kvm_irqchip_in_kernel()"
+SERIES_SUMMARY = (
+    "common code stops using kvm_irqchip_in_kernel() as a proxy and asks the "
+    "predicate it means, introducing it where the tree lacks it"
+)
 
 PROXY = "kvm_irqchip_in_kernel"
 MACRO_VALUE = re.compile(r"\(\s*(\w+)\s*\)")
@@ -55,25 +61,75 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
         edits.append(_site_edit(analysis, finding, read))
         checks.append((finding.fix.argument("condition"), finding.fix.argument("new_condition")))
     introduced = not analysis.index.definitions_of(predicate)
+    setter_files: list[str] = []
     if introduced:
-        edits.extend(_introduce(analysis, predicate, read))
+        added, setters = _introduce(analysis, predicate, read)
+        edits.extend(added + setters)
+        setter_files = sorted({e.path for e in setters})
     known = model.predicates.get(predicate)
     description = known.doc if known else predicate
     concept = known.title if known else predicate
-    sites = "\n".join(f"  {f.path}:{f.line} {f.function or ''}: {'; '.join(f.evidence)}" for f in findings)
-    verdicts = "\n".join(sorted({f"  {f.fix.argument('verdict')}" for f in findings}))
     title = (
         f"kvm: Decouple '{concept}' from 'kernel irqchip'"
         if introduced
         else f"kvm: Use {predicate}() instead of {PROXY}()"
     )
+    sites = "\n".join(f"- {f.path}: {f.evidence[0] if f.evidence else (f.function or '') + '()'}" for f in findings)
+    what = f"Use {predicate}() instead at these sites:"
+    if introduced:
+        flag = model.predicates[predicate].flags.get(analysis.era)
+        what = (
+            f"Introduce {predicate}(), backed by a {flag} flag that "
+            f"{join_words(setter_files)} set{'s' if len(setter_files) == 1 else ''}, "
+            f"and use it at these sites:"
+        )
+    effects = _arch_effects(analysis, findings)
     body = (
-        f"{PROXY}() is the user's irqchip setting, whose meaning is architecture\n"
-        f"specific; common code asking it really means '{description}'.\n"
-        + (f"Introduce {predicate}() for that question and use it at:\n" if introduced else "Ask it directly at:\n")
-        + f"{sites}\n\nModel check of the rewrite:\n{verdicts}\n"
+        f"{PROXY}() says whether the user asked for an in-kernel irqchip, and what that "
+        f"implies differs between architectures. Common code that asks it at the sites "
+        f"below really wants to know whether {description}. On x86 the two go together; "
+        f"on other architectures they need not.\n\n{what}\n\n{sites}\n\n{_effects_text(effects)}\n"
     )
-    return ChangeSet(RULE, title, body, edits=edits, expression_checks=checks)
+    return ChangeSet(
+        RULE, title, body, edits=edits, expression_checks=checks,
+        subject_paths=tuple(sorted({f.path for f in findings})), arch_effects=tuple(effects.items()),
+    )
+
+
+def _arch_effects(analysis, findings) -> dict[str, str]:
+    """Per architecture, in plain words, where the rewritten conditions now
+    hold or fail ("" where nothing changes), as the model says."""
+    from kvmlint.model.validation import validate
+
+    changes: dict[str, dict[tuple[str, str], list[str]]] = {arch: {} for arch in analysis.model.arches}
+    as_needed = all(str(f.fix.argument("verdict", "")).startswith("safe") for f in findings)
+    for finding in findings:
+        old, new = finding.fix.argument("condition"), finding.fix.argument("new_condition")
+        where = f"{finding.function}()" if finding.function else finding.path
+        for result in validate(analysis.model, old, new).results:
+            for difference in result.differences:
+                key = (difference.configuration.label, "hold" if bool(difference.new) else "fail")
+                places = changes[result.arch].setdefault(key, [])
+                if where not in places:
+                    places.append(where)
+    effects = {}
+    for arch, by_change in changes.items():
+        said = []
+        for (label, outcome), places in by_change.items():
+            plural = len(places) > 1
+            verb = {"hold": "now hold", "fail": "no longer hold"}[outcome] + ("" if plural else "s")
+            said.append(f"with {label} the condition{'s' * plural} in {join_words(places)} {verb}")
+        need = ", as the sites need" if len(findings) > 1 else ", as the site needs"
+        effects[arch] = "; ".join(said) + (need if said and as_needed else "")
+    return effects
+
+
+def _effects_text(effects: dict[str, str]) -> str:
+    unchanged = [arch_name(arch) for arch, effect in effects.items() if not effect]
+    sentences = [f"On {arch_name(arch)}, {effect}." for arch, effect in effects.items() if effect]
+    if unchanged:
+        sentences.insert(0, f"Nothing changes on {join_words(unchanged, 'or')}.")
+    return " ".join(sentences)
 
 
 def _site_edit(analysis, finding, read) -> Edit:
@@ -115,7 +171,8 @@ class _Anchors:
     irqchip_flag: str  # the variable the proxy's macro reads (kvm_kernel_irqchip)
 
 
-def _introduce(analysis, predicate: str, read) -> list[Edit]:
+def _introduce(analysis, predicate: str, read) -> tuple[list[Edit], list[Edit]]:
+    """The flag, its macros and declarations; and, apart, the edits that set it."""
     model = analysis.model
     flag = model.predicates[predicate].flags.get(analysis.era) if predicate in model.predicates else None
     if not flag:
@@ -148,8 +205,7 @@ def _introduce(analysis, predicate: str, read) -> list[Edit]:
         at = ctext.line_end(data, located.item.span.end_byte)
         declaration = f"extern bool {flag};\n" if located.item.kind == "extern" else f"bool {flag};\n"
         edits.append(Edit(located.path, at, at, declaration.encode()))
-    edits.extend(_setters(analysis, predicate, flag, anchors, read))
-    return edits
+    return edits, _setters(analysis, predicate, flag, anchors, read)
 
 
 def _anchors(analysis) -> _Anchors:

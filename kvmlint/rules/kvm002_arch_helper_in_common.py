@@ -45,6 +45,7 @@ from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
 from kvmlint.model.vocabulary import capability_arches, concept_arch
+from kvmlint.prose import arch_name, article
 from kvmlint.scope import ARCH_FAMILIES, arch_family
 
 CODE = "KVM002"
@@ -136,7 +137,7 @@ def _inside(reference, path: str, spans) -> bool:
 def _concept_reason(name: str, definitions, arch: str) -> str | None:
     """Why the helper's concept is `arch`'s, by the model's vocabulary or capability table."""
     if concept_arch(name) == arch:
-        return f"its name is an {arch} concept in the model's vocabulary"
+        return f"its name refers to {article(arch)} {arch_name(arch)} concept"
     capabilities = {cap for d in definitions for cap in d.item.capabilities}
     cap_arches = [capability_arches(cap) for cap in sorted(capabilities)]
     if capabilities and all(arches == frozenset({arch}) for arches in cap_arches):
