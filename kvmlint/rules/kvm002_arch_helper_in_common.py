@@ -165,10 +165,12 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
     span = first.item.span
     places = ", ".join(sorted({d.path for d in in_common}))
     blocked = _movable(analysis, in_common)
-    message = f"{name}() is {arch}-specific ({reason}; only {arch} code calls it) but lives in common KVM files ({places})"
+    message = f"{name}() is {arch}-specific but lives in common KVM files: move it into the {arch} target"
+    details = (f"{arch}-specific: {reason}; only {arch} code calls it", f"common KVM files: {places}")
     fix = None
     if blocked:
-        message += f"; move it by hand: {blocked}"
+        message += " by hand"
+        details += (f"not moved automatically: {blocked}",)
     else:
         # A prototype alone may name types the target header cannot see yet.
         whole = any(d.item.kind == "function" for d in in_common)
@@ -179,5 +181,5 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
         )
     return Finding(
         CODE, NAME, first.path, span.line, span.column, span.end_line, span.end_column, message,
-        function=name, symbol=name, arch=arch, confidence="high", fix=fix,
+        function=name, symbol=name, arch=arch, confidence="high", fix=fix, details=details,
     )
