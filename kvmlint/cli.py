@@ -47,7 +47,7 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
 @click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report to FILE (atomically) instead of standard output.")
-@click.option("--staged", is_flag=True, help="Only findings on lines the staged change adds or modifies (the pre-commit hook).")
+@click.option("--staged", is_flag=True, help="Only findings on lines the staged change adds or modifies (the pre-commit hook); with nothing staged, the given PATHS whole.")
 @click.option("--diff-base", metavar="REF", default=None, help="Only findings on lines changed since the branch left REF (its merge base), uncommitted edits included.")
 @click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
@@ -86,6 +86,9 @@ def check(
     changes = None
     if staged or diff_base:
         changes = staged_changes(sources.root) if staged else changes_since(sources.root, diff_base)
+        if staged and paths and not changes.lines:
+            # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole.
+            changes = None
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
@@ -143,15 +146,35 @@ def check(
 
 
 def _print_warnings(analysis, verbose: bool) -> None:
+    from kvmlint.extract import MOSTLY_UNPARSEABLE
+
     for path, problem in analysis.extraction.skipped:
         _stderr(f"warning: {path}: {problem}")
+    relevant = None
     for facts in analysis.facts.values():
         for warning in facts.warnings:
+            if warning.startswith(MOSTLY_UNPARSEABLE) and not verbose:
+                relevant = _names_rules_read(analysis) if relevant is None else relevant
+                if not any(name in relevant or name.endswith("=") for name in facts.unparsed_names):
+                    continue  # nothing a rule reads was lost; --verbose notes the errors
             _stderr(f"warning: {facts.path}: {warning}")
     if verbose:
         for facts in analysis.facts.values():
-            if facts.error_nodes:
+            if facts.error_nodes and not any(w.startswith(MOSTLY_UNPARSEABLE) for w in facts.warnings):
                 _stderr(f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them")
+
+
+def _names_rules_read(analysis) -> set[str]:
+    """The names whose uses the rules judge: the proxy, and everything the
+    common KVM files define (KVM002 and KVM003 count their callers)."""
+    from kvmlint.rules.kvm001_irqchip_proxy import PROXY
+    from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
+
+    defined = {
+        name for name, located in analysis.index.definitions.items()
+        if any(is_common_kvm_file(analysis, place.path) for place in located)
+    }
+    return defined | {PROXY}
 
 
 @cli.command()
