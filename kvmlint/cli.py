@@ -247,8 +247,8 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
             click.echo(f"wrote {written}")
         click.echo(f"{len(report.written)} file(s) written")
         if commit_each:
-            for commit in _commit_each(planned, done, signoff):
-                click.echo(f"committed {commit}")
+            for commit, subject in _commit_each(planned, done, signoff):
+                click.echo(f"committed {commit[:12]} {subject}")
     left = proposed.unfixable or planned.refused
     sys.exit(EXIT_FINDINGS if left else 0)
 
@@ -266,8 +266,8 @@ def _fix_location(path: str) -> tuple[str, tuple[str, int] | None]:
     return str(root), (Path(file).resolve().relative_to(root).as_posix(), int(line))
 
 
-def _commit_each(planned, change_sets, signoff: bool) -> list[str]:
-    """One commit per written change set, its message the patch's."""
+def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
+    """One commit per written change set, its message the patch's: (commit id, subject)."""
     from kvmlint.gitwork import commit_each
     from kvmlint.reporters.patches import commit_message
 
@@ -277,7 +277,8 @@ def _commit_each(planned, change_sets, signoff: bool) -> list[str]:
         after = planned.contents_after(change_sets[: number + 1])
         changed = {p: data for p, data in after.items() if before.get(p, planned.originals.get(p)) != data}
         steps.append((changed, commit_message(planned.root, change_set)))
-    return commit_each(planned.root, steps, signoff)
+    commits = commit_each(planned.root, steps, signoff)
+    return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
 
 
 @cli.command()

@@ -75,19 +75,20 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
         else f"kvm: Use {predicate}() instead of {PROXY}()"
     )
     sites = "\n".join(f"- {f.path}: {f.evidence[0] if f.evidence else (f.function or '') + '()'}" for f in findings)
-    what = f"Use {predicate}() instead at these sites:"
+    these = "these sites" if len(findings) > 1 else "this site"
+    what = f"Use {predicate}() instead at {these}:"
     if introduced:
         flag = model.predicates[predicate].flags.get(analysis.era)
         what = (
             f"Introduce {predicate}(), backed by a {flag} flag that "
             f"{join_words(setter_files)} set{'s' if len(setter_files) == 1 else ''}, "
-            f"and use it at these sites:"
+            f"and use it at {these}:"
         )
     effects = _arch_effects(analysis, findings)
     body = (
         f"{PROXY}() says whether the user asked for an in-kernel irqchip, and what that "
-        f"implies differs between architectures. Common code that asks it at the sites "
-        f"below really wants to know whether {description}. On x86 the two go together; "
+        f"implies differs between architectures. Common code that asks it at the "
+        f"{'sites' if len(findings) > 1 else 'site'} below really wants to know whether {description}. On x86 the two go together; "
         f"on other architectures they need not.\n\n{what}\n\n{sites}\n\n{_effects_text(effects)}\n"
     )
     return ChangeSet(
@@ -101,6 +102,7 @@ def _arch_effects(analysis, findings) -> dict[str, str]:
     hold or fail ("" where nothing changes), as the model says."""
     from kvmlint.model.validation import validate
 
+    # arch -> (where, "hold"/"fail") -> the configuration labels where that happens
     changes: dict[str, dict[tuple[str, str], list[str]]] = {arch: {} for arch in analysis.model.arches}
     as_needed = all(str(f.fix.argument("verdict", "")).startswith("safe") for f in findings)
     for finding in findings:
@@ -108,27 +110,41 @@ def _arch_effects(analysis, findings) -> dict[str, str]:
         where = f"{finding.function}()" if finding.function else finding.path
         for result in validate(analysis.model, old, new).results:
             for difference in result.differences:
-                key = (difference.configuration.label, "hold" if bool(difference.new) else "fail")
-                places = changes[result.arch].setdefault(key, [])
-                if where not in places:
-                    places.append(where)
+                outcome = "hold" if bool(difference.new) else "fail"
+                labels = changes[result.arch].setdefault((where, outcome), [])
+                if difference.configuration.label not in labels:
+                    labels.append(difference.configuration.label)
     effects = {}
-    for arch, by_change in changes.items():
-        said = []
-        for (label, outcome), places in by_change.items():
-            plural = len(places) > 1
-            verb = {"hold": "now hold", "fail": "no longer hold"}[outcome] + ("" if plural else "s")
-            said.append(f"with {label} the condition{'s' * plural} in {join_words(places)} {verb}")
+    for arch, by_place in changes.items():
+        said = [
+            f"with {_configurations(labels)}, the condition in {where} "
+            + ("now holds" if outcome == "hold" else "no longer holds")
+            for (where, outcome), labels in by_place.items()
+        ]
         need = ", as the sites need" if len(findings) > 1 else ", as the site needs"
         effects[arch] = "; ".join(said) + (need if said and as_needed else "")
     return effects
 
 
+def _configurations(labels: list[str]) -> str:
+    """`kernel_irqchip=on or split and KVM_CAP_IRQCHIP`: the irqchip settings, and
+    the facts every one of the configurations shares."""
+    settings = list(dict.fromkeys(label.split(", ")[0] for label in labels))
+    shared = set.intersection(*(set(label.split(", ")[1:]) for label in labels))
+    facts = [part for part in labels[0].split(", ")[1:] if part in shared]
+    text = settings[0] + "".join(f" or {s.split('=', 1)[-1]}" for s in settings[1:])
+    return text + (f" and {' and '.join(facts)}" if facts else "")
+
+
 def _effects_text(effects: dict[str, str]) -> str:
-    unchanged = [arch_name(arch) for arch, effect in effects.items() if not effect]
-    sentences = [f"On {arch_name(arch)}, {effect}." for arch, effect in effects.items() if effect]
-    if unchanged:
-        sentences.insert(0, f"Nothing changes on {join_words(unchanged, 'or')}.")
+    """`Nothing changes on x86 or MIPS. On ARM and s390x, with ..., ...`: architectures
+    the model says change alike are named together."""
+    alike: dict[str, list[str]] = {}
+    for arch, effect in effects.items():
+        alike.setdefault(effect, []).append(arch_name(arch))
+    sentences = [f"On {join_words(arches)}, {effect}." for effect, arches in alike.items() if effect]
+    if alike.get(""):
+        sentences.insert(0, f"Nothing changes on {join_words(alike[''], 'or')}.")
     return " ".join(sentences)
 
 

@@ -115,9 +115,11 @@ def _cover_letter(plan: Plan, author: str, date: str, base: str) -> str:
     subjects = [subject(plan.root, change_set) for change_set in plan.accepted]
     codes = list(dict.fromkeys(change_set.code for change_set in plan.accepted))
     prefixes = Counter(title.split(": ", 1)[0] for title in subjects)
-    title = modules[codes[0]].SERIES_TITLE if len(codes) == 1 else MIXED_SERIES_TITLE
+    # A code-mod without series wording is described by its DESCRIPTION.
+    title = getattr(modules[codes[0]], "SERIES_TITLE", MIXED_SERIES_TITLE) if len(codes) == 1 else MIXED_SERIES_TITLE
     summary = [
-        f"{_patch_numbers(plan, code)}: {modules[code].SERIES_SUMMARY}" for code in codes
+        f"{_patch_numbers(plan, code)}: {getattr(modules[code], 'SERIES_SUMMARY', modules[code].DESCRIPTION)}"
+        for code in codes
     ]
     shortlog = "".join(f"  {line}\n" for line in subjects)
     body = (
