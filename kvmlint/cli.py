@@ -200,7 +200,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     from kvmlint.codemods.engine import plan, unified_diff, write
     from kvmlint.gitwork import require_clean, untracked
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
     from kvmlint.validation import validate_plan
 
     if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
@@ -213,7 +213,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     base_commit = None
     if patch_dir or commit_each:
         # Patches and commits made from edited files would not apply to HEAD.
-        base_commit = require_clean(find_root(Path(path).resolve()), "--format-patch" if patch_dir else "--commit")
+        base_commit = require_clean(sources.root, "--format-patch" if patch_dir else "--commit")
     analysis = analyse(sources, jobs=jobs, era=era)
     result = run_rules(analysis, selections)
     findings = result.findings

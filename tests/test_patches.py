@@ -191,3 +191,14 @@ def test_fix_commit_makes_one_commit_per_change_set(checkout, tmp_path, signoff)
 
 def _hunk_lines(diff: str) -> list[str]:
     return [line for line in diff.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+
+
+def test_a_new_file_declares_its_licence_the_way_its_neighbours_do(checkout, tmp_path):
+    source = checkout / "target-i386/kvm.c"
+    source.write_text("/* SPDX-License-Identifier: GPL-2.0-or-later */\n" + source.read_text())
+    git(checkout, "commit", "-q", "-am", "target-i386: Add SPDX identifier")
+    kvmlint("fix", "--rule", "irq0-override", str(checkout))
+    for created in ("target-i386/kvm_i386.h", "target-i386/kvm-stub.c"):
+        head = (checkout / created).read_text().split("*/", 1)[0]
+        # kvm-all.c's boilerplate says "GNU GPL, version 2 or later"
+        assert " * SPDX-License-Identifier: GPL-2.0-or-later\n" in head and "licensed under" not in head

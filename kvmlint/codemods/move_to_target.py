@@ -315,14 +315,32 @@ def _identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).upper()
 
 
-def _licence(analysis, origin: str, read) -> list[str]:
-    """Moved code keeps the licence of the file it comes from (else a sibling header's)."""
-    for path in [origin, *sorted(_sibling_headers(analysis))]:
-        lines = ctext.license_lines(read(path))
-        if lines:
-            return lines
-    return [" * This work is licensed under the terms of the GNU GPL, version 2 or later.",
-            " * See the COPYING file in the top-level directory."]
+def _licence(analysis, layout: TargetLayout, origin: str, read) -> list[str]:
+    """Moved code keeps the licence of the file it comes from (else a sibling header's).
+    Where the target's files declare theirs with an SPDX identifier, a new file
+    does too, without the boilerplate (today's checkpatch asks for that)."""
+    lines = next((found for path in [origin, *sorted(_sibling_headers(analysis))] if (found := ctext.license_lines(read(path)))), [])
+    lines = lines or [" * This work is licensed under the terms of the GNU GPL, version 2 or later.",
+                      " * See the COPYING file in the top-level directory."]
+    neighbours = [p for p in analysis.sources.files if p.rsplit("/", 1)[0] == layout.directory]
+    if any(SPDX in read(path)[:SPDX_HEAD_BYTES] for path in neighbours):
+        return [f" * SPDX-License-Identifier: {_spdx_identifier(' '.join(lines))}"]
+    return lines
+
+
+SPDX = b"SPDX-License-Identifier:"
+SPDX_HEAD_BYTES = 1024
+
+
+def _spdx_identifier(licence: str) -> str:
+    """The SPDX identifier QEMU uses for a licence sentence (GPL-2.0-or-later by default)."""
+    declared = re.search(r"SPDX-License-Identifier:\s*(\S+)", licence)
+    if declared:
+        return declared.group(1)
+    lesser = "LGPL" in licence or "Lesser" in licence
+    later = "or later" in licence or "any later" in licence
+    version = "2.1" if lesser and "2.1" in licence else "2.0"
+    return f"{'LGPL' if lesser else 'GPL'}-{version}-{'or-later' if later else 'only'}"
 
 
 def _comment_block(title: str, licence: list[str]) -> str:
@@ -333,7 +351,7 @@ def _new_header(analysis, layout: TargetLayout, arch: str, prototype: str, origi
     guard = _guard(analysis, layout, read)
     title = f"QEMU KVM support -- {arch_name(arch)} specific functions."
     return (
-        _comment_block(title, _licence(analysis, origin, read))
+        _comment_block(title, _licence(analysis, layout, origin, read))
         + f"\n#ifndef {guard}\n#define {guard}\n\n{prototype}\n\n#endif /* {guard} */\n"
     ).encode()
 
@@ -345,7 +363,7 @@ def _new_stub(analysis, layout: TargetLayout, arch: str, common_stub: str, stub_
         includes += first_include.group(0).decode(errors="replace")
     includes += f'#include "{layout.header.rsplit("/", 1)[-1]}"\n'
     title = f"QEMU KVM {arch_name(arch)} specific function stubs"
-    return (_comment_block(title, _licence(analysis, common_stub, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
+    return (_comment_block(title, _licence(analysis, layout, common_stub, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
 
 
 def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit | None:
