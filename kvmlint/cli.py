@@ -198,9 +198,10 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
+    from kvmlint.config import load_config
     from kvmlint.gitwork import require_clean, untracked
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
     from kvmlint.validation import validate_plan
 
     if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
@@ -208,15 +209,18 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     if signoff and not commit_each:
         raise UsageError("--signoff goes with --commit (a patch series gets its sign-off from `git am -s`)")
     path, location = _fix_location(path)
-    selections = rules.select(_split_words(rule_words + selected), _split_words(ignored))
-    sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    config = load_config(find_root(Path(path).resolve()))  # the rules, paths and files check would judge
+    selections = rules.select(
+        _split_words(rule_words + selected) or list(config.select), _split_words(ignored) or list(config.ignore)
+    )
+    sources = discover([path], config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
     base_commit = None
     if patch_dir or commit_each:
         # Patches and commits made from edited files would not apply to HEAD.
         base_commit = require_clean(sources.root, "--format-patch" if patch_dir else "--commit")
-    analysis = analyse(sources, jobs=jobs, era=era)
+    analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era)
     result = run_rules(analysis, selections)
-    findings = result.findings
+    findings = [f for f in result.findings if f.code not in config.ignored_codes(f.path)]
     if location is not None:
         findings = [f for f in findings if f.path == location[0] and f.line <= location[1] <= f.end_line]
         if not findings:

@@ -202,3 +202,11 @@ def test_a_new_file_declares_its_licence_the_way_its_neighbours_do(checkout, tmp
         head = (checkout / created).read_text().split("*/", 1)[0]
         # kvm-all.c's boilerplate says "GNU GPL, version 2 or later"
         assert " * SPDX-License-Identifier: GPL-2.0-or-later\n" in head and "licensed under" not in head
+
+
+def test_fix_honours_the_configuration_check_uses(checkout):
+    (checkout / "kvmlint.toml").write_text('ignore = ["KVM002"]\n[per-file-ignores]\n"hw/*.c" = ["KVM001"]\n')
+    kvmlint("fix", str(checkout))
+    changed = git(checkout, "diff", "--name-only").split()
+    assert "hw/virtio-pci.c" not in changed and "hw/pc_piix.c" not in changed  # per-file ignore, ignored rule
+    assert "cpus.c" in changed and not (checkout / "target-i386/kvm_i386.h").exists()
