@@ -88,8 +88,9 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
     body = (
         f"{PROXY}() says whether the user asked for an in-kernel irqchip, and what that "
         f"implies differs between architectures. Common code that asks it at the "
-        f"{'sites' if len(findings) > 1 else 'site'} below really wants to know whether {description}. On x86 the two go together; "
-        f"on other architectures they need not.\n\n{what}\n\n{sites}\n\n{_effects_text(effects)}\n"
+        f"{'sites' if len(findings) > 1 else 'site'} below really wants to know whether {description}. "
+        f"On x86 the two go together; on other architectures they need not.\n\n"
+        f"{what}\n\n{sites}\n\n{_effects_text(effects)}\n"
     )
     return ChangeSet(
         RULE, title, body, edits=edits, expression_checks=checks,
@@ -104,7 +105,7 @@ def _arch_effects(analysis, findings) -> dict[str, str]:
 
     # arch -> (where, "hold"/"fail") -> the configuration labels where that happens
     changes: dict[str, dict[tuple[str, str], list[str]]] = {arch: {} for arch in analysis.model.arches}
-    as_needed = all(str(f.fix.argument("verdict", "")).startswith("safe") for f in findings)
+    as_needed = all(f.fix.applicability == "safe" for f in findings)  # safe: differences go as the site needs
     for finding in findings:
         old, new = finding.fix.argument("condition"), finding.fix.argument("new_condition")
         where = f"{finding.function}()" if finding.function else finding.path
