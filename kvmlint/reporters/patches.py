@@ -14,6 +14,7 @@ from kvmlint.gitwork import history_prefix, path_prefix
 from kvmlint.prose import arch_name, join_words, wrap_message
 
 NULL_COMMIT = "0" * 40
+MIXED_SERIES_TITLE = "Untangle architecture-specific questions from common code"
 
 
 def _author(root: Path) -> str:
@@ -140,9 +141,6 @@ def _cover_letter(plan: Plan, author: str, date: str, base: str) -> str:
     )
 
 
-MIXED_SERIES_TITLE = "Untangle architecture-specific questions from common code"
-
-
 def _patch_numbers(plan: Plan, code: str) -> str:
     numbers = [n for n, change_set in enumerate(plan.accepted, 1) if change_set.code == code]
     if len(numbers) == 1:
@@ -165,5 +163,3 @@ def _arch_summary(plan: Plan) -> str:
         for arch, said in effects.items()
     )
     return f"What changes on each architecture, as the model every rewrite was checked against says:\n\n{lines}"
-
-
