@@ -40,6 +40,9 @@ LOOP_TYPES = frozenset({"while_statement", "do_statement", "for_statement"})
 PREPROC_CONTAINERS = frozenset({"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef"})
 MACRO_TYPES = frozenset({"preproc_def", "preproc_function_def"})
 # A macro body is parsed as the body of this function; the prefix length maps offsets back.
+MOSTLY_UNPARSEABLE = "mostly unparseable"
+UNPLACED_NAME = re.compile(rb"\b(?:kvm|KVM)\w*")
+UNPLACED_OPTION = re.compile(rb"kernel[_-]irqchip=")
 MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 
 
@@ -319,11 +322,12 @@ class Extractor:
         found = captures("facts", root)
         errors = found.get("error", [])
         self.facts.error_nodes = len(errors)
+        mostly_unparseable = sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data)
         if errors:
             self.facts.first_error_line = min(e.start_point[0] for e in errors) + 1
-            if sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data):
+            if mostly_unparseable:
                 self.facts.warnings.append(
-                    f"mostly unparseable ({len(errors)} syntax errors from line "
+                    f"{MOSTLY_UNPARSEABLE} ({len(errors)} syntax errors from line "
                     f"{self.facts.first_error_line}); analysed as far as possible"
                 )
         try:
@@ -338,7 +342,21 @@ class Extractor:
         self._strings(found.get("s", []))
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
+        if mostly_unparseable:
+            self.facts.unparsed_names = self._unplaced_names(errors)
         return self.facts
+
+    def _unplaced_names(self, errors: list[tree_sitter.Node]) -> frozenset[str]:
+        """KVM-looking names and kernel_irqchip options inside the syntax-error
+        regions for which no reference or definition was recorded: what the
+        analysis of this file may have missed."""
+        placed = {r.symbol for r in self.facts.references} | {d.name for d in self.facts.definitions}
+        found = set()
+        for error in errors:
+            region = self.data[error.start_byte : error.end_byte]
+            found.update(m.decode() for m in UNPLACED_NAME.findall(region))
+            found.update(m.decode() for m in UNPLACED_OPTION.findall(region))
+        return frozenset(found - placed)
 
     def _references(
         self,

@@ -140,3 +140,6 @@ class FileFacts:
     # line -> codes silenced there ("*" for all), from `kvmlint: ignore[...]` comments
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # In a mostly unparseable file: KVM names and kernel_irqchip options inside the
+    # syntax errors that no reference or definition accounts for.
+    unparsed_names: frozenset[str] = frozenset()

@@ -56,6 +56,7 @@ from collections.abc import Iterator
 from kvmlint.findings import Finding, Fix
 from kvmlint.model.machines import machine_arch
 from kvmlint.model.vocabulary import capability_arches, concept_arch, names_generic_concept
+from kvmlint.prose import arch_name, article
 from kvmlint.scope import ARCH_FAMILIES, arch_family
 from kvmlint.scope.families import path_convention
 
@@ -153,10 +154,10 @@ def _concept_reason(analysis, name: str, definitions, arch: str, caller_paths: s
     flag is set from, or callers that are all `arch`'s device code (unless the
     name is a concept every architecture has: GSI routing, MSI, vcpu events)."""
     if concept_arch(name) == arch:
-        return f"its name is an {arch} concept in the model's vocabulary"
+        return f"its name refers to {article(arch)} {arch_name(arch)} concept"
     machine = next((word for word in name.lower().split("_") if machine_arch(word) == arch), None)
     if machine is not None:
-        return f"its name is for the {machine!r} machine, which only {arch} has"
+        return f"its name is for the {machine!r} machine, which only {arch_name(arch)} has"
     capabilities = {cap for d in definitions for cap in d.item.capabilities}
     if capabilities and _all_of(capabilities, arch):
         return f"it tests {', '.join(sorted(capabilities))}, which only {arch} has"
@@ -225,10 +226,12 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
     span = first.item.span
     places = ", ".join(sorted({d.path for d in in_common}))
     blocked = _movable(analysis, in_common)
-    message = f"{name}() is {arch}-specific ({reason}; only {arch} code calls it) but lives in common KVM files ({places})"
+    message = f"{name}() is {arch}-specific but lives in common KVM files: move it into the {arch} target"
+    details = (f"{arch}-specific: {reason}; only {arch} code calls it", f"common KVM files: {places}")
     fix = None
     if blocked:
-        message += f"; move it by hand: {blocked}"
+        message += " by hand"
+        details += (f"not moved automatically: {blocked}",)
     else:
         # A prototype alone may name types the target header cannot see yet.
         whole = any(d.item.kind == "function" for d in in_common)
@@ -239,5 +242,5 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
         )
     return Finding(
         CODE, NAME, first.path, span.line, span.column, span.end_line, span.end_column, message,
-        function=name, symbol=name, arch=arch, confidence="high", fix=fix,
+        function=name, symbol=name, arch=arch, confidence="high", fix=fix, details=details,
     )
