@@ -328,6 +328,11 @@ def q2019() -> ScopeResolver:
     ("hw/i386/pc.c", "x86", ["hw/i386/"]),
     ("target/s390x/kvm.c", "s390x", ["target/s390x/"]),
     ("pc-bios/s390-ccw/virtio.c", "outside", ["pc-bios/s390-ccw/Makefile builds", "not part of any emulator"]),
+    # a device's header follows the source it declares (include/hw/intc/ioapic.h -> hw/intc/ioapic.c)
+    ("include/hw/intc/ioapic.h", "x86", ["header of hw/intc/ioapic.c, which is x86 code",
+                                         "CONFIG_IOAPIC can be enabled only for x86"]),
+    ("include/hw/pci/msi.h", "common", ["header; generic path"]),  # its source is common
+    ("include/sysemu/kvm.h", "common", ["header; generic path"]),  # no source of that name
 ])
 def test_scope_kconfig_make_fixture(q2019, path, label, reason_parts):
     scope = q2019.scope_of(path)

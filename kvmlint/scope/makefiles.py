@@ -28,6 +28,7 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names
@@ -502,8 +503,15 @@ class MakefileBuild:
         folder = os.path.dirname(makefile)
         if self._convention_families(folder) is not None:
             return ()
-        return tuple(dict.fromkeys(symbol for assignment in self.assignments if folder in assignment.directories
-                                   for symbol in assignment.symbols))
+        return self._symbols_of_folder.get(folder, ())
+
+    @cached_property
+    def _symbols_of_folder(self) -> dict[str, tuple[str, ...]]:
+        symbols: dict[str, dict[str, None]] = defaultdict(dict)
+        for assignment in self.assignments:
+            for folder in assignment.directories:
+                symbols[folder].update(dict.fromkeys(assignment.symbols))
+        return {folder: tuple(names) for folder, names in symbols.items()}
 
     def folder_rule_families(self, folder: str) -> tuple[Families, str] | None:
         """For headers: a folder reached only from architecture-specific Makefiles."""
