@@ -169,13 +169,23 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
+    from kvmlint.codemods.transaction import FixLock, pending_journal, recover
+    from kvmlint.codemods.tree import reading_as_analysed
     from kvmlint.reporters.patches import write_series
     from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
     from kvmlint.validation import validate_plan
 
     selections = rules.select(_split_words(rule_words))
     sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    writing = not (show_diff or patch_dir)
+    if writing:  # held until the command ends; a killed run's writes are finished or undone first
+        click.get_current_context().with_resource(FixLock(sources.root, notify=_stderr))
+        for message in recover(sources.root):
+            _stderr(message)
+    elif pending_journal(sources.root):
+        _stderr("warning: an interrupted fix left the tree half-written; `kvmlint fix` repairs it first")
     analysis = analyse(sources, jobs=jobs, era=era)
+    click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
     proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
@@ -192,10 +202,10 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        for change_set in planned.accepted:
+        for change_set in report.applied:
             click.echo(f"fixed: {change_set.title}")
         click.echo(f"{len(report.written)} file(s) written")
-    left = proposed.unfixable or planned.refused
+    left = proposed.unfixable or planned.refused or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
 
 
