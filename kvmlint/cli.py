@@ -183,7 +183,7 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None
         for message in recover(sources.root):
             _stderr(message)
     elif pending_journal(sources.root):
-        _stderr("warning: an interrupted fix left the tree half-written; `kvmlint fix` repairs it first")
+        _stderr("warning: an interrupted fix may have left the tree half-written; `kvmlint fix` finishes or undoes it first")
     analysis = analyse(sources, jobs=jobs, era=era)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)

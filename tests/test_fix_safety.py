@@ -25,15 +25,18 @@ def tree_2012(tmp_path):
     return Path(shutil.copytree(FIXTURES / "qemu-2012", tmp_path / "qemu"))
 
 
+def program(hook: str) -> str:
+    """Python that runs `kvmlint` from argv, after `hook` (to act at a chosen moment)."""
+    return textwrap.dedent(hook) + "\nimport sys\nfrom kvmlint.cli import main\nsys.argv = ['kvmlint', *sys.argv[1:]]\nmain()\n"
+
+
 def kvmlint(*args, hook: str = "", timeout: float = 120):
-    """Run `kvmlint ARGS` in a new process; `hook` is Python run first (to act at a chosen moment)."""
-    program = textwrap.dedent(hook) + "\nimport sys\nfrom kvmlint.cli import main\nsys.argv = ['kvmlint', *sys.argv[1:]]\nmain()\n"
-    return subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-c", program(hook), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def start_kvmlint(*args):
+def start_kvmlint(*args, hook: str = ""):
     return subprocess.Popen(
-        [sys.executable, "-m", "kvmlint", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", program(hook), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -129,7 +132,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_said(tree_2012, fixed_201
     assert not leftovers(tree_2012)
 
 
-def test_in_a_git_work_tree_the_lock_and_journal_stay_out_of_git_status(tree_2012):
+def test_in_a_git_work_tree_the_lock_is_in_the_git_directory_out_of_git_status(tree_2012):
     git_init(tree_2012)
     hold = "import kvmlint.codemods.engine as e, subprocess, sys\n" + textwrap.dedent(
         """
@@ -138,44 +141,59 @@ def test_in_a_git_work_tree_the_lock_and_journal_stay_out_of_git_status(tree_201
             status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=plan_.root,
                                     capture_output=True, text=True).stdout
             print("status during the run:", repr(status), file=sys.stderr)
+            print("locked:", (plan_.root / ".git" / "kvmlint-fix.lock").exists(), file=sys.stderr)
             return written(plan_)
         e.write = write_and_report_status
         """
     )
     done = kvmlint("fix", str(tree_2012), hook=hold)
-    assert "status during the run: ''" in done.stderr
+    assert "status during the run: ''" in done.stderr and "locked: True" in done.stderr
     assert (tree_2012 / ".git" / "kvmlint-fix.lock").exists() is False
 
 
 # 2. Multi-file change sets are all or nothing, also when killed.
 
 
+# Each temporary file, or each rename, takes 20 ms: so that a kill lands between two of them.
+SLOW = """
+import time
+import kvmlint.codemods.transaction as transaction
+step = getattr(transaction, {step!r})
+def slow_step(*args, **options):
+    time.sleep(0.02)
+    return step(*args, **options)
+setattr(transaction, {step!r}, slow_step)
+"""
+
+
+def in_step(journal: Path, step: str) -> bool:
+    if step == "_write_file":
+        return journal.exists()
+    try:
+        return b'"renaming"' in (journal / "journal.json").read_bytes()
+    except OSError:
+        return False
+
+
 def test_kill_9_in_the_write_phase_never_leaves_a_tree_the_next_run_cannot_repair(tmp_path, fixed_2012):
     original = digests(FIXTURES / "qemu-2012")
-    changed = [path for path, digest in fixed_2012.items() if original.get(path) != digest]
     rng = random.Random(11)
+    half_written_runs = 0
     for attempt in range(12):
         root = Path(shutil.copytree(FIXTURES / "qemu-2012", tmp_path / f"qemu{attempt}"))
         journal = transaction.journal_dir(root)
-        inodes = {path: (root / path).stat().st_ino if (root / path).exists() else None for path in changed}
-
-        def writing() -> bool:
-            if attempt % 2 == 0:  # kill while temporary files are made
-                return journal.exists()
-            return any(  # kill among the renames
-                ((root / path).stat().st_ino if (root / path).exists() else None) != inode for path, inode in inodes.items()
-            )
-
-        run = start_kvmlint("fix", "-j1", str(root))
+        step = "_write_file" if attempt % 2 == 0 else "_rename"
+        run = start_kvmlint("fix", "-j1", str(root), hook=SLOW.format(step=step))
         deadline = time.monotonic() + 60
-        while not writing() and run.poll() is None and time.monotonic() < deadline:
+        while not in_step(journal, step) and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.0005)
-        time.sleep(rng.uniform(0, 0.01))
+        time.sleep(rng.uniform(0, 0.2))
         run.send_signal(signal.SIGKILL)
         run.communicate()
         left = leftovers(root)  # the lock, the journal, temporary files: the next run's to clean
         killed_state = {path: digest for path, digest in digests(root).items() if path not in left}
         half_written = killed_state not in (original, fixed_2012)
+        half_written_runs += half_written
         if half_written:
             assert journal.exists(), "a half-written tree without a journal cannot be repaired"
         again = kvmlint("fix", str(root))
@@ -184,6 +202,7 @@ def test_kill_9_in_the_write_phase_never_leaves_a_tree_the_next_run_cannot_repai
         assert not leftovers(root), again.stderr
         if half_written:
             assert "rolled back an interrupted fix" in again.stderr
+    assert half_written_runs >= 2, "the kills should land among the renames"
 
 
 def test_an_interrupted_change_set_is_rolled_back_by_the_next_run_which_says_so(tmp_path, monkeypatch):

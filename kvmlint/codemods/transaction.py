@@ -164,10 +164,13 @@ def commit(root: Path, changes: list[FileChange]) -> None:
     try:
         _save(journal, "preparing", entries, created_dirs)
         _prepare(journal, entries, created_dirs, changes)
+        _save(journal, "renaming", entries, created_dirs)
+    except OSError as error:  # the journal itself could not be written (a full disk)
+        _discard(journal, entries, created_dirs)
+        raise NotWritten(_cannot_write(str(journal), error)) from None
     except BaseException:
         _discard(journal, entries, created_dirs)
         raise
-    _save(journal, "renaming", entries, created_dirs)
     renamed: list[_Entry] = []
     try:
         for entry in entries:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def snapshot(root: Path) -> TreeSnapshot:
 
 
 @contextmanager
-def reading_as_analysed(root: Path, facts) -> object:
+def reading_as_analysed(root: Path, facts) -> Iterator[TreeSnapshot]:
     """While a fix runs on `root`, every read of a code-mod or of the engine goes through one snapshot
     checked against the bytes the analysis parsed (`facts`: path -> FileFacts)."""
     key = root.resolve()
