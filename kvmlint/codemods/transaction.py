@@ -257,7 +257,7 @@ def _prepare(journal: Path, entries: list[_Entry], created_dirs: list[str], chan
 
 
 def _cannot_write(where: str, error: OSError) -> str:
-    return f"cannot write {where} ({error.strerror or error}); nothing of this change set was written"
+    return f"cannot write {where} ({error.strerror or error})"
 
 
 def _write_file(path: Path, data: bytes, exclusive: bool) -> None:
