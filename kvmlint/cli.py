@@ -198,6 +198,8 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
+    from kvmlint.codemods.transaction import FixLock, pending_journal, recover
+    from kvmlint.codemods.tree import reading_as_analysed
     from kvmlint.config import load_config
     from kvmlint.gitwork import require_clean, untracked
     from kvmlint.reporters.patches import write_series
@@ -218,7 +220,15 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     if patch_dir or commit_each:
         # Patches and commits made from edited files would not apply to HEAD.
         base_commit = require_clean(sources.root, "--format-patch" if patch_dir else "--commit")
+    writing = not (show_diff or patch_dir)
+    if writing:  # held until the command ends; a killed run's writes are finished or undone first
+        click.get_current_context().with_resource(FixLock(sources.root, notify=_stderr))
+        for message in recover(sources.root):
+            _stderr(message)
+    elif pending_journal(sources.root):
+        _stderr("warning: an interrupted fix may have left the tree half-written; `kvmlint fix` finishes or undoes it first")
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era)
+    click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
     findings = [f for f in result.findings if f.code not in config.ignored_codes(f.path)]
     if location is not None:
@@ -244,7 +254,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        done = [c for c in planned.accepted if c.title not in {title for title, _ in report.skipped}]
+        done = report.applied
         for change_set in done:
             click.echo(f"fixed: {change_set.title}")
         for written in report.written:
@@ -253,7 +263,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         if commit_each:
             for commit, subject in _commit_each(planned, done, signoff):
                 click.echo(f"committed {commit[:12]} {subject}")
-    left = proposed.unfixable or planned.refused
+    left = proposed.unfixable or planned.refused or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
 
 

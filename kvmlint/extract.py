@@ -8,6 +8,7 @@ mentions a KVM symbol is parsed again on its own and mapped back.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -313,7 +314,7 @@ class Extractor:
         self.path = path
         self.data = data
         self.lines = LineIndex(data)
-        self.facts = FileFacts(path=path, size=len(data))
+        self.facts = FileFacts(path=path, size=len(data), content_sha256=hashlib.sha256(data).hexdigest())
         self.private: set[str] = set()
 
     def run(self) -> FileFacts:

@@ -124,6 +124,8 @@ class IrqchipOption:
 class FileFacts:
     path: str  # relative, forward slashes
     size: int
+    # hex sha256 of the bytes parsed: a fix edits a file only while it still has them
+    content_sha256: str = ""
     error_nodes: int = 0
     first_error_line: int | None = None
     references: list[Reference] = field(default_factory=list)

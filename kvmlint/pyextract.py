@@ -10,6 +10,7 @@ Returns `kvmlint.facts` records only, like the C extractor.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ FOLDER_RANK, OWN_MACHINE_RANK, SCOPE_RANK = 0, 1, 2
 
 
 def extract(path: str, data: bytes) -> FileFacts:
-    facts = FileFacts(path=path, size=len(data))
+    facts = FileFacts(path=path, size=len(data), content_sha256=hashlib.sha256(data).hexdigest())
     lines = LineIndex(data)
     try:
         wrapper = cst.MetadataWrapper(cst.parse_module(data))
