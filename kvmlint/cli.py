@@ -1,4 +1,4 @@
-"""Command line: `kvmlint check|scope|explain|rules|validate|model`.
+"""Command line: `kvmlint check|fix|validate-build|scope|explain|rules|validate|model`.
 
 Exit status: 0 no findings, 1 findings, 2 usage error or unusable input.
 """
@@ -162,27 +162,45 @@ def _print_warnings(analysis, verbose: bool) -> None:
 @click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
-def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None:
-    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's."""
+@click.option("--build-check", "build_dir", type=click.Path(file_okay=False), default=None, help="Recompile what each fix touches with this configured build's compile_commands.json; roll back fixes that do not compile.")
+def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era, build_dir) -> None:
+    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
+
+    A file or subdirectory PATH limits the fixes to findings there; the whole
+    checkout is still read, as a fix spans files."""
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
     from kvmlint.validation import validate_plan
 
     selections = rules.select(_split_words(rule_words))
-    sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    if build_dir is not None and (show_diff or patch_dir):
+        raise UsageError("--build-check compiles the fixes it writes: it cannot be combined with --diff or --format-patch")
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such file or directory")
+    wanted = Path(path).resolve()
+    sources = discover([str(find_root(wanted))], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    database = None
+    if build_dir is not None:
+        from kvmlint.buildcheck import CompileDatabase
+
+        database = CompileDatabase(Path(build_dir), sources.root)
     analysis = analyse(sources, jobs=jobs, era=era)
     result = run_rules(analysis, selections)
+    if wanted != sources.root.resolve():
+        result.findings = [f for f in result.findings if _within(sources.root / f.path, wanted)]
     proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
-    for finding, why in proposed.unfixable:
+    without_fix = _findings_without_fix(result.findings, planned)
+    for finding, why in [*proposed.unfixable, *((f, f"no automatic fix: {f.message}") for f in without_fix)]:
         _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
+    rolled_back = []
     if show_diff:
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
@@ -192,11 +210,80 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        for change_set in planned.accepted:
+        skipped = {title for title, _ in report.skipped}
+        fixed = [c for c in planned.accepted if c.title not in skipped]
+        if database is not None:
+            fixed, rolled_back = _build_check(planned, fixed, database, jobs)
+        for change_set in fixed:
             click.echo(f"fixed: {change_set.title}")
         click.echo(f"{len(report.written)} file(s) written")
-    left = proposed.unfixable or planned.refused
+    left = proposed.unfixable or without_fix or planned.refused or rolled_back
     sys.exit(EXIT_FINDINGS if left else 0)
+
+
+def _findings_without_fix(findings, planned) -> list:
+    """Findings no code-mod can fix, except those inside code an accepted fix removes
+    (a proxy use inside a helper that moves into its target)."""
+    removed: dict[str, list[tuple[int, int]]] = {}
+    for change_set in planned.accepted:
+        for edit in change_set.edits:
+            data = planned.originals.get(edit.path)
+            if data is not None and edit.end > edit.start:
+                first, last = data.count(b"\n", 0, edit.start) + 1, data.count(b"\n", 0, edit.end)
+                removed.setdefault(edit.path, []).append((first, last))
+    return [
+        f for f in findings
+        if f.fix is None and not any(a <= f.line and f.end_line <= b for a, b in removed.get(f.path, []))
+    ]
+
+
+def _within(path, directory) -> bool:
+    path = path.resolve()
+    return path == directory or directory in path.parents
+
+
+def _build_check(planned, written, database, jobs):
+    """Compile what the written fixes touch; report and return (kept, rolled back)."""
+    from kvmlint.buildcheck import check_fixes
+
+    checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1)
+    for rolled in checked.rolled_back:
+        _stderr(f"rolled back: {rolled.change_set.title}: {rolled.why}")
+    for failure in checked.still_failing:
+        _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
+    for path in checked.unchecked:
+        _stderr(f"build-check: {path}: no unit of {database.build_dir} compiles it; not checked")
+    _stderr(f"build-check: {checked.compiled} compilation(s) in {checked.seconds:.1f}s, "
+            f"{len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
+    return checked.kept, checked.rolled_back
+
+
+@cli.command("validate-build")
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, type=click.Path())
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Compiler processes [default: CPU count].")
+def validate_build(build_dir, files, jobs) -> None:
+    """Recompile, with BUILD_DIR's compile_commands.json, every unit that FILES touch
+    (default: the files git sees changed in the checkout at the current directory).
+
+    Exit 0 when all of them compile, 1 when some do not."""
+    from kvmlint.buildcheck import CompileDatabase, changed_files, compile_units, untracked
+    from kvmlint.source import find_root
+
+    for name in files:
+        if not Path(name).exists():
+            raise UsageError(f"{name}: no such file or directory")
+    changed = [Path(name).resolve() for name in files]
+    root = find_root(Path(os.path.commonpath(changed)) if changed else Path.cwd().resolve())
+    database = CompileDatabase(Path(build_dir), root)
+    changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
+    units = database.affected(changed, new)
+    compiled = compile_units(units, jobs or os.cpu_count() or 1)
+    for failure in compiled.failures:
+        click.echo(f"does not compile: {failure.format(root)}")
+    click.echo(f"{compiled.units} unit(s) compiled in {compiled.seconds:.1f}s for {len(changed)} changed file(s), "
+               f"{len(compiled.failures)} failed")
+    sys.exit(EXIT_FINDINGS if compiled.failures else 0)
 
 
 @cli.command()
