@@ -298,7 +298,8 @@ def scope(paths, exclude) -> None:
     resolver = ScopeResolver(sources.root)
     for path in sources.files:
         decided = resolver.scope_of(path)
-        click.echo(f"{path}: {decided.label}: {decided.reason}")
+        click.echo(f"{path}: {decided.label}: {decided.reason}; "
+                   f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
 
 
 @cli.command()

@@ -8,6 +8,12 @@ from pathlib import Path
 
 from .families import Families, family_of_target_symbol, format_families
 
+# Compile units.  A per-target unit is compiled once per target with the
+# target's folder on the include path, so it can include a target header;
+# a target-independent one is compiled once for all targets and cannot.
+PER_TARGET = "per-target"
+TARGET_INDEPENDENT = "target-independent"
+
 
 @dataclass(frozen=True)
 class BuildRule:
@@ -17,12 +23,16 @@ class BuildRule:
     the folder or source set it belongs to, its own condition and the
     conditions of enclosing blocks.  `symbols` are the CONFIG_/TARGET_
     symbols among those conditions, so a reason can explain them.
+    `unit` is PER_TARGET, TARGET_INDEPENDENT or None (unknown), and
+    `unit_reason` says which list or source set decided it.
     """
 
     build_file: str
     description: str
     symbols: tuple[str, ...]
     families: Families
+    unit: str | None = None
+    unit_reason: str = ""
 
 
 class ConfigSpace:
