@@ -104,7 +104,9 @@ class CompileDatabase:
         self.units = self._load()
         self._depfile_deps: dict[CompileUnit, frozenset[Path] | None] = {}
         self._ninja_deps: dict[Path, frozenset[Path]] | None = None
-        self._include_cache: dict[tuple[Path, tuple[Path, ...]], frozenset[Path]] = {}
+        self._include_names: dict[Path, list[tuple[bytes, str]]] = {}
+        self._resolved: dict[tuple[str, tuple[Path, ...]], Path | None] = {}
+        self._files: dict[str, bool] = {}
 
     def _load(self) -> list[CompileUnit]:
         path = self.build_dir / DATABASE
@@ -120,7 +122,7 @@ class CompileDatabase:
         for number, entry in enumerate(entries):
             try:
                 directory = Path(entry["directory"])
-                arguments = tuple(entry["arguments"]) if "arguments" in entry else tuple(shlex.split(entry["command"]))
+                arguments = tuple(entry["arguments"]) if "arguments" in entry else _split_command(entry["command"])
                 source = _resolve(directory, entry["file"])
             except (KeyError, TypeError, ValueError) as error:
                 raise UsageError(f"{path}: entry {number} is not a compile command ({error})") from None
@@ -142,7 +144,9 @@ class CompileDatabase:
         changed = {Path(p).resolve() for p in changed if is_c_file(str(p))}
         if not changed:
             return []
-        chosen = [u for u in self.units if u.source in changed or changed & self.dependencies(u)]
+        included = {p for p in changed if p.suffix != ".c"}  # headers and .c.inc: read through #include
+        reaching: dict[tuple[Path, tuple[Path, ...]], bool] = {}
+        chosen = [u for u in self.units if u.source in changed or (included and self._reads_any(u, included, reaching))]
         known_sources = {u.source for u in self.units}
         new = {Path(p).resolve() for p in new}
         for new_source in sorted(p for p in changed & new if p.suffix == ".c" and p not in known_sources):
@@ -158,6 +162,40 @@ class CompileDatabase:
             changed_units = [u for u in self.units if u.source in changed]
             left -= {p for u in changed_units for p in self.include_graph(u)}
         return left
+
+    def _reads_any(self, unit: CompileUnit, wanted: set[Path], reaching: dict) -> bool:
+        """Whether `unit` reads one of `wanted`: by the build's record, else by the include
+        graph (memoised per file and include path across units, in `reaching`)."""
+        recorded = self._from_depfile(unit)
+        if recorded is None:
+            recorded = self._from_ninja(unit)
+        if recorded is not None:
+            return bool(recorded & wanted)
+        search = tuple(_resolve(unit.directory, d) for d in _include_dirs(unit.arguments))
+        active: set[Path] = set()
+        cut = False  # whether the current answer passed through a file still being explored
+
+        def reaches(path: Path) -> bool:
+            nonlocal cut
+            key = (path, search)
+            if key in reaching:
+                return reaching[key]
+            if path in active:
+                cut = True
+                return False
+            active.add(path)
+            outer, cut = cut, False
+            result = any(p in wanted or reaches(p) for p in self._includes_of(path, search))
+            if result or not cut:  # a "no" found through an include cycle may be incomplete
+                reaching[key] = result
+            active.discard(path)
+            cut = cut or outer
+            return result
+
+        try:
+            return reaches(unit.source)
+        except RecursionError:
+            return bool(self.include_graph(unit) & wanted)
 
     def dependencies(self, unit: CompileUnit) -> frozenset[Path]:
         """The files `unit` reads: the build's record, else its include graph."""
@@ -217,22 +255,46 @@ class CompileDatabase:
         seen.discard(unit.source)
         return frozenset(seen)
 
-    def _includes_of(self, path: Path, search: tuple[Path, ...]) -> frozenset[Path]:
-        key = (path, search)
-        if key not in self._include_cache:
+    def _includes_of(self, path: Path, search: tuple[Path, ...]) -> set[Path]:
+        """The tree's files that `path` includes, resolved as the compiler would (every file is
+        read once; a name is resolved once per search path)."""
+        if path not in self._include_names:
             try:
                 data = path.read_bytes()
             except OSError:
                 data = b""
-            found = set()
-            for kind, name in INCLUDE.findall(data):
-                text = name.decode("utf-8", "surrogateescape")
-                folders = ((path.parent,) if kind == b'"' else ()) + search
-                hit = next((f / text for f in folders if (f / text).is_file()), None)
-                if hit is not None and self.root in hit.resolve().parents:
-                    found.add(Path(os.path.normpath(hit)))
-            self._include_cache[key] = frozenset(found)
-        return self._include_cache[key]
+            self._include_names[path] = [(k, n.decode("utf-8", "surrogateescape")) for k, n in INCLUDE.findall(data)]
+        found = set()
+        for kind, name in self._include_names[path]:
+            beside = os.path.join(path.parent, name)
+            if kind == b'"' and self._is_file(beside):  # a quoted include looks beside the file first
+                hit = self._inside(beside)
+            else:
+                key = (name, search)
+                if key not in self._resolved:
+                    first = next((os.path.join(f, name) for f in search if self._is_file(os.path.join(f, name))), None)
+                    self._resolved[key] = self._inside(first) if first else None
+                hit = self._resolved[key]
+            if hit is not None:
+                found.add(hit)
+        return found
+
+    def _is_file(self, name: str) -> bool:
+        if name not in self._files:
+            self._files[name] = os.path.isfile(name)
+        return self._files[name]
+
+    def _inside(self, name: str) -> Path | None:
+        """The tree's file at `name`, or None for a system header."""
+        path = Path(os.path.normpath(name))
+        return path if self.root in path.parents else None
+
+
+def _split_command(command: str) -> tuple[str, ...]:
+    """A recorded command as the shell splits it (a plain split when nothing is quoted)."""
+    if any(c in command for c in "'\"\\$`"):
+        return tuple(shlex.split(command))
+    return tuple(command.split())
 
 
 def _configuration(unit: CompileUnit) -> tuple[str, ...]:
