@@ -96,24 +96,29 @@ def _display(root: Path, path: Path) -> str:
 
 
 class CompileDatabase:
-    """A build directory's units, and which of them a set of changed files affects."""
+    """The units of one or more build directories (say, with KVM and without), and which of
+    them a set of changed files affects."""
 
-    def __init__(self, build_dir: Path, root: Path) -> None:
-        self.build_dir = build_dir.resolve()
+    def __init__(self, build_dirs: list[Path], root: Path) -> None:
+        self.build_dirs = [Path(d).resolve() for d in build_dirs]
         self.root = root.resolve()
-        self.units = self._load()
+        self.units = [unit for build_dir in self.build_dirs for unit in self._load(build_dir)]
         self._depfile_deps: dict[CompileUnit, frozenset[Path] | None] = {}
         self._ninja_deps: dict[Path, frozenset[Path]] | None = None
         self._include_names: dict[Path, list[tuple[bytes, str]]] = {}
         self._resolved: dict[tuple[str, tuple[Path, ...]], Path | None] = {}
         self._files: dict[str, bool] = {}
 
-    def _load(self) -> list[CompileUnit]:
-        path = self.build_dir / DATABASE
+    @property
+    def label(self) -> str:
+        return ", ".join(str(d) for d in self.build_dirs)
+
+    def _load(self, build_dir: Path) -> list[CompileUnit]:
+        path = build_dir / DATABASE
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise UsageError(f"{self.build_dir}: no {DATABASE} (configure the QEMU build first)") from None
+            raise UsageError(f"{build_dir}: no {DATABASE} (configure the QEMU build first)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise UsageError(f"{path}: cannot read it ({error})") from None
         if not isinstance(entries, list):
@@ -232,14 +237,16 @@ class CompileDatabase:
         return self._ninja_deps.get(_resolve(unit.directory, unit.output)) if unit.output else None
 
     def _read_ninja_deps(self) -> dict[Path, frozenset[Path]]:
-        if not (self.build_dir / "build.ninja").exists() or shutil.which("ninja") is None:
-            return {}
-        result = subprocess.run(
-            ["ninja", "-C", str(self.build_dir), "-t", "deps"], capture_output=True, text=True, errors="surrogateescape"
-        )
-        if result.returncode != 0:
-            return {}
-        return parse_ninja_deps(result.stdout, self.build_dir)
+        found: dict[Path, frozenset[Path]] = {}
+        for build_dir in self.build_dirs:
+            if not (build_dir / "build.ninja").exists() or shutil.which("ninja") is None:
+                continue
+            result = subprocess.run(
+                ["ninja", "-C", str(build_dir), "-t", "deps"], capture_output=True, text=True, errors="surrogateescape"
+            )
+            if result.returncode == 0:
+                found.update(parse_ninja_deps(result.stdout, build_dir))
+        return found
 
     def include_graph(self, unit: CompileUnit) -> frozenset[Path]:
         """Every file of the tree `unit` may include, following its -I/-iquote/-isystem path."""

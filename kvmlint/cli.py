@@ -162,8 +162,8 @@ def _print_warnings(analysis, verbose: bool) -> None:
 @click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
-@click.option("--build-check", "build_dir", type=click.Path(file_okay=False), default=None, help="Recompile what each fix touches with this configured build's compile_commands.json; roll back fixes that do not compile.")
-def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era, build_dir) -> None:
+@click.option("--build-check", "build_dirs", multiple=True, type=click.Path(file_okay=False), help="Recompile what each fix touches with this configured build's compile_commands.json (repeatable: e.g. with and without KVM); roll back fixes that do not compile.")
+def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era, build_dirs) -> None:
     """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
 
     A file or subdirectory PATH limits the fixes to findings there; the whole
@@ -178,17 +178,17 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era, build_d
     from kvmlint.validation import validate_plan
 
     selections = rules.select(_split_words(rule_words))
-    if build_dir is not None and (show_diff or patch_dir):
+    if build_dirs and (show_diff or patch_dir):
         raise UsageError("--build-check compiles the fixes it writes: it cannot be combined with --diff or --format-patch")
     if not Path(path).exists():
         raise UsageError(f"{path}: no such file or directory")
     wanted = Path(path).resolve()
     sources = discover([str(find_root(wanted))], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
     database = None
-    if build_dir is not None:
+    if build_dirs:
         from kvmlint.buildcheck import CompileDatabase
 
-        database = CompileDatabase(Path(build_dir), sources.root)
+        database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
     analysis = analyse(sources, jobs=jobs, era=era)
     result = run_rules(analysis, selections)
     if wanted != sources.root.resolve():
@@ -252,7 +252,7 @@ def _build_check(planned, written, database, jobs):
     for failure in checked.still_failing:
         _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
     for path in checked.unchecked:
-        _stderr(f"build-check: {path}: no unit of {database.build_dir} compiles it; not checked")
+        _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
     _stderr(f"build-check: {checked.compiled} compilation(s) in {checked.seconds:.1f}s, "
             f"{len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
     return checked.kept, checked.rolled_back
@@ -275,7 +275,7 @@ def validate_build(build_dir, files, jobs) -> None:
             raise UsageError(f"{name}: no such file or directory")
     changed = [Path(name).resolve() for name in files]
     root = find_root(Path(os.path.commonpath(changed)) if changed else Path.cwd().resolve())
-    database = CompileDatabase(Path(build_dir), root)
+    database = CompileDatabase([Path(build_dir)], root)
     changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
     units = database.affected(changed, new)
     compiled = compile_units(units, jobs or os.cpu_count() or 1)

@@ -155,10 +155,10 @@ def test_a_header_recompiles_exactly_its_includers_by_depfile_and_by_include_gra
         if '"msix.h"' in Path(entry["file"]).read_text()
     }
     assert expected == {"common/hw_msix.c.o", "common/hw_virtio-pci.c.o"}
-    by_graph = CompileDatabase(tree / "build", tree)
+    by_graph = CompileDatabase([tree / "build"], tree)
     assert {u.output for u in by_graph.affected([header])} == expected
     build_everything(tree)
-    by_depfile = CompileDatabase(tree / "build", tree)
+    by_depfile = CompileDatabase([tree / "build"], tree)
     assert {u.output for u in by_depfile.affected([header])} == expected
     # the .d files were read: they also name system headers, which the include graph leaves out
     unit = next(u for u in by_depfile.units if u.output == "common/hw_msix.c.o")
@@ -218,3 +218,17 @@ def test_real_qemu_fixes_compile(tmp_path):
     assert result.returncode in (0, 1), result.stderr
     assert " 0 rolled back" in result.stderr, result.stderr
     assert "fails without the fixes too" not in result.stderr, result.stderr
+
+
+@needs_gcc
+def test_build_check_with_and_without_kvm_checks_the_stub_files_too(tmp_path):
+    tree = configured_tree(tmp_path)
+    (tree / "build-nokvm").mkdir()
+    subprocess.run([str(tree / "configure"), "--disable-kvm"], cwd=tree / "build-nokvm", check=True, capture_output=True)
+    one = configured_tree(tmp_path / "one")
+    only_kvm = kvmlint("fix", "--build-check", "build", str(one), cwd=one)
+    assert "build-check: kvm-stub.c: no unit of" in only_kvm.stderr  # built only without KVM
+    both = kvmlint("fix", "--build-check", "build", "--build-check", "build-nokvm", str(tree), cwd=tree)
+    assert both.returncode == 0, both.stderr
+    assert "kvm-stub.c: no unit" not in both.stderr
+    assert "0 rolled back" in both.stderr

@@ -33,8 +33,14 @@ The move is safe when the helper's body uses nothing private to the common
 file (no file-static names, no members of a struct defined there): the
 definition moves unchanged, the stub moves with its build-file line, every
 caller gets the include it needs, and the common copies go.  A helper that
-reads private state is reported without a fix.  A return-type correction
-(`int` to `bool` for a predicate) is offered only as its own, unsafe change.
+reads private state is reported without a fix.  So is a helper with a caller
+that could not include the target's header: one compiled once for every
+target (`common-obj-y`, meson's `system_ss`), or built for other targets too
+(common code calling it under `#ifdef TARGET_<ARCH>`); the message names that
+caller.  A moved prototype takes its doc comment, and the target header gets
+the includes and forward declarations its types need.  A return-type
+correction (`int` to `bool` for a predicate) is offered only as its own,
+unsafe change, also after an earlier run moved the helper.
 The alias `irq0-override` selects just `kvm_allows_irq0_override`.
 """
 
