@@ -30,7 +30,9 @@ def append(path: Path, text: str) -> None:
 
 def kvm002(tree: Path, symbol: str) -> dict:
     result = kvmlint("check", "--format", "json", "--select", "KVM002", str(tree))
-    return next(f for f in json.loads(result.stdout)["findings"] if f["symbol"] == symbol)
+    finding = next(f for f in json.loads(result.stdout)["findings"] if f["symbol"] == symbol)
+    finding["text"] = " ".join([finding["message"], *finding.get("details", [])])  # the reason, with its details
+    return finding
 
 
 # --- item 2: a move only where every caller is compiled per target, for that target ----------
@@ -40,8 +42,8 @@ def test_2012_a_caller_compiled_once_for_every_target_gets_no_move(tmp_path):
     append(tree / "hw/hpet.c", "\nint hpet_irq0_routed(void)\n{\n    return kvm_allows_irq0_override();\n}\n")
     finding = kvm002(tree, "kvm_allows_irq0_override")
     assert finding["fix"] is None
-    assert "no move offered: hw/hpet.c calls it and is compiled once for every target" in finding["message"]
-    assert "Options: keep the declaration where that caller sees it" in finding["message"]
+    assert "no move offered: hw/hpet.c calls it and is compiled once for every target" in finding["text"]
+    assert "options: keep the declaration where that caller sees it" in finding["text"]
     before = (tree / "kvm.h").read_text()
     done = kvmlint("fix", "--rule", "irq0-override", str(tree))
     assert done.returncode == 1
@@ -62,7 +64,7 @@ def test_2012_a_common_caller_under_a_target_ifdef_keeps_the_helper_in_place(tmp
                                "#ifdef TARGET_I386\n    return kvm_allows_irq0_override();\n#endif\n    return 0;\n}\n")
     finding = kvm002(tree, "kvm_allows_irq0_override")
     assert finding["fix"] is None
-    assert "kvm-all.c calls it under #ifdef TARGET_I386 but is built for other targets too" in finding["message"]
+    assert "kvm-all.c calls it under #ifdef TARGET_I386 but is built for other targets too" in finding["text"]
 
 
 def current_tree_with_arm_helper(tmp_path, caller: str) -> Path:
@@ -86,7 +88,7 @@ def test_current_a_system_ss_caller_gets_no_move(tmp_path):
     finding = kvm002(tree, "kvm_arm_supports_user_irq")
     assert finding["fix"] is None
     assert ("no move offered: hw/intc/arm_gicv3_common.c calls it and is compiled once for every target "
-            "(hw/intc/meson.build: system_ss") in finding["message"]
+            "(hw/intc/meson.build: system_ss") in finding["text"]
 
 
 def test_current_a_per_target_caller_gets_the_move_with_the_doc_comment(tmp_path):

@@ -328,6 +328,11 @@ def q2019() -> ScopeResolver:
     ("hw/i386/pc.c", "x86", ["hw/i386/"]),
     ("target/s390x/kvm.c", "s390x", ["target/s390x/"]),
     ("pc-bios/s390-ccw/virtio.c", "outside", ["pc-bios/s390-ccw/Makefile builds", "not part of any emulator"]),
+    # a device's header follows the source it declares (include/hw/intc/ioapic.h -> hw/intc/ioapic.c)
+    ("include/hw/intc/ioapic.h", "x86", ["header of hw/intc/ioapic.c, which is x86 code",
+                                         "CONFIG_IOAPIC can be enabled only for x86"]),
+    ("include/hw/pci/msi.h", "common", ["header; generic path"]),  # its source is common
+    ("include/sysemu/kvm.h", "common", ["header; generic path"]),  # no source of that name
 ])
 def test_scope_kconfig_make_fixture(q2019, path, label, reason_parts):
     scope = q2019.scope_of(path)
@@ -439,7 +444,7 @@ def test_compile_unit_2012_fixture(q2012, path, unit, reason_part):
     ("hw/virtio/virtio-pci.c", "target-independent", "system_virtio_ss"),
     ("hw/intc/ioapic-stub.c", "target-independent", "system_ss"),  # a stub of a target-independent set
     ("hw/intc/xics.c", "per-target", "specific_ss is compiled per target, with target/<arch>/"),
-    ("hw/i386/pc.c", "per-target", "i386_ss is an architecture's source set"),
+    ("hw/i386/pc.c", "per-target", "i386_ss is in target_arch, compiled for its architecture only"),
     ("accel/kvm/kvm-all.c", "per-target", "kvm_ss is added only to per-target sets (specific_ss)"),
     ("accel/stubs/kvm-stub.c", "per-target", "system_stubs_ss is added only to per-target sets"),
     ("target/i386/kvm/kvm.c", "per-target", "i386_kvm_ss is added only to per-target sets (i386_system_ss)"),
@@ -593,6 +598,13 @@ class TestRealTree:
             _assert_labels(resolver, {
                 "hw/cpu/a15mpcore.c": "arm", "hw/virtio/virtio-pci.c": "common", "kvm-all.c": "common",
                 "hw/intc/xics.c": "ppc", "hw/intc/xics_kvm.c": "ppc",
+            })
+        if era != "2012":  # the classes of the Kconfig era, where the files exist
+            _assert_labels(resolver, {
+                "hw/intc/xive.c": "ppc", "hw/intc/spapr_xive_kvm.c": "ppc", "hw/intc/s390_flic_kvm.c": "s390x",
+                "hw/vfio/ap.c": "s390x", "hw/vfio/ccw.c": "s390x", "hw/hyperv/hyperv.c": "x86",
+                "hw/pci/pci.c": "common", "hw/pci/msi.c": "common", "hw/pci/msix.c": "common",
+                "pc-bios/s390-ccw/virtio.c": "outside", "pc-bios/s390-ccw/virtio-ccw.c": "outside",
             })
         else:
             _assert_labels(resolver, {

@@ -40,19 +40,27 @@ class ConfigSpace:
 
     def __init__(self, known_families: frozenset[str]) -> None:
         self.known_families = known_families
+        # asked once per build-file condition and per file: memoised
+        self._families: dict[str, Families] = {}
+        self._explanations: dict[str, str] = {}
 
     def families(self, symbol: str) -> Families:
-        family = family_of_target_symbol(symbol, self.known_families)
-        if family is not None:
-            return frozenset({family})
-        return self._config_families(symbol)
+        if symbol not in self._families:
+            family = family_of_target_symbol(symbol, self.known_families)
+            self._families[symbol] = frozenset({family}) if family is not None else self._config_families(symbol)
+        return self._families[symbol]
 
     def explain(self, symbol: str) -> str:
         """One clause saying where the answer of families() comes from."""
+        if symbol not in self._explanations:
+            self._explanations[symbol] = self._explain(symbol)
+        return self._explanations[symbol]
+
+    def _explain(self, symbol: str) -> str:
         family = family_of_target_symbol(symbol, self.known_families)
         if family is not None:
             return f"{symbol} is defined only for {family} targets"
-        families = self._config_families(symbol)
+        families = self.families(symbol)
         if families is None:
             return f"{symbol} does not depend on the target's devices"
         if not families:

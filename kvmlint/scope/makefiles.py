@@ -16,7 +16,8 @@ the folder's entries name files one level up: hw/pc.c built by hw/i386/.
 
 Compile units: Makefile.target compiles `obj-y` (and `target-obj-y`, and
 the older per-target `obj-<target>-y`) in each target's build folder with
-`-I$(SRC_PATH)/target-$(TARGET_BASE_ARCH)`; every other list (common-obj,
+the target's folder on the include path (`-I$(SRC_PATH)/target-$(TARGET_BASE_ARCH)`,
+later target/$(TARGET_BASE_ARCH)); every other list (common-obj,
 2012's hw-obj for libhw, util-obj, stub-obj, ...) is compiled once, outside
 any target.  A list pulled only into per-target lists is per target too.
 """
@@ -27,6 +28,7 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names
@@ -501,8 +503,15 @@ class MakefileBuild:
         folder = os.path.dirname(makefile)
         if self._convention_families(folder) is not None:
             return ()
-        return tuple(dict.fromkeys(symbol for assignment in self.assignments if folder in assignment.directories
-                                   for symbol in assignment.symbols))
+        return self._symbols_of_folder.get(folder, ())
+
+    @cached_property
+    def _symbols_of_folder(self) -> dict[str, tuple[str, ...]]:
+        symbols: dict[str, dict[str, None]] = defaultdict(dict)
+        for assignment in self.assignments:
+            for folder in assignment.directories:
+                symbols[folder].update(dict.fromkeys(assignment.symbols))
+        return {folder: tuple(names) for folder, names in symbols.items()}
 
     def folder_rule_families(self, folder: str) -> tuple[Families, str] | None:
         """For headers: a folder reached only from architecture-specific Makefiles."""

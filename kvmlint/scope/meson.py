@@ -163,7 +163,7 @@ class MesonBuild:
         # files() outside source sets: libraries and executables linked into every build
         self.plain_listings: list[SourceSetAddition] = []
         self.set_families_by_dict: dict[str, set[str]] = defaultdict(set)
-        self.sets_in_target_dicts: dict[str, str] = {}  # set -> the `target_*` dictionary holding it
+        self.dict_of_set: dict[str, str] = {}  # set -> the per-architecture or `target_*` dictionary holding it
         self._file_lists: dict[str, list[str]] = {}
         self._read("", ())
         self._nestings: dict[str, SourceSetAddition] = {}
@@ -211,8 +211,9 @@ class MesonBuild:
                 family = arch_family(key)
                 if family in self.configs.known_families:
                     self.set_families_by_dict[identifier].add(family)
+                    self.dict_of_set.setdefault(identifier, name)
                 elif name.startswith("target_"):
-                    self.sets_in_target_dicts.setdefault(identifier, name)
+                    self.dict_of_set.setdefault(identifier, name)
         elif "files" in value:
             files = self._files_in(folder, value)
             self._file_lists[name] = (self._file_lists.get(name, []) if operator == "+=" else []) + files
@@ -295,10 +296,9 @@ class MesonBuild:
         per_target = "compiled per target, with target/<arch>/ on the include path"
         if source_set.startswith("specific"):
             return PER_TARGET, f"{source_set} is {per_target}"
-        if source_set in self.set_families_by_dict:
-            return PER_TARGET, f"{source_set} is an architecture's source set, {per_target}"
-        if source_set in self.sets_in_target_dicts:
-            return PER_TARGET, f"{source_set} is in {self.sets_in_target_dicts[source_set]}, {per_target}"
+        if source_set in self.dict_of_set:
+            return PER_TARGET, (f"{source_set} is in {self.dict_of_set[source_set]}, compiled for its "
+                                f"architecture only, with target/<arch>/ on the include path")
         parents = sorted(self._nested_in.get(source_set, set()) - seen - {source_set})
         if parents and all(self.set_unit(parent, seen | {source_set})[0] == PER_TARGET for parent in parents):
             return PER_TARGET, f"{source_set} is added only to per-target sets ({', '.join(parents)})"

@@ -44,6 +44,7 @@ class ScopeResolver:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._separate_builds: dict[str, str | None] = {}
 
     @cached_property
     def known_families(self) -> frozenset[str]:
@@ -154,6 +155,11 @@ class ScopeResolver:
                 families, origin = folder_rule
                 return Scope(families, False,
                              f"in {folder}/, a folder built only for {format_families(families)} (from {origin})")
+        companion = self._companion_source(relpath)
+        if companion is not None:
+            owner = self.scope_of(companion)
+            if not owner.common and owner.arches:
+                return Scope(owner.arches, False, f"header of {companion}, which is {owner.label} code: {owner.reason}")
         separate = self._separate_build(folder)
         if separate is not None:
             return Scope(frozenset(), False,
@@ -162,20 +168,31 @@ class ScopeResolver:
         kind = "header" if relpath.endswith(".h") else "no build rule found"
         return Scope(frozenset(), True, f"{kind}; generic path")
 
+    def _companion_source(self, relpath: str) -> str | None:
+        """The source a header declares: foo.h beside foo.c, or include/<p>/foo.h for <p>/foo.c
+        (QEMU's convention for a device's interface)."""
+        stem, suffix = posixpath.splitext(relpath)
+        if suffix != ".h":
+            return None
+        candidates = [stem + ".c"]
+        if stem.startswith("include/"):
+            candidates.append(stem[len("include/"):] + ".c")
+        return next((source for source in candidates if source in self.rules), None)
+
     def _separate_build(self, folder: str) -> str | None:
         """The folder (below the root) with a Makefile of its own that the emulators'
         build files do not descend into, holding `folder`; None if there is none."""
-        if self.era == "none":
+        if self.era == "none" or not folder:
             return None
-        build_file = "meson.build" if self.era == "meson" else "Makefile.objs"
-        while folder:
+        if folder not in self._separate_builds:
             here = self.root / folder
-            if (here / build_file).is_file():
-                return None
-            if (here / "Makefile").is_file() and folder not in self._folders_included_by_top_makefile:
-                return folder
-            folder = posixpath.dirname(folder)
-        return None
+            if (here / ("meson.build" if self.era == "meson" else "Makefile.objs")).is_file():
+                self._separate_builds[folder] = None
+            elif (here / "Makefile").is_file() and folder not in self._folders_included_by_top_makefile:
+                self._separate_builds[folder] = folder
+            else:
+                self._separate_builds[folder] = self._separate_build(posixpath.dirname(folder))
+        return self._separate_builds[folder]
 
     @cached_property
     def _folders_included_by_top_makefile(self) -> frozenset[str]:
