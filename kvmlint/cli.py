@@ -56,15 +56,17 @@ def cli() -> None:
 @click.option("--era", type=click.Choice(ERAS), default=None, help="Model era [default: inferred from the tree].")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only, no warnings.")
 @click.option("--verbose", "-v", is_flag=True, help="List every warning, the time per phase and what --staged/--diff-base left out.")
+@click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def check(
     paths, selected, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
-    statistics, jobs, era, quiet, verbose,
+    statistics, jobs, era, quiet, verbose, no_cache,
 ) -> None:
     """Report findings in PATHS (files or directories; default: .).
 
     Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
     above the checked tree; options given here override them."""
     from kvmlint.analysis import analyse, run_rules
+    from kvmlint.cache import Cache
     from kvmlint.changes import changes_since, staged_changes
     from kvmlint.config import load_config
     from kvmlint.findings import Finding
@@ -89,7 +91,8 @@ def check(
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
-        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress)
+        cache = None if no_cache else Cache.for_tree(sources.root)
+        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
     finally:
         if progress is not None:
             progress.close()
@@ -136,7 +139,8 @@ def check(
         if changes is not None:
             _stderr(f"{len(candidates) - len(findings)} finding(s) outside the changed lines not reported")
         extraction = analysis.extraction
-        _stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), parsed {len(analysis.facts)}")
+        _stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), {len(analysis.facts)} with facts: "
+                f"{extraction.parsed} parsed, {extraction.from_cache} from the cache")
         for phase, seconds in analysis.timings.items():
             _stderr(f"{phase}: {seconds:.3f}s")
     sys.exit(EXIT_FINDINGS if findings else 0)
@@ -162,11 +166,13 @@ def _print_warnings(analysis, verbose: bool) -> None:
 @click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
-def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None:
+@click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
+def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era, no_cache) -> None:
     """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's."""
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
+    from kvmlint.cache import Cache
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
     from kvmlint.reporters.patches import write_series
@@ -175,7 +181,7 @@ def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None
 
     selections = rules.select(_split_words(rule_words))
     sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
-    analysis = analyse(sources, jobs=jobs, era=era)
+    analysis = analyse(sources, jobs=jobs, era=era, cache=None if no_cache else Cache.for_tree(sources.root))
     result = run_rules(analysis, selections)
     proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)

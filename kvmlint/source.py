@@ -22,7 +22,7 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 PREFILTER_LITERALS = (b"kvm", b"KVM", b"kernel_irqchip", b"kernel-irqchip")
 # A QEMU checkout's root: its configure script, its build files of either era, or git.
 ROOT_MARKERS = ("configure", "Makefile.target", "configs/targets", ".git")
-SKIPPED_DIR_NAMES = {".git", "__pycache__", ".venv", "node_modules", ".tox"}
+SKIPPED_DIR_NAMES = {".git", ".kvmlint_cache", "__pycache__", ".venv", "node_modules", ".tox"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ def find_root(start: Path) -> Path:
     return start
 
 
-def _is_build_dir(path: Path) -> bool:
-    return (path / "build.ninja").exists() or (path / "config-host.mak").exists()
+def _is_build_dir(path: Path | str) -> bool:
+    return os.path.exists(os.path.join(path, "build.ninja")) or os.path.exists(os.path.join(path, "config-host.mak"))
 
 
 def _git_files(root: Path) -> list[str] | None:
@@ -71,16 +71,16 @@ def _git_files(root: Path) -> list[str] | None:
     return [name for name in out.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
-def _walk_files(directory: Path, root: Path) -> list[str]:
+def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...]) -> list[str]:
     found = []
+    root_text = str(root)
     for dirpath, dirnames, filenames in os.walk(directory):
-        here = Path(dirpath)
         dirnames[:] = [
-            d for d in dirnames if d not in SKIPPED_DIR_NAMES and not _is_build_dir(here / d)
+            d for d in dirnames if d not in SKIPPED_DIR_NAMES and not _is_build_dir(os.path.join(dirpath, d))
         ]
-        rel = here.relative_to(root).as_posix()
+        rel = os.path.relpath(dirpath, root_text).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
-        found.extend(prefix + name for name in filenames)
+        found.extend(prefix + name for name in filenames if name.endswith(suffixes))
     return found
 
 
@@ -120,7 +120,7 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
             candidates = [f for f in in_git if f.startswith(prefix)]
             candidates = [f for f in candidates if not _in_build_dir(f, root, build_dir_cache)]
         else:
-            candidates = _walk_files(path, root)
+            candidates = _walk_files(path, root, suffixes)
         selected.update(f for f in candidates if f.endswith(suffixes))
     if excludes:
         selected = {f for f in selected if not _excluded(f, excludes)}
