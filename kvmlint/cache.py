@@ -57,8 +57,10 @@ CACHEDIR_TAG = (
 # within the same timestamp tick: its stat is not trusted next time (git calls
 # this "racily clean"), so its bytes are hashed again.
 RACY_NANOSECONDS = 2_000_000_000
-# Leftovers of a run killed between writing and renaming an entry.
-STALE_TEMP_SECONDS = 3600
+# Leftovers of a run killed between writing and renaming an entry, and facts of
+# file versions the index no longer names, are removed once this old (a run
+# going on at the same time may still be using a younger one).
+STALE_SECONDS = 3600
 # Files whose names say they are build files: what the scope resolver reads.
 BUILD_FILE_NAMES = frozenset({"meson.build", "meson_options.txt", "meson.options", "configure"})
 BUILD_FILE_PREFIXES = ("Kconfig", "Makefile")
@@ -184,9 +186,10 @@ def _loads(payload: bytes):
 class Cache:
     """One cache directory.  Picklable, so parser workers can read and write facts entries too."""
 
-    def __init__(self, directory: Path, root: Path):
+    def __init__(self, directory: Path, root: Path, own: bool = False):
         self.directory = directory
         self.root = root
+        self.own = own  # the tree's own folder: no other tree's entries are in it
         self.facts_key = facts_key()
         self.scope_key = scope_key()
         tree = str(root.resolve())
@@ -209,7 +212,7 @@ class Cache:
                 return None
         except OSError:
             return None
-        return cls(directory, root)
+        return cls(directory, root, own=not configured)
 
     # Entries: MAGIC, key line, sha256 line, payload (pickle).
 
@@ -274,14 +277,20 @@ class Cache:
 
     def store_index(self, index: dict[str, FileRecord]) -> None:
         self.write(self.index_name, self.facts_key, index)
-        self._remove_stale_temporaries()
+        in_use = {self.facts_name(path, record.sha256) for path, record in index.items() if record.outcome == PARSED}
+        self._remove_stale(in_use)
 
-    def _remove_stale_temporaries(self) -> None:
-        cutoff = time.time() - STALE_TEMP_SECONDS
+    def _remove_stale(self, in_use: set[str]) -> None:
+        """Temporary files of killed runs and, in the tree's own folder, entries of old file versions or kvmlints."""
+        cutoff = time.time() - STALE_SECONDS
         try:
             with os.scandir(self.directory) as entries:
                 for entry in entries:
-                    if entry.name.startswith(".tmp-") and entry.stat().st_mtime < cutoff:
+                    stale = entry.name.startswith(".tmp-") or (
+                        self.own and entry.name.startswith(("facts-", "index-", "scope-"))
+                        and entry.name not in in_use and entry.name not in (self.index_name, self.scope_name)
+                    )
+                    if stale and entry.stat().st_mtime < cutoff:
                         os.unlink(entry.path)
         except OSError:
             pass

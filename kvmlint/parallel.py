@@ -50,16 +50,18 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def extract_file(relpath: str, data: bytes) -> FileFacts | None:
-    """The facts of one file's bytes; None when the prefilter says there is nothing to parse."""
+def wants_parse(relpath: str, data: bytes) -> bool:
+    """The cheap literal prefilter: only files that can hold a fact are parsed."""
     if is_python_file(relpath):
-        if not any(literal in data for literal in PYTHON_PREFILTER_LITERALS):
-            return None
+        return any(literal in data for literal in PYTHON_PREFILTER_LITERALS)
+    return needs_parse(data)
+
+
+def extract_file(relpath: str, data: bytes) -> FileFacts:
+    if is_python_file(relpath):
         from kvmlint.pyextract import extract as extract_python
 
         return extract_python(relpath, data)
-    if not needs_parse(data):
-        return None
     from kvmlint.extract import extract
 
     return extract(relpath, data)
@@ -76,15 +78,15 @@ def _process(root: Path, cache: Cache | None, task: tuple, flush: Callable[[], N
     if source.problem:
         return (relpath, None, None, source.problem, None, 0, False)
     data = source.data
-    sha256 = hashlib.sha256(data).hexdigest()
+    if not wants_parse(relpath, data):
+        return (relpath, signature, "", NOT_PARSED, None, len(data), False)
+    sha256 = hashlib.sha256(data).hexdigest() if cache is not None else ""
     if cache is not None and sha256 == known_sha:
         facts = cache.load_facts(relpath, sha256)
         if facts is not None:
             return (relpath, signature, sha256, PARSED, facts, len(data), False)
     flush()  # everything before this file is done: a crash from here on is this file's
     facts = extract_file(relpath, data)
-    if facts is None:
-        return (relpath, signature, sha256, NOT_PARSED, None, len(data), False)
     if cache is not None:
         cache.store_facts(relpath, sha256, facts)
     return (relpath, signature, sha256, PARSED, facts, len(data), True)
@@ -210,10 +212,14 @@ def _take_from_cache(cache: Cache, relpath: str, record: FileRecord, result: Ext
 
 
 def _chunks(todo: list[tuple[int, tuple]]) -> deque[list[tuple]]:
-    chunks: deque[list[tuple]] = deque()
+    """Python files in one chunk, handed out first: one worker loads libcst for them all."""
+    python = [task for _, task in todo if is_python_file(task[0])]
+    chunks: deque[list[tuple]] = deque([python] if python else [])
     current: list[tuple] = []
     size = 0
     for file_size, task in todo:
+        if is_python_file(task[0]):
+            continue
         if current and (size + file_size > CHUNK_BYTES or len(current) >= CHUNK_FILES):
             chunks.append(current)
             current, size = [], 0

@@ -85,14 +85,13 @@ def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...]) -> list[
 
 
 def _in_build_dir(relpath: str, root: Path, cache: dict[str, bool]) -> bool:
-    parts = relpath.split("/")[:-1]
-    for depth in range(1, len(parts) + 1):
-        prefix = "/".join(parts[:depth])
-        if prefix not in cache:
-            cache[prefix] = _is_build_dir(root / prefix)
-        if cache[prefix]:
-            return True
-    return False
+    folder = relpath.rpartition("/")[0]
+    if not folder:
+        return False
+    known = cache.get(folder)
+    if known is None:  # each folder is looked at once, whatever the number of files in it
+        known = cache[folder] = _in_build_dir(folder, root, cache) or _is_build_dir(os.path.join(root, folder))
+    return known
 
 
 def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIXES) -> SourceSet:
@@ -107,7 +106,8 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
     root = find_root(common)
     display_base = resolved[0] if len(resolved) == 1 and resolved[0].is_dir() else root
 
-    in_git = (root / ".git").exists() and _git_files(root)
+    # git's file list only when a folder is to be listed: a pre-commit run names its files
+    in_git = any(path.is_dir() for path in resolved) and (root / ".git").exists() and _git_files(root)
     selected: set[str] = set()
     build_dir_cache: dict[str, bool] = {}
     for path in resolved:
@@ -117,7 +117,7 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
         rel = path.relative_to(root).as_posix()
         if in_git:
             prefix = "" if rel == "." else rel + "/"
-            candidates = [f for f in in_git if f.startswith(prefix)]
+            candidates = [f for f in in_git if f.startswith(prefix) and f.endswith(suffixes)]
             candidates = [f for f in candidates if not _in_build_dir(f, root, build_dir_cache)]
         else:
             candidates = _walk_files(path, root, suffixes)

@@ -251,3 +251,19 @@ def test_the_cli_reports_a_crashed_file_and_still_reports_the_others(tree_2012):
     assert "kvmlint: warning: hw/msi.c: the parser process died (SIGSEGV) on this file; skipped" in completed.stderr
     paths = {finding["path"] for finding in json.loads(completed.stdout)["findings"]}
     assert "cpus.c" in paths and "hw/msi.c" not in paths
+
+
+def test_old_entries_are_removed_from_the_trees_own_cache(tree_2012):
+    settle(tree_2012)
+    check(tree_2012, None)
+    folder = tree_2012 / ".kvmlint_cache"
+    old = time.time() - 2 * cache_module.STALE_SECONDS
+    leftovers = [folder / ".tmp-killed-run", folder / ("facts-" + "0" * 40), folder / ("index-" + "0" * 32)]
+    for path in leftovers:
+        path.write_bytes(b"left by an old run")
+        os.utime(path, (old, old))
+    entries = {path.name for path in folder.iterdir()}
+    os.utime(tree_2012 / "cpus.c")  # the next run has something to record
+    check(tree_2012, None)
+    assert not any(path.exists() for path in leftovers)
+    assert entries - {path.name for path in folder.iterdir()} == {path.name for path in leftovers}
