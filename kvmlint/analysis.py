@@ -42,7 +42,6 @@ class Analysis:
     era_override: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     cache: Cache | None = None
-    jobs: int | None = None
     scopes: CachedScopes | None = None  # the resolver's answers, from the cache when it has them
 
     @property
@@ -118,7 +117,6 @@ def analyse(
         era_override=era,
         timings={"read+parse": parsed - started, "index": indexed - parsed, "scope": time.perf_counter() - indexed},
         cache=cache,
-        jobs=jobs,
         scopes=scopes,
     )
 

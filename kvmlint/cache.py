@@ -119,22 +119,19 @@ def _code_digest(folder: Path, recursive: bool) -> str:
     return digest.hexdigest()
 
 
-def _library_digest(*modules: str) -> str:
+def _library_digest(*packages: str) -> str:
     """Names, sizes and times of the parser libraries' files: an upgrade makes a new key."""
-    import importlib.util
-
     parts = []
-    for module in modules:
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            parts.append(f"{module}:absent")
+    for package in packages:
+        folder = next((os.path.join(entry, package) for entry in sys.path if os.path.isdir(os.path.join(entry or ".", package))), None)
+        if folder is None:
+            parts.append(f"{package}:absent")
             continue
-        for folder in spec.submodule_search_locations:
-            with os.scandir(folder) as entries:
-                for entry in sorted(entries, key=lambda e: e.name):
-                    if entry.is_file():
-                        st = entry.stat()
-                        parts.append(f"{module}/{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_file():
+                    st = entry.stat()
+                    parts.append(f"{package}/{entry.name}:{st.st_size}:{st.st_mtime_ns}")
     return _hash(*parts)
 
 

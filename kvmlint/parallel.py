@@ -184,7 +184,7 @@ def extract_all(
 def _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, taken_ns) -> None:
     """Take the file's facts from the cache when its stat vouches for them, else queue it for a worker."""
     try:
-        st = os.stat(os.path.join(root_text, relpath))
+        st = os.stat(root_text + "/" + relpath)
     except OSError:
         todo.append((0, (relpath, None, taken_ns, None)))  # the worker reports why it cannot be read
         return

@@ -23,6 +23,8 @@ PREFILTER_LITERALS = (b"kvm", b"KVM", b"kernel_irqchip", b"kernel-irqchip")
 # A QEMU checkout's root: its configure script, its build files of either era, or git.
 ROOT_MARKERS = ("configure", "Makefile.target", "configs/targets", ".git")
 SKIPPED_DIR_NAMES = {".git", ".kvmlint_cache", "__pycache__", ".venv", "node_modules", ".tox"}
+# A folder holding one of these is a build directory: generated files, not sources.
+BUILD_DIR_MARKERS = frozenset({"build.ninja", "config-host.mak"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def find_root(start: Path) -> Path:
 
 
 def _is_build_dir(path: Path | str) -> bool:
-    return os.path.exists(os.path.join(path, "build.ninja")) or os.path.exists(os.path.join(path, "config-host.mak"))
+    return any(os.path.exists(os.path.join(path, marker)) for marker in BUILD_DIR_MARKERS)
 
 
 def _git_files(root: Path) -> list[str] | None:
@@ -74,10 +76,12 @@ def _git_files(root: Path) -> list[str] | None:
 def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...]) -> list[str]:
     found = []
     root_text = str(root)
+    top = str(directory)
     for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames[:] = [
-            d for d in dirnames if d not in SKIPPED_DIR_NAMES and not _is_build_dir(os.path.join(dirpath, d))
-        ]
+        if dirpath != top and BUILD_DIR_MARKERS.intersection(filenames):
+            dirnames[:] = []  # a build directory: its listing says so, no stat needed
+            continue
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIR_NAMES]
         rel = os.path.relpath(dirpath, root_text).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
         found.extend(prefix + name for name in filenames if name.endswith(suffixes))
