@@ -32,6 +32,8 @@ PYTHON_PREFILTER_LITERALS = (b"kernel_irqchip", b"kernel-irqchip")
 # Work is handed out in chunks of about this many bytes (or files), biggest files first.
 CHUNK_BYTES = 512 * 1024
 CHUNK_FILES = 64
+# Up to this many files whose stat changed are read and hashed in the main process.
+FEW_FILES = 16
 # A worker silent this long on one file is taken to hang: it is killed and the file reported.
 FILE_TIMEOUT_SECONDS = 120.0
 
@@ -72,19 +74,29 @@ def extract_file(relpath: str, data: bytes) -> FileFacts:
 Outcome = tuple
 
 
-def _process(root: Path, cache: Cache | None, task: tuple, flush: Callable[[], None]) -> Outcome:
-    relpath, signature, taken_ns, known_sha = task
+def _probe(root: Path, cache: Cache | None, task: tuple) -> tuple[Outcome | None, bytes | None, str]:
+    """Read one file: its outcome when no parse is needed (prefilter, or facts cached for its bytes),
+    else its bytes and their sha256 (empty without a cache)."""
+    relpath, signature, _, known_sha = task
     source = read_source(root / relpath)
     if source.problem:
-        return (relpath, None, None, source.problem, None, 0, False)
+        return (relpath, None, None, source.problem, None, 0, False), None, ""
     data = source.data
     if not wants_parse(relpath, data):
-        return (relpath, signature, "", NOT_PARSED, None, len(data), False)
+        return (relpath, signature, "", NOT_PARSED, None, len(data), False), None, ""
     sha256 = hashlib.sha256(data).hexdigest() if cache is not None else ""
     if cache is not None and sha256 == known_sha:
         facts = cache.load_facts(relpath, sha256)
         if facts is not None:
-            return (relpath, signature, sha256, PARSED, facts, len(data), False)
+            return (relpath, signature, sha256, PARSED, facts, len(data), False), None, ""
+    return None, data, sha256
+
+
+def _process(root: Path, cache: Cache | None, task: tuple, flush: Callable[[], None]) -> Outcome:
+    outcome, data, sha256 = _probe(root, cache, task)
+    if outcome is not None:
+        return outcome
+    relpath, signature = task[0], task[1]
     flush()  # everything before this file is done: a crash from here on is this file's
     facts = extract_file(relpath, data)
     if cache is not None:
@@ -172,6 +184,11 @@ def extract_all(
         if on_progress:
             on_progress(done, total)
 
+    if cache is not None and len(todo) <= FEW_FILES:
+        # A few touched files are most often unchanged inside: look here before starting a worker.
+        probed = [(item, _probe(root, cache, item[1])[0]) for item in todo]
+        collect([outcome for _, outcome in probed if outcome is not None])
+        todo = [item for item, outcome in probed if outcome is None]
     if todo:
         todo.sort(key=lambda item: -item[0])  # big files first, so no worker is left with a long tail
         _run_workers(root, cache, _chunks(todo), jobs or default_jobs(), collect, result, file_timeout)
