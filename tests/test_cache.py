@@ -7,6 +7,7 @@ came from the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import json
 import os
@@ -128,10 +129,23 @@ def test_a_new_kvmlint_version_parses_everything_again(tree_2012, tmp_path, monk
 
 
 def same_facts(one: dict, other: dict) -> bool:
-    """Equal facts, whatever the order of the records of each kind."""
+    """Equal facts, whatever the order of the records of each kind and of the members of each set."""
+    def plain(value):
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+            return [plain(item) for item in value]
+        if isinstance(value, (set, frozenset)):
+            return sorted(map(repr, value))
+        if isinstance(value, dict):
+            return sorted((repr(key), plain(item)) for key, item in value.items())
+        if dataclasses.is_dataclass(value):
+            return [(f.name, plain(getattr(value, f.name))) for f in dataclasses.fields(value)]
+        return value
+
     def normalised(facts):
-        return {path: sorted(repr(v if not isinstance(v, list) else sorted(map(repr, v))) for v in vars(f).values())
-                for path, f in facts.items()}
+        return {path: [(f.name, sorted(map(repr, plain(getattr(record, f.name))))
+                        if isinstance(getattr(record, f.name), list) else repr(plain(getattr(record, f.name))))
+                       for f in dataclasses.fields(record)]
+                for path, record in facts.items()}
     return normalised(one) == normalised(other)
 
 
