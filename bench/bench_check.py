@@ -223,7 +223,8 @@ def scale(tree: Path, work: Path, kvmlint: list[str], copies: int, runs: int, on
         shutil.copytree(tree, side_by_side / f"qemu{number}", symlinks=True)
     timing = timed(kvmlint + ["--no-cache", str(side_by_side)], max(1, runs - 1))
     show(f"kvmlint cold, {copies} copies side by side", timing, None,
-         f"   {timing.wall / one.wall:.2f}x the time of one copy (goal <= {copies}x), peak goal < 300 MiB")
+         f"   {timing.wall / one.wall:.2f}x the wall and {timing.cpu / one.cpu:.2f}x the cpu of one copy "
+         f"(goal <= {copies}x), peak goal < 300 MiB")
 
 
 if __name__ == "__main__":

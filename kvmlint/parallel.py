@@ -150,6 +150,7 @@ def extract_all(
     result = ExtractionResult()
     index = cache.load_index() if cache is not None else {}
     new_index: dict[str, FileRecord] = {}
+    recorded: dict[str, FileRecord] = {}  # records that workers or probes made in this run
     todo: list[tuple[int, tuple]] = []  # (size, task)
     taken_ns = time.time_ns()
     total = len(files)
@@ -180,7 +181,7 @@ def extract_all(
             if facts is not None:
                 result.facts[relpath] = facts
             if signature is not None:
-                new_index[relpath] = FileRecord(signature, sha256, outcome, is_settled(signature, taken_ns))
+                new_index[relpath] = recorded[relpath] = FileRecord(signature, sha256, outcome, is_settled(signature, taken_ns))
         if on_progress:
             on_progress(done, total)
 
@@ -192,7 +193,7 @@ def extract_all(
     if todo:
         todo.sort(key=lambda item: -item[0])  # big files first, so no worker is left with a long tail
         _run_workers(root, cache, _chunks(todo), jobs or default_jobs(), collect, result, file_timeout)
-    if cache is not None and any(index.get(path) != record for path, record in new_index.items()):
+    if cache is not None and any(index.get(path) != record for path, record in recorded.items()):
         cache.store_index({**index, **new_index})
     result.facts = dict(sorted(result.facts.items()))
     return result

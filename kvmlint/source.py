@@ -122,7 +122,10 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
         if in_git:
             prefix = "" if rel == "." else rel + "/"
             candidates = [f for f in in_git if f.startswith(prefix) and f.endswith(suffixes)]
-            candidates = [f for f in candidates if not _in_build_dir(f, root, build_dir_cache)]
+            folders = {f.rpartition("/")[0] for f in candidates}
+            build_dirs = {folder for folder in folders if _in_build_dir(folder + "/", root, build_dir_cache)}
+            if build_dirs:
+                candidates = [f for f in candidates if f.rpartition("/")[0] not in build_dirs]
         else:
             candidates = _walk_files(path, root, suffixes)
         selected.update(f for f in candidates if f.endswith(suffixes))
