@@ -318,11 +318,14 @@ def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: Extract
                     worker.process.join()
                     lost(worker, f"parsing took longer than {file_timeout:.0f} s; skipped")
     finally:
+        # All idle after a normal end; after Ctrl-C or an error they may be mid-file: no waiting for that.
         for worker in workers:
             try:
                 worker.connection.send(None)
             except OSError:
                 pass
+            if worker.chunk:
+                worker.process.kill()
         for worker in workers:
             worker.process.join(timeout=5)
             if worker.process.is_alive():
