@@ -250,6 +250,8 @@ def _chunks(todo: list[tuple[int, tuple]]) -> deque[list[tuple]]:
 
 def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: ExtractionResult, file_timeout: float) -> None:
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    if context.get_start_method() == "fork":
+        import kvmlint.extract  # noqa: F401 -- imported once here, every forked worker has it for free
     workers: list[_Worker] = []
 
     def start() -> _Worker:
