@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from kvmlint import __version__
 
@@ -74,8 +75,9 @@ PARSED = "parsed"  # facts entry stored
 NOT_PARSED = "not-parsed"  # the prefilter found nothing to parse
 
 
-@dataclass(frozen=True)
-class FileRecord:
+class FileRecord(NamedTuple):
+    """Stored as a plain tuple: seven thousand of them load in a few milliseconds."""
+
     signature: tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
     sha256: str
     outcome: str  # PARSED, NOT_PARSED, or why the file cannot be analysed
@@ -170,7 +172,7 @@ def _record_types() -> dict[tuple[str, str], type]:
     from kvmlint.scope import Scope
 
     types = [obj for obj in vars(facts).values() if isinstance(obj, type) and dataclasses.is_dataclass(obj)]
-    types += [Scope, FileRecord, frozenset, set]
+    types += [Scope, frozenset, set]
     return {(cls.__module__, cls.__qualname__): cls for cls in types}
 
 
@@ -266,15 +268,14 @@ class Cache:
     def store_facts(self, relpath: str, sha256: str, facts) -> None:
         self.write(self.facts_name(relpath, sha256), self.facts_key, facts)
 
-    def load_index(self) -> dict[str, FileRecord]:
+    def load_index(self) -> dict[str, tuple]:
+        """Path -> FileRecord fields; a malformed record is a miss where it is used (see parallel.py)."""
         index = self.read(self.index_name, self.facts_key)
-        if not isinstance(index, dict) or not all(isinstance(r, FileRecord) for r in index.values()):
-            return {}
-        return index
+        return index if isinstance(index, dict) else {}
 
-    def store_index(self, index: dict[str, FileRecord]) -> None:
-        self.write(self.index_name, self.facts_key, index)
-        in_use = {self.facts_name(path, record.sha256) for path, record in index.items() if record.outcome == PARSED}
+    def store_index(self, index: dict[str, tuple]) -> None:
+        self.write(self.index_name, self.facts_key, {path: tuple(record) for path, record in index.items()})
+        in_use = {self.facts_name(path, record[1]) for path, record in index.items() if record[2] == PARSED}
         self._remove_stale(in_use)
 
     def _remove_stale(self, in_use: set[str]) -> None:

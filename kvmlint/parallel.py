@@ -193,7 +193,7 @@ def extract_all(
     if todo:
         todo.sort(key=lambda item: -item[0])  # big files first, so no worker is left with a long tail
         _run_workers(root, cache, _chunks(todo), jobs or default_jobs(), collect, result, file_timeout)
-    if cache is not None and any(index.get(path) != record for path, record in recorded.items()):
+    if cache is not None and any(index.get(path) != tuple(record) for path, record in recorded.items()):
         cache.store_index({**index, **new_index})
     result.facts = dict(sorted(result.facts.items()))
     return result
@@ -207,8 +207,11 @@ def _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, ta
         todo.append((0, (relpath, None, taken_ns, None)))  # the worker reports why it cannot be read
         return
     signature = stat_signature(st)
-    record = index.get(relpath)
-    if record is not None and record.trusted and record.signature == signature:
+    try:
+        record = FileRecord(*index[relpath])
+    except (KeyError, TypeError):  # not recorded, or not a record
+        record = None
+    if record is not None and record.trusted is True and record.signature == signature and isinstance(record.sha256, str):
         if _take_from_cache(cache, relpath, record, result):
             new_index[relpath] = record
             return

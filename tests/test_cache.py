@@ -281,3 +281,18 @@ def test_old_entries_are_removed_from_the_trees_own_cache(tree_2012):
     check(tree_2012, None)
     assert not any(path.exists() for path in leftovers)
     assert entries - {path.name for path in folder.iterdir()} == {path.name for path in leftovers}
+
+
+def test_an_index_of_wrong_records_is_a_miss_not_a_crash(tree_2012, tmp_path):
+    settle(tree_2012)
+    cache_dir = tmp_path / "cache"
+    _, before, parsed_first, _, _ = check(tree_2012, cache_dir)
+    cache = Cache(cache_dir, tree_2012)
+    index = cache.load_index()
+    wrong = {path: (record[0], 42, "parsed", True) if n % 3 == 0 else ("short",) if n % 3 == 1 else record
+             for n, (path, record) in enumerate(index.items())}
+    cache.write(cache.index_name, cache.facts_key, wrong)
+    _, after, parsed, _, _ = check(tree_2012, cache_dir)
+    assert after == before
+    assert 0 < parsed < parsed_first  # the files whose records were wrong, and only those
+    assert check(tree_2012, cache_dir)[2] == 0
