@@ -68,11 +68,26 @@ class Analysis:
         symbols = self.index.defined_symbols() | set(self.index.assignments)
         if PROXY not in symbols:
             # Only some files were checked (a pre-commit run): read the tree's KVM header too.
-            headers = [header.relative_to(self.root).as_posix() for header in kvm_headers(self.root)]
-            extraction = extract_all(self.root, headers, jobs=1, cache=self.cache)
-            for facts in extraction.facts.values():
+            for facts in self._header_facts:
                 symbols |= {d.name for d in facts.definitions} | {a.name for a in facts.assignments}
-        return infer_era(symbols)
+        return infer_era(symbols, self.root)
+
+    @cached_property
+    def _header_facts(self) -> list[FileFacts]:
+        """The tree's KVM header, for a run that did not read it (from the cache when unchanged)."""
+        headers = [header.relative_to(self.root).as_posix() for header in kvm_headers(self.root)]
+        return list(extract_all(self.root, headers, jobs=1, cache=self.cache).facts.values())
+
+    @cached_property
+    def kvm_layer(self) -> frozenset[str]:
+        """The KVM header, core source and stub files (see kvm_layer.py)."""
+        from kvmlint.kvm_layer import HEADER_MARKER, find_kvm_layer
+
+        extra = []
+        if HEADER_MARKER not in self.index.definitions:
+            # Only some files were checked (a pre-commit run): read the tree's KVM header too.
+            extra = self._header_facts
+        return find_kvm_layer(self.facts.values(), lambda path: self.scope(path).common, extra)
 
     @cached_property
     def model(self):

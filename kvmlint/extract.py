@@ -40,6 +40,9 @@ LOOP_TYPES = frozenset({"while_statement", "do_statement", "for_statement"})
 PREPROC_CONTAINERS = frozenset({"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef"})
 MACRO_TYPES = frozenset({"preproc_def", "preproc_function_def"})
 # A macro body is parsed as the body of this function; the prefix length maps offsets back.
+MOSTLY_UNPARSEABLE = "mostly unparseable"
+UNPLACED_NAME = re.compile(rb"\b(?:kvm|KVM)\w*")
+UNPLACED_OPTION = re.compile(rb"kernel[_-]irqchip=")
 MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 
 
@@ -65,6 +68,8 @@ def _queries() -> dict[str, tree_sitter.Query]:
             errors,
             r'((string_literal) @s (#match? @s "kernel[_-]irqchip"))',
             r'(assignment_expression left: (identifier) @lhs (#match? @lhs "^kvm_")) @assign',
+            r'(assignment_expression left: (field_expression field: (field_identifier) @member)'
+            r' right: (_) @capability (#match? @capability "KVM_CAP_")) @member_assign',
         ]
     )
     return {
@@ -166,7 +171,8 @@ def _callees(node: tree_sitter.Node) -> list[str]:
 
 
 NAME_TYPES = frozenset({"identifier", "type_identifier"})
-NAME_AND_FIELD_TYPES = NAME_TYPES | {"field_identifier"}
+FIELD_TYPES = frozenset({"field_identifier"})
+NAME_AND_FIELD_TYPES = NAME_TYPES | FIELD_TYPES
 
 
 def _identifiers(node: tree_sitter.Node, kinds: frozenset[str] = NAME_AND_FIELD_TYPES) -> list[str]:
@@ -218,6 +224,7 @@ def site_context(call: tree_sitter.Node, lines: LineIndex, offset: int, in_macro
     condition = call
     child, parent = call, call.parent
     statement, guarded = "expression", []
+    following: list[tree_sitter.Node] = []  # statements after an early exit: controlled too
     while parent is not None:
         kind = parent.type
         if kind == "unary_expression" and text(parent.child_by_field_name("operator")) == "!":
@@ -227,6 +234,7 @@ def site_context(call: tree_sitter.Node, lines: LineIndex, offset: int, in_macro
         elif kind == "if_statement" and parent.child_by_field_name("condition") == child:
             statement = "if"
             guarded = [parent.child_by_field_name("consequence"), parent.child_by_field_name("alternative")]
+            following = _after_early_exit(parent)
             break
         elif kind in LOOP_TYPES and parent.child_by_field_name("condition") == child:
             statement = "while"
@@ -260,15 +268,35 @@ def site_context(call: tree_sitter.Node, lines: LineIndex, offset: int, in_macro
         negated=negated,
         condition=text(condition),
         condition_span=lines.span(start, end),
-        guarded_calls=_unique(name for g in guarded for name in _callees(g)),
+        guarded_calls=_unique(name for g in guarded + following for name in _callees(g)),
         guarded_returns=_unique(value for g in guarded for value in _returns(g)),
         guarded_identifiers=_unique(
-            [*(_identifiers(condition)), *(name for g in guarded for name in _identifiers(g))]
+            [*(_identifiers(condition)), *(name for g in guarded + following for name in _identifiers(g))]
         ),
         function_calls=_unique(_callees(function_body)) if function_body is not None else (),
         function_identifiers=_unique(_identifiers(function_body)) if function_body is not None else (),
         preprocessor=preprocessor_conditions(call),
     )
+
+
+EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
+
+
+def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """`if (c) { return; }` with no else: the statements after it run only when c is false,
+    so the condition controls them too."""
+    if if_statement.child_by_field_name("alternative") is not None:
+        return []
+    body = if_statement.child_by_field_name("consequence")
+    statements = [c for c in body.named_children if c.type != "comment"] if body.type == "compound_statement" else [body]
+    if not statements or any(statement.type not in EXIT_TYPES for statement in statements):
+        return []
+    following = []
+    sibling = if_statement.next_named_sibling
+    while sibling is not None:
+        following.append(sibling)
+        sibling = sibling.next_named_sibling
+    return following
 
 
 def _function_body(node: tree_sitter.Node) -> tree_sitter.Node | None:
@@ -294,11 +322,12 @@ class Extractor:
         found = captures("facts", root)
         errors = found.get("error", [])
         self.facts.error_nodes = len(errors)
+        mostly_unparseable = sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data)
         if errors:
             self.facts.first_error_line = min(e.start_point[0] for e in errors) + 1
-            if sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data):
+            if mostly_unparseable:
                 self.facts.warnings.append(
-                    f"mostly unparseable ({len(errors)} syntax errors from line "
+                    f"{MOSTLY_UNPARSEABLE} ({len(errors)} syntax errors from line "
                     f"{self.facts.first_error_line}); analysed as far as possible"
                 )
         try:
@@ -309,10 +338,25 @@ class Extractor:
         self._references(found.get("id", []))
         self._definitions(root)
         self._assignments(found.get("assign", []))
+        self._capability_assignments(found.get("member_assign", []))
         self._strings(found.get("s", []))
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
+        if mostly_unparseable:
+            self.facts.unparsed_names = self._unplaced_names(errors)
         return self.facts
+
+    def _unplaced_names(self, errors: list[tree_sitter.Node]) -> frozenset[str]:
+        """KVM-looking names and kernel_irqchip options inside the syntax-error
+        regions for which no reference or definition was recorded: what the
+        analysis of this file may have missed."""
+        placed = {r.symbol for r in self.facts.references} | {d.name for d in self.facts.definitions}
+        found = set()
+        for error in errors:
+            region = self.data[error.start_byte : error.end_byte]
+            found.update(m.decode() for m in UNPLACED_NAME.findall(region))
+            found.update(m.decode() for m in UNPLACED_OPTION.findall(region))
+        return frozenset(found - placed)
 
     def _references(
         self,
@@ -445,6 +489,7 @@ class Extractor:
                 ),
                 identifiers=_unique(n for n in _identifiers(body, NAME_TYPES) if n != name),
                 field_access=_contains(body, "field_expression"),
+                fields=_unique(_identifiers(body, FIELD_TYPES)),
             )
         )
 
@@ -455,6 +500,17 @@ class Extractor:
                 continue
             self.facts.assignments.append(
                 Assignment(text(left), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
+            )
+
+    def _capability_assignments(self, assignments: list[tree_sitter.Node]) -> None:
+        """Where the KVM state is initialised: which member each capability check sets."""
+        for node in assignments:
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if text(node.child_by_field_name("operator")) != "=":
+                continue
+            member = left.child_by_field_name("field")
+            self.facts.capability_assignments.append(
+                Assignment(text(member), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
             )
 
     def _strings(self, literals: list[tree_sitter.Node]) -> None:

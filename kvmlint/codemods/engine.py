@@ -66,6 +66,10 @@ class ChangeSet:
     replacements: list[Replacement] = field(default_factory=list)
     # (old, new) expressions this change set rewrites, for the model to check again
     expression_checks: list[tuple[str, str]] = field(default_factory=list)
+    # For the patch mails: the files the subject prefix is taken from (default: every
+    # file changed), and (arch, what changes there) as the model says, for the cover letter.
+    subject_paths: tuple[str, ...] = ()
+    arch_effects: tuple[tuple[str, str], ...] = ()
 
     def paths(self) -> set[str]:
         return {e.path for e in self.edits} | {n.path for n in self.new_files} | {r.path for r in self.replacements}
@@ -224,7 +228,9 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
 
 
 def unified_diff(plan_: Plan, change_sets: list[ChangeSet] | None = None, before: list[ChangeSet] | None = None) -> str:
-    """The diff of `change_sets` applied on top of `before` (default: all accepted, on the originals)."""
+    """The diff of `change_sets` applied on top of `before` (default: all accepted, on the originals),
+    in git's format: `index` lines with the blob ids of the real pre- and post-images (so
+    `git am -3` can fall back to a three-way merge) and git's function context in hunk headers."""
     change_sets = plan_.accepted if change_sets is None else change_sets
     before = before or []
     old = plan_.contents_after(before)
@@ -234,35 +240,72 @@ def unified_diff(plan_: Plan, change_sets: list[ChangeSet] | None = None, before
         old_data = old.get(path, plan_.originals.get(path))
         if old_data == new[path]:
             continue
-        chunks.append(_file_diff(path, old_data, new[path]))
+        chunks.append(_file_diff(path, old_data, new[path], _git_mode(plan_.root / path)))
     return "".join(chunks)
 
 
-def _file_diff(path: str, old: bytes | None, new: bytes) -> str:
+def blob_id(data: bytes) -> str:
+    """What `git hash-object` says of these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+# Abbreviated as QEMU's own patches are; long enough to stay unique in a large repository.
+ABBREVIATED_ID = 12
+
+
+def _git_mode(target: Path) -> str:
+    try:
+        executable = target.stat().st_mode & 0o111
+    except OSError:
+        return "100644"  # a file the series creates
+    return "100755" if executable else "100644"
+
+
+def _file_diff(path: str, old: bytes | None, new: bytes, mode: str = "100644") -> str:
     old_lines = old.decode("utf-8", "surrogateescape").splitlines(keepends=True) if old is not None else []
     new_lines = new.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    old_id = blob_id(old)[:ABBREVIATED_ID] if old is not None else "0" * ABBREVIATED_ID
+    new_id = blob_id(new)[:ABBREVIATED_ID]
     header = f"diff --git a/{path} b/{path}\n"
     if old is None:
-        header += "new file mode 100644\n"
+        header += f"new file mode {mode}\nindex {old_id}..{new_id}\n"
+    else:
+        header += f"index {old_id}..{new_id} {mode}\n"
     header += f"--- {'/dev/null' if old is None else 'a/' + path}\n+++ b/{path}\n"
     return header + "".join(_hunks(old_lines, new_lines))
 
 
 def _hunks(old: list[str], new: list[str], context: int = 3):
     """Unified-diff hunks like git's: without difflib's autojunk, which treats
-    frequent lines such as `}` as noise and so misaligns C diffs."""
+    frequent lines such as `}` as noise and so misaligns C diffs; each header
+    carries git's default function context."""
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     for group in matcher.get_grouped_opcodes(context):
         first, last = group[0], group[-1]
         old_start, old_len = first[1], last[2] - first[1]
         new_start, new_len = first[3], last[4] - first[3]
-        yield f"@@ -{_range(old_start, old_len)} +{_range(new_start, new_len)} @@\n"
+        function = _function_line(old, old_start)
+        yield f"@@ -{_range(old_start, old_len)} +{_range(new_start, new_len)} @@{' ' + function if function else ''}\n"
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
                 yield from (_line(" ", line) for line in old[i1:i2])
                 continue
             yield from (_line("-", line) for line in old[i1:i2])
             yield from (_line("+", line) for line in new[j1:j2])
+
+
+FUNCTION_CONTEXT_BYTES = 80  # git's buffer for the hunk header's function line
+
+
+def _function_line(old: list[str], hunk_start: int) -> str:
+    """git's default function context (xdiff's def_ff): the nearest line above
+    the hunk that starts with a letter, `_` or `$`, cut to 80 bytes, trailing
+    blanks removed."""
+    for line in reversed(old[:hunk_start]):
+        if line[:1].isascii() and (line[:1].isalpha() or line[:1] in "_$"):
+            cut = line.encode("utf-8", "surrogateescape")[:FUNCTION_CONTEXT_BYTES]
+            return cut.decode("utf-8", "surrogateescape").rstrip()
+    return ""
 
 
 def _range(start: int, length: int) -> str:
