@@ -7,32 +7,31 @@ rule first asks for them.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from kvmlint.cache import Cache, CachedScopes, record_build_files
 from kvmlint.errors import UsageError
-from kvmlint.extract import extract
 from kvmlint.facts import FileFacts
 from kvmlint.findings import Finding
 from kvmlint.index import Index
 from kvmlint.parallel import ExtractionResult, extract_all
 from kvmlint.rules import Selection, all_rules, resolve
 from kvmlint.scope import Scope, ScopeResolver
-from kvmlint.source import SourceSet, is_c_file, is_python_file, read_source
+from kvmlint.source import SourceSet
 
 
 PROXY = "kvm_irqchip_in_kernel"
+# A run over this many files (a whole tree) will ask for scopes: read the build files while parsing.
+EAGER_SCOPE_FILES = 200
 # Where each layout keeps the KVM header: kvm.h (2012), include/sysemu/kvm.h, include/system/kvm.h.
 KVM_HEADER_GLOBS = ("kvm.h", "include/*/kvm.h")
 
 
 def kvm_headers(root) -> list:
     return [path for pattern in KVM_HEADER_GLOBS for path in sorted(root.glob(pattern)) if path.is_file()]
-
-
-# Python files are parsed (libcst, slow) only when they contain one of these.
-PYTHON_PREFILTER_LITERALS = (b"kernel_irqchip", b"kernel-irqchip")
 
 
 @dataclass
@@ -42,6 +41,8 @@ class Analysis:
     index: Index
     era_override: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    cache: Cache | None = None
+    scopes: CachedScopes | None = None  # the resolver's answers, from the cache when it has them
 
     @property
     def root(self):
@@ -52,8 +53,8 @@ class Analysis:
         return self.extraction.facts
 
     @cached_property
-    def scope_resolver(self) -> ScopeResolver:
-        return ScopeResolver(self.root)
+    def scope_resolver(self) -> ScopeResolver | CachedScopes:
+        return self.scopes if self.scopes is not None else ScopeResolver(self.root)
 
     def scope(self, path: str) -> Scope:
         return self.scope_resolver.scope_of(path)
@@ -67,10 +68,15 @@ class Analysis:
         symbols = self.index.defined_symbols() | set(self.index.assignments)
         if PROXY not in symbols:
             # Only some files were checked (a pre-commit run): read the tree's KVM header too.
-            for header in kvm_headers(self.root):
-                facts = extract(header.relative_to(self.root).as_posix(), header.read_bytes())
+            for facts in self._header_facts:
                 symbols |= {d.name for d in facts.definitions} | {a.name for a in facts.assignments}
         return infer_era(symbols, self.root)
+
+    @cached_property
+    def _header_facts(self) -> list[FileFacts]:
+        """The tree's KVM header, for a run that did not read it (from the cache when unchanged)."""
+        headers = [header.relative_to(self.root).as_posix() for header in kvm_headers(self.root)]
+        return list(extract_all(self.root, headers, jobs=1, cache=self.cache).facts.values())
 
     @cached_property
     def kvm_layer(self) -> frozenset[str]:
@@ -80,7 +86,7 @@ class Analysis:
         extra = []
         if HEADER_MARKER not in self.index.definitions:
             # Only some files were checked (a pre-commit run): read the tree's KVM header too.
-            extra = [extract(h.relative_to(self.root).as_posix(), h.read_bytes()) for h in kvm_headers(self.root)]
+            extra = self._header_facts
         return find_kvm_layer(self.facts.values(), lambda path: self.scope(path).common, extra)
 
     @cached_property
@@ -95,41 +101,59 @@ def analyse(
     jobs: int | None = None,
     era: str | None = None,
     on_progress=None,
+    cache: Cache | None = None,
 ) -> Analysis:
+    """Facts of every file (from the cache when unchanged), the index, and the scope of every file with facts.
+
+    Without a stored scope reading, the build files are read in a thread while
+    the workers parse, so the two overlap.
+    """
     started = time.perf_counter()
-    c_files = [f for f in sources.files if is_c_file(f)]
-    extraction = extract_all(sources.root, c_files, jobs=jobs, on_progress=on_progress)
-    _add_python_facts(extraction, sources)
+    scopes = CachedScopes(sources.root, ScopeResolver, cache.load_scopes() if cache is not None else None)
+    build_reading = None
+    if scopes.stored is None and (cache is not None or len(sources.files) >= EAGER_SCOPE_FILES):
+        build_reading = _BuildReading(scopes, sources.files, record=cache is not None)
+        build_reading.start()
+    try:
+        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache)
+    finally:
+        if build_reading is not None:
+            build_reading.join()
     parsed = time.perf_counter()
     index = Index.build(extraction.facts)
     indexed = time.perf_counter()
+    if cache is not None:
+        scopes.prepare(extraction.facts)
+        scopes.save(cache, build_reading.recorded if build_reading is not None else None)
     return Analysis(
         sources=sources,
         extraction=extraction,
         index=index,
         era_override=era,
-        timings={"read+parse": parsed - started, "index": indexed - parsed},
+        timings={"read+parse": parsed - started, "index": indexed - parsed, "scope": time.perf_counter() - indexed},
+        cache=cache,
+        scopes=scopes,
     )
 
 
-def _add_python_facts(extraction: ExtractionResult, sources: SourceSet) -> None:
-    """QEMU's Python tests, read with libcst: only those whose bytes name the option at all."""
-    to_parse = []
-    for relpath in (f for f in sources.files if is_python_file(f)):
-        source = read_source(sources.root / relpath)
-        if source.problem:
-            extraction.skipped.append((relpath, source.problem))
-            continue
-        extraction.files_read += 1
-        extraction.bytes_read += len(source.data)
-        if any(literal in source.data for literal in PYTHON_PREFILTER_LITERALS):
-            to_parse.append((relpath, source.data))
-    if not to_parse:
-        return
-    from kvmlint.pyextract import extract
+class _BuildReading(threading.Thread):
+    """Records the build files, then has the resolver read them: before any scope question needs it."""
 
-    parsed = {relpath: extract(relpath, data) for relpath, data in to_parse}
-    extraction.facts = dict(sorted({**extraction.facts, **parsed}.items()))
+    def __init__(self, scopes: CachedScopes, files: tuple[str, ...], record: bool):
+        super().__init__(name="kvmlint-build-reading", daemon=True)
+        self.scopes = scopes
+        self.files = files
+        self.record = record
+        self.recorded = None
+
+    def run(self) -> None:
+        try:
+            if self.record:  # before the resolver reads them: a change meanwhile shows next time
+                self.recorded = record_build_files(self.scopes.root)
+            if self.files:
+                self.scopes.resolver.scope_of(self.files[0])
+        except Exception:  # noqa: BLE001 -- the same question is asked again later, where errors are reported
+            self.recorded = None
 
 
 # `--strict` reports each suppression comment that silences nothing as a

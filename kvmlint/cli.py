@@ -56,15 +56,17 @@ def cli() -> None:
 @click.option("--era", type=click.Choice(ERAS), default=None, help="Model era [default: inferred from the tree].")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only, no warnings.")
 @click.option("--verbose", "-v", is_flag=True, help="List every warning, the time per phase and what --staged/--diff-base left out.")
+@click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def check(
     paths, selected, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
-    statistics, jobs, era, quiet, verbose,
+    statistics, jobs, era, quiet, verbose, no_cache,
 ) -> None:
     """Report findings in PATHS (files or directories; default: .).
 
     Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
     above the checked tree; options given here override them."""
     from kvmlint.analysis import analyse, run_rules
+    from kvmlint.cache import Cache
     from kvmlint.changes import changes_since, staged_changes
     from kvmlint.config import load_config
     from kvmlint.findings import Finding
@@ -92,7 +94,8 @@ def check(
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
-        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress)
+        cache = None if no_cache else Cache.for_tree(sources.root)
+        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
     finally:
         if progress is not None:
             progress.close()
@@ -139,7 +142,8 @@ def check(
         if changes is not None:
             _stderr(f"{len(candidates) - len(findings)} finding(s) outside the changed lines not reported")
         extraction = analysis.extraction
-        _stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), parsed {len(analysis.facts)}")
+        _stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), {len(analysis.facts)} with facts: "
+                f"{extraction.parsed} parsed, {extraction.from_cache} from the cache")
         for phase, seconds in analysis.timings.items():
             _stderr(f"{phase}: {seconds:.3f}s")
     sys.exit(EXIT_FINDINGS if findings else 0)
@@ -190,7 +194,11 @@ def _names_rules_read(analysis) -> set[str]:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
 @click.option("--build-check", "build_dirs", multiple=True, type=click.Path(file_okay=False), help="Recompile what each fix touches with this configured build's compile_commands.json (repeatable: e.g. with and without KVM); roll back fixes that do not compile.")
-def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era, build_dirs) -> None:
+@click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
+def fix(
+    path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era,
+    build_dirs, no_cache,
+) -> None:
     """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
 
     PATH may also be FILE:LINE, to fix only the finding at that line.  A file or
@@ -199,6 +207,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
+    from kvmlint.cache import Cache
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
     from kvmlint.codemods.transaction import FixLock, pending_journal, recover
@@ -241,7 +250,8 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         from kvmlint.buildcheck import CompileDatabase
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
-    analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era)
+    cache = None if no_cache else Cache.for_tree(sources.root)
+    analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
     findings = [f for f in result.findings if f.code not in config.ignored_codes(f.path)]

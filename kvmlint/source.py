@@ -22,7 +22,9 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 PREFILTER_LITERALS = (b"kvm", b"KVM", b"kernel_irqchip", b"kernel-irqchip")
 # A QEMU checkout's root: its configure script, its build files of either era, or git.
 ROOT_MARKERS = ("configure", "Makefile.target", "configs/targets", ".git")
-SKIPPED_DIR_NAMES = {".git", "__pycache__", ".venv", "node_modules", ".tox"}
+SKIPPED_DIR_NAMES = {".git", ".kvmlint_cache", "__pycache__", ".venv", "node_modules", ".tox"}
+# A folder holding one of these is a build directory: generated files, not sources.
+BUILD_DIR_MARKERS = frozenset({"build.ninja", "config-host.mak"})
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ def find_root(start: Path) -> Path:
     return start
 
 
-def _is_build_dir(path: Path) -> bool:
-    return (path / "build.ninja").exists() or (path / "config-host.mak").exists()
+def _is_build_dir(path: Path | str) -> bool:
+    return any(os.path.exists(os.path.join(path, marker)) for marker in BUILD_DIR_MARKERS)
 
 
 def _git_files(root: Path) -> list[str] | None:
@@ -71,28 +73,29 @@ def _git_files(root: Path) -> list[str] | None:
     return [name for name in out.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
-def _walk_files(directory: Path, root: Path) -> list[str]:
+def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...]) -> list[str]:
     found = []
+    root_text = str(root)
+    top = str(directory)
     for dirpath, dirnames, filenames in os.walk(directory):
-        here = Path(dirpath)
-        dirnames[:] = [
-            d for d in dirnames if d not in SKIPPED_DIR_NAMES and not _is_build_dir(here / d)
-        ]
-        rel = here.relative_to(root).as_posix()
+        if dirpath != top and BUILD_DIR_MARKERS.intersection(filenames):
+            dirnames[:] = []  # a build directory: its listing says so, no stat needed
+            continue
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIR_NAMES]
+        rel = os.path.relpath(dirpath, root_text).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
-        found.extend(prefix + name for name in filenames)
+        found.extend(prefix + name for name in filenames if name.endswith(suffixes))
     return found
 
 
 def _in_build_dir(relpath: str, root: Path, cache: dict[str, bool]) -> bool:
-    parts = relpath.split("/")[:-1]
-    for depth in range(1, len(parts) + 1):
-        prefix = "/".join(parts[:depth])
-        if prefix not in cache:
-            cache[prefix] = _is_build_dir(root / prefix)
-        if cache[prefix]:
-            return True
-    return False
+    folder = relpath.rpartition("/")[0]
+    if not folder:
+        return False
+    known = cache.get(folder)
+    if known is None:  # each folder is looked at once, whatever the number of files in it
+        known = cache[folder] = _in_build_dir(folder, root, cache) or _is_build_dir(os.path.join(root, folder))
+    return known
 
 
 def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIXES) -> SourceSet:
@@ -107,7 +110,8 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
     root = find_root(common)
     display_base = resolved[0] if len(resolved) == 1 and resolved[0].is_dir() else root
 
-    in_git = (root / ".git").exists() and _git_files(root)
+    # git's file list only when a folder is to be listed: a pre-commit run names its files
+    in_git = any(path.is_dir() for path in resolved) and (root / ".git").exists() and _git_files(root)
     selected: set[str] = set()
     build_dir_cache: dict[str, bool] = {}
     for path in resolved:
@@ -117,10 +121,13 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
         rel = path.relative_to(root).as_posix()
         if in_git:
             prefix = "" if rel == "." else rel + "/"
-            candidates = [f for f in in_git if f.startswith(prefix)]
-            candidates = [f for f in candidates if not _in_build_dir(f, root, build_dir_cache)]
+            candidates = [f for f in in_git if f.startswith(prefix) and f.endswith(suffixes)]
+            folders = {f.rpartition("/")[0] for f in candidates}
+            build_dirs = {folder for folder in folders if _in_build_dir(folder + "/", root, build_dir_cache)}
+            if build_dirs:
+                candidates = [f for f in candidates if f.rpartition("/")[0] not in build_dirs]
         else:
-            candidates = _walk_files(path, root)
+            candidates = _walk_files(path, root, suffixes)
         selected.update(f for f in candidates if f.endswith(suffixes))
     if excludes:
         selected = {f for f in selected if not _excluded(f, excludes)}

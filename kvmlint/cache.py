@@ -1,0 +1,451 @@
+"""A cache of per-file facts and of the build-scope reading, so a second run parses nothing unchanged.
+
+Where: `.kvmlint_cache/` at the checked tree's root (it holds its own
+`.gitignore`, as pytest's and ruff's caches do), or `$KVMLINT_CACHE_DIR`.
+`--no-cache` turns it off.
+
+What is kept, and what a stored answer is keyed by:
+
+- per file: its stat signature and the sha256 of its bytes (`FileRecord`, one
+  index per tree), and the facts extracted from those bytes (one entry per
+  path and content).  A file whose stat changed is read and hashed again; its
+  facts are reused when the content is the same.  Keyed by kvmlint's version
+  and the digest of the code that reads and extracts (kvmlint's own modules
+  and the parser libraries), not by the model: facts do not depend on it.
+- the scope resolver's answers (`Scope` per path, and the tree's families),
+  keyed by the content of every build file and by the listing of the folders
+  that hold them, and by the digest of the scope code.
+
+The bundled model is not cached: it is read on every run, so editing it
+changes the findings at once while the facts stay valid.
+
+Every entry is one file written under a temporary name and renamed into
+place, so two runs at once never leave a half-written entry.  An entry is
+trusted only when its header, key, length and sha256 match and it unpickles
+into the expected types with a loader that knows no other classes; anything
+else (truncated, corrupt, foreign version, written by another tree) is
+ignored and rebuilt, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from kvmlint import __version__
+
+CACHE_DIR_NAME = ".kvmlint_cache"
+ENV_CACHE_DIR = "KVMLINT_CACHE_DIR"
+FORMAT = 1
+MAGIC = b"kvmlint-cache %d\n" % FORMAT
+GITIGNORE = "# Created by kvmlint automatically.\n*\n"
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by kvmlint.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+# A file modified this close to the moment its stat was taken may change again
+# within the same timestamp tick: its stat is not trusted next time (git calls
+# this "racily clean"), so its bytes are hashed again.
+RACY_NANOSECONDS = 2_000_000_000
+# Leftovers of a run killed between writing and renaming an entry, and facts of
+# file versions the index no longer names, are removed once this old (a run
+# going on at the same time may still be using a younger one).
+STALE_SECONDS = 3600
+# Files whose names say they are build files: what the scope resolver reads.
+BUILD_FILE_NAMES = frozenset({"meson.build", "meson_options.txt", "meson.options", "configure"})
+BUILD_FILE_PREFIXES = ("Kconfig", "Makefile")
+BUILD_FILE_SUFFIXES = (".mak", ".mk")
+BUILD_CONFIG_FOLDERS = ("configs/", "default-configs/")
+# Folders never holding a QEMU build file worth reading.
+NOT_SOURCE_DIRS = frozenset({".git", CACHE_DIR_NAME, "__pycache__", ".venv", "node_modules", ".tox"})
+
+# Outcome of reading one file, kept in its FileRecord.
+PARSED = "parsed"  # facts entry stored
+NOT_PARSED = "not-parsed"  # the prefilter found nothing to parse
+
+
+class FileRecord(NamedTuple):
+    """Stored as a plain tuple: seven thousand of them load in a few milliseconds."""
+
+    signature: tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+    sha256: str
+    outcome: str  # PARSED, NOT_PARSED, or why the file cannot be analysed
+    trusted: bool  # the stat was taken long enough after the last change
+
+
+def stat_signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def is_settled(signature: tuple[int, int, int, int], taken_ns: int) -> bool:
+    """Whether a stat signature taken at `taken_ns` can vouch for the bytes read after it."""
+    return max(signature[1], signature[2]) < taken_ns - RACY_NANOSECONDS
+
+
+def is_build_file(relpath: str) -> bool:
+    name = relpath.rsplit("/", 1)[-1]
+    return (
+        name in BUILD_FILE_NAMES
+        or name.startswith(BUILD_FILE_PREFIXES)
+        or name.endswith(BUILD_FILE_SUFFIXES)
+        or relpath.startswith(BUILD_CONFIG_FOLDERS)
+    )
+
+
+def _hash(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _code_digest(folder: Path, recursive: bool) -> str:
+    """Digest of the Python sources under `folder`: any edit of kvmlint's code makes a new key."""
+    pattern = "**/*.py" if recursive else "*.py"
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob(pattern)):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _library_digest(*packages: str) -> str:
+    """Names, sizes and times of the parser libraries' files: an upgrade makes a new key."""
+    parts = []
+    for package in packages:
+        folder = next((os.path.join(entry, package) for entry in sys.path if os.path.isdir(os.path.join(entry or ".", package))), None)
+        if folder is None:
+            parts.append(f"{package}:absent")
+            continue
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_file():
+                    st = entry.stat()
+                    parts.append(f"{package}/{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    return _hash(*parts)
+
+
+def facts_key() -> str:
+    """What extracted facts depend on besides the file's bytes: kvmlint's reading code and parsers."""
+    package = Path(__file__).resolve().parent
+    return _hash(
+        "facts", str(FORMAT), __version__, sys.version, _code_digest(package, recursive=False),
+        _library_digest("tree_sitter", "tree_sitter_c", "libcst"),
+    )
+
+
+def scope_key() -> str:
+    """What the scope resolver's answers depend on besides the build files: its code."""
+    package = Path(__file__).resolve().parent
+    return _hash(
+        "scope", str(FORMAT), __version__, sys.version, _code_digest(package / "scope", recursive=True),
+        _code_digest(package, recursive=False),
+    )
+
+
+class _FactsUnpickler(pickle.Unpickler):
+    """Rebuilds only kvmlint's own record types: a crafted entry cannot run code."""
+
+    allowed: dict[tuple[str, str], type] = {}
+
+    def find_class(self, module: str, name: str):
+        found = self.allowed.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"{module}.{name} is not a cache record type")
+        return found
+
+
+def _record_types() -> dict[tuple[str, str], type]:
+    from kvmlint import facts
+    from kvmlint.scope import Scope
+
+    types = [obj for obj in vars(facts).values() if isinstance(obj, type) and dataclasses.is_dataclass(obj)]
+    types += [Scope, frozenset, set]
+    return {(cls.__module__, cls.__qualname__): cls for cls in types}
+
+
+def _loads(payload: bytes):
+    if not _FactsUnpickler.allowed:
+        _FactsUnpickler.allowed = _record_types()
+    return _FactsUnpickler(io.BytesIO(payload)).load()
+
+
+class Cache:
+    """One cache directory.  Picklable, so parser workers can read and write facts entries too."""
+
+    def __init__(self, directory: Path, root: Path, own: bool = False):
+        self.directory = directory
+        self.root = root
+        self.own = own  # the tree's own folder: no other tree's entries are in it
+        self.facts_key = facts_key()
+        self.scope_key = scope_key()
+        tree = str(root.resolve())
+        self.index_name = "index-" + _hash(self.facts_key, tree)[:32]
+        self.scope_name = "scope-" + _hash(self.scope_key, tree)[:32]
+
+    @classmethod
+    def for_tree(cls, root: Path) -> Cache | None:
+        """The tree's cache, or None when it cannot be used (a read-only tree, a symlinked cache folder)."""
+        configured = os.environ.get(ENV_CACHE_DIR)
+        directory = Path(configured) if configured else root / CACHE_DIR_NAME
+        try:
+            if not configured and directory.is_symlink():
+                return None  # a tree must not send kvmlint's writes elsewhere
+            if not directory.is_dir():
+                directory.mkdir(parents=bool(configured))
+                (directory / ".gitignore").write_text(GITIGNORE)
+                (directory / "CACHEDIR.TAG").write_text(CACHEDIR_TAG)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                return None
+        except OSError:
+            return None
+        return cls(directory, root, own=not configured)
+
+    # Entries: MAGIC, key line, sha256 line, payload (pickle).
+
+    def read(self, name: str, key: str):
+        """The entry's object, or None when it is missing or cannot be trusted."""
+        try:
+            with open(self.directory / name, "rb") as stream:
+                blob = stream.read()
+        except OSError:
+            return None
+        header = len(MAGIC) + 2 * 65
+        if len(blob) < header or not blob.startswith(MAGIC):
+            return None
+        stored_key = blob[len(MAGIC):len(MAGIC) + 64]
+        stored_sha = blob[len(MAGIC) + 65:len(MAGIC) + 129]
+        payload = blob[header:]
+        if stored_key != key.encode() or stored_sha != hashlib.sha256(payload).hexdigest().encode():
+            return None
+        try:
+            return _loads(payload)
+        except Exception:  # noqa: BLE001 -- any broken entry is rebuilt, whatever the unpickler says
+            return None
+
+    def write(self, name: str, key: str, value) -> None:
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = b"".join(
+            [MAGIC, key.encode(), b"\n", hashlib.sha256(payload).hexdigest().encode(), b"\n", payload]
+        )
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
+        except OSError:
+            return  # the cache is an optimisation: a full disk costs speed, not the run
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(blob)
+            os.replace(temporary, self.directory / name)
+        except OSError:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+    # Per-file facts.
+
+    def facts_name(self, relpath: str, sha256: str) -> str:
+        return "facts-" + _hash(self.facts_key, relpath, sha256)[:40]
+
+    def load_facts(self, relpath: str, sha256: str):
+        from kvmlint.facts import FileFacts
+
+        facts = self.read(self.facts_name(relpath, sha256), self.facts_key)
+        return facts if isinstance(facts, FileFacts) and facts.path == relpath else None
+
+    def store_facts(self, relpath: str, sha256: str, facts) -> None:
+        self.write(self.facts_name(relpath, sha256), self.facts_key, facts)
+
+    def load_index(self) -> dict[str, tuple]:
+        """Path -> FileRecord fields; a malformed record is a miss where it is used (see parallel.py)."""
+        index = self.read(self.index_name, self.facts_key)
+        return index if isinstance(index, dict) else {}
+
+    def store_index(self, index: dict[str, tuple]) -> None:
+        self.write(self.index_name, self.facts_key, {path: tuple(record) for path, record in index.items()})
+        in_use = {self.facts_name(path, record[1]) for path, record in index.items() if record[2] == PARSED}
+        self._remove_stale(in_use)
+
+    def _remove_stale(self, in_use: set[str]) -> None:
+        """Temporary files of killed runs and, in the tree's own folder, entries of old file versions or kvmlints."""
+        cutoff = time.time() - STALE_SECONDS
+        try:
+            with os.scandir(self.directory) as entries:
+                for entry in entries:
+                    stale = entry.name.startswith(".tmp-") or (
+                        self.own and entry.name.startswith(("facts-", "index-", "scope-"))
+                        and entry.name not in in_use and entry.name not in (self.index_name, self.scope_name)
+                    )
+                    if stale and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+        except OSError:
+            pass
+
+    # The scope resolver's answers.
+
+    def load_scopes(self) -> ScopeAnswers | None:
+        answers = self.read(self.scope_name, self.scope_key)
+        if not isinstance(answers, dict) or answers.get("format") != FORMAT:
+            return None
+        try:
+            loaded = ScopeAnswers(**{k: v for k, v in answers.items() if k != "format"})
+        except TypeError:
+            return None
+        return loaded if loaded.still_valid(self.root) else None
+
+    def store_scopes(self, answers: ScopeAnswers) -> None:
+        fields = {f.name: getattr(answers, f.name) for f in dataclasses.fields(answers)}  # asdict would unpack the Scopes
+        self.write(self.scope_name, self.scope_key, {"format": FORMAT, **fields})
+
+
+@dataclass
+class ScopeAnswers:
+    """The resolver's answers and the build files they were read from."""
+
+    build_files: dict[str, tuple[tuple[int, int, int, int], str]]  # relpath -> (stat signature, sha256)
+    folders: dict[str, tuple[int, tuple[str, ...]]]  # folder -> (mtime_ns, build files and subfolders)
+    taken_ns: int
+    scopes: dict  # relpath -> Scope
+    known_families: frozenset
+
+    def still_valid(self, root: Path) -> bool:
+        """Whether every build file and every folder holding one is as it was."""
+        for folder, (mtime_ns, listing) in self.folders.items():
+            try:
+                unchanged = os.stat(root / folder).st_mtime_ns == mtime_ns and mtime_ns < self.taken_ns - RACY_NANOSECONDS
+            except OSError:
+                return False
+            if not unchanged and _folder_listing(root, folder) != listing:
+                return False
+        for relpath, (signature, sha256) in self.build_files.items():
+            try:
+                st = os.stat(root / relpath)
+            except OSError:
+                return False
+            if stat_signature(st) == signature and is_settled(signature, self.taken_ns):
+                continue
+            if _file_sha256(root / relpath) != sha256:
+                return False
+        return True
+
+
+def _folder_listing(root: Path, folder: str) -> tuple[str, ...]:
+    """What in a folder can change the scope: its build files and subfolders."""
+    names = []
+    prefix = "" if folder == "" else folder + "/"
+    try:
+        with os.scandir(root / folder if folder else root) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in NOT_SOURCE_DIRS:
+                        names.append(entry.name + "/")
+                elif is_build_file(prefix + entry.name):
+                    names.append(entry.name)
+    except OSError:
+        return ("<unreadable>",)
+    return tuple(sorted(names))
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as stream:
+            return hashlib.file_digest(stream, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def record_build_files(root: Path) -> tuple[dict, dict, int]:
+    """Every build file of the tree with its stat and hash, and the listing of the folders holding them."""
+    taken_ns = time.time_ns()
+    build_files: dict = {}
+    folders: dict = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in NOT_SOURCE_DIRS)
+        rel = Path(dirpath).relative_to(root).as_posix()
+        folder = "" if rel == "." else rel
+        prefix = "" if folder == "" else folder + "/"
+        found = [name for name in filenames if is_build_file(prefix + name)]
+        if not found and folder != "":
+            continue
+        try:
+            folders[folder] = (os.stat(dirpath).st_mtime_ns, _folder_listing(root, folder))
+        except OSError:
+            continue
+        for name in found:
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            sha256 = _file_sha256(Path(dirpath) / name)
+            if sha256 is not None:
+                build_files[prefix + name] = (stat_signature(st), sha256)
+    return build_files, folders, taken_ns
+
+
+class CachedScopes:
+    """The scope resolver's answers, reused across runs while the build files stay the same.
+
+    Wraps the resolver from outside: a question it has no stored answer for
+    goes to the real resolver, which reads the build files then; anything
+    else the resolver offers is passed through to it.
+    """
+
+    def __init__(self, root: Path, make_resolver, stored: ScopeAnswers | None):
+        self.root = root
+        self._make_resolver = make_resolver
+        self._resolver = None
+        self.stored = stored
+        self.answers: dict = dict(stored.scopes) if stored else {}
+        self.changed = False
+
+    @property
+    def resolver(self):
+        if self._resolver is None:
+            self._resolver = self._make_resolver(self.root)
+        return self._resolver
+
+    def scope_of(self, relpath: str):
+        answer = self.answers.get(relpath)
+        if answer is None:
+            answer = self.answers[relpath] = self.resolver.scope_of(relpath)
+            self.changed = True
+        return answer
+
+    @property
+    def known_families(self) -> frozenset:
+        if self.stored is not None:
+            return self.stored.known_families
+        return self.resolver.known_families
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.resolver, name)
+
+    def prepare(self, paths: Iterable[str]) -> None:
+        for relpath in paths:
+            self.scope_of(relpath)
+
+    def save(self, cache: Cache, recorded: tuple[dict, dict, int] | None) -> None:
+        if not self.changed:
+            return
+        if self.stored is not None:
+            build_files, folders, taken_ns = self.stored.build_files, self.stored.folders, self.stored.taken_ns
+        elif recorded is not None:
+            build_files, folders, taken_ns = recorded
+        else:
+            return
+        cache.store_scopes(ScopeAnswers(build_files, folders, taken_ns, self.answers, self.resolver.known_families
+                                        if self.stored is None else self.stored.known_families))
