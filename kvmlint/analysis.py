@@ -68,7 +68,10 @@ class Analysis:
         if PROXY not in symbols:
             # Only some files were checked (a pre-commit run): read the tree's KVM header too.
             for header in kvm_headers(self.root):
-                facts = extract(header.relative_to(self.root).as_posix(), header.read_bytes())
+                source = read_source(header)
+                if source.data is None:
+                    continue
+                facts = extract(header.relative_to(self.root).as_posix(), source.data)
                 symbols |= {d.name for d in facts.definitions} | {a.name for a in facts.assignments}
         return infer_era(symbols)
 
@@ -88,6 +91,7 @@ def analyse(
     started = time.perf_counter()
     c_files = [f for f in sources.files if is_c_file(f)]
     extraction = extract_all(sources.root, c_files, jobs=jobs, on_progress=on_progress)
+    extraction.skipped[:0] = sources.skipped
     _add_python_facts(extraction, sources)
     parsed = time.perf_counter()
     index = Index.build(extraction.facts)

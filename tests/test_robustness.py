@@ -132,3 +132,214 @@ def test_deeply_nested_macro_and_expression(tmp_path):
     result = run_kvmlint("check", "--format", "json", ".", cwd=tree, cpu_seconds=8)
     assert_clean_exit(result, allowed=(1,))
     assert finding_paths(result) == {"expr.c"}
+
+
+def copy_fixture(name: str, directory: Path) -> Path:
+    tree = directory / name
+    shutil.copytree(FIXTURES / name, tree, symlinks=True)
+    return tree
+
+
+def findings(result: subprocess.CompletedProcess) -> set[tuple[str, str, int]]:
+    return {(f["code"], f["path"], f["line"]) for f in json.loads(result.stdout)["findings"]}
+
+
+# Item 7: special files in the tree or named by build files.
+
+
+def test_special_files_in_the_tree_are_skipped_with_a_warning(tmp_path):
+    tree = copy_fixture("qemu-2012", tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=tree))
+    os.mkfifo(tree / "hw" / "fifo.c")
+    (tree / "hw" / "zero.c").symlink_to("/dev/zero")
+    (tree / "hw" / "null.h").symlink_to("/dev/null")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree, timeout=60)
+    stderr = assert_clean_exit(result)
+    assert findings(result) == expected
+    for name in ("hw/fifo.c", "hw/zero.c", "hw/null.h"):
+        assert f"warning: {name}: not a regular file; skipped" in stderr
+
+
+def test_build_files_naming_special_files_are_not_read(tmp_path):
+    old = copy_fixture("qemu-2012", tmp_path)
+    expected_old = findings(run_kvmlint("check", "--format", "json", ".", cwd=old))
+    with open(old / "default-configs" / "pci.mak", "a") as config:
+        config.write("include /dev/zero\ninclude /dev/stdin\n")
+    os.mkfifo(old / "default-configs" / "fifo.mak")
+    with open(old / "default-configs" / "arm-softmmu.mak", "a") as config:
+        config.write("include fifo.mak\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=old, timeout=60)
+    assert_clean_exit(result)
+    assert findings(result) == expected_old
+
+    current = copy_fixture("qemu-current", tmp_path)
+    expected_current = findings(run_kvmlint("check", "--format", "json", ".", cwd=current))
+    with open(current / "Kconfig", "a") as kconfig:
+        kconfig.write("source /dev/zero\nsource fifo/Kconfig\n")
+    (current / "fifo").mkdir()
+    os.mkfifo(current / "fifo" / "Kconfig")
+    os.mkfifo(current / "fifo" / "meson.build")
+    with open(current / "meson.build", "a") as meson:
+        meson.write("subdir('fifo')\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=current, timeout=60)
+    assert_clean_exit(result)
+    assert findings(result) == expected_current
+
+
+# Item 8: unreadable directories and over-long paths.
+
+
+def test_over_long_paths_are_a_warning(tmp_path):
+    tree = copy_fixture("qemu-2012", tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=tree))
+    # 25 levels of 200-character names: the path passes PATH_MAX (4096), so
+    # it is made one level at a time, relative to the level above.
+    level = os.open(tree / "hw", os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir("d" * 200, dir_fd=level)
+            below = os.open("d" * 200, os.O_RDONLY, dir_fd=level)
+            os.close(level)
+            level = below
+        with open(os.open("kvm-deep.c", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=level), "w") as deep_file:
+            deep_file.write(PROXY_FUNCTION)
+    finally:
+        os.close(level)
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree)
+    stderr = assert_clean_exit(result)
+    assert findings(result) == expected
+    assert "File name too long" in stderr
+    shutil.rmtree(tree / "hw" / ("d" * 200), ignore_errors=True)
+
+
+def test_unreadable_directory_is_a_warning(tmp_path, monkeypatch, capsys):
+    """Root reads every directory, so as root the refusal is simulated where the walk lists it."""
+    from kvmlint.source import discover
+
+    tree = copy_fixture("qemu-2012", tmp_path)
+    locked = tree / "hw" / "locked"
+    locked.mkdir()
+    (locked / "hidden.c").write_text(PROXY_FUNCTION)
+    locked.chmod(0)
+    if os.geteuid() == 0:
+        real_scandir, real_stat = os.scandir, os.stat
+
+        def inside(path) -> bool:
+            return locked in Path(path).parents
+
+        def scandir(path="."):
+            if Path(path) == locked or inside(path):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path)
+
+        def stat(path, *args, **kwargs):
+            if inside(path):  # the folder itself can be looked at, not into
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+        monkeypatch.setattr(os, "stat", stat)
+    try:
+        sources = discover([str(tree)])
+    finally:
+        locked.chmod(0o755)
+    assert "hw/cpus.c" not in sources.files and "cpus.c" in sources.files
+    assert not any(name.startswith("hw/locked/") for name in sources.files)
+    assert ("hw/locked", "directory cannot be read (Permission denied); skipped") in sources.skipped
+
+
+# Item 10: loops through symlinked folders, and wildcard-heavy object names.
+
+
+def test_symlinked_folder_loops_in_build_files_end(tmp_path):
+    current = copy_fixture("qemu-current", tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=current))
+    for name in ("loop1", "loop2"):
+        (current / "hw" / name).symlink_to(".")
+    with open(current / "hw" / "Kconfig", "a") as kconfig:
+        kconfig.write("source loop1/Kconfig\nsource loop2/Kconfig\n")
+    with open(current / "hw" / "meson.build", "a") as meson:
+        meson.write("subdir('loop1')\nsubdir('loop2')\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=current, cpu_seconds=20, timeout=120)
+    assert_clean_exit(result)
+    assert findings(result) == expected
+
+    old = copy_fixture("qemu-2012", tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=old))
+    for name in ("loop1", "loop2"):
+        (old / "hw" / name).symlink_to(".")
+    (old / "hw" / "Makefile.objs").write_text(
+        (old / "hw" / "Makefile.objs").read_text() + "hw-obj-y += loop1/ loop2/\n"
+    )
+    result = run_kvmlint("check", "--format", "json", ".", cwd=old, cpu_seconds=20, timeout=120)
+    assert_clean_exit(result)
+    assert findings(result) == expected
+
+
+def test_wildcard_heavy_object_names_do_not_backtrack(tmp_path):
+    old = copy_fixture("qemu-2012", tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=old))
+    adjacent = "".join(f"$(V{n})" for n in range(40))
+    separated = "a".join(f"$(V{n})" for n in range(40))
+    (old / "hw" / "Makefile.objs").write_text(
+        (old / "hw" / "Makefile.objs").read_text()
+        + f"hw-obj-y += {adjacent}zzz.o $(TARGET_ARCH){adjacent}zzz.o {separated}zzz.o\n"
+    )
+    (old / "hw" / ("a" * 200 + ".c")).write_text("int unrelated;\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=old, cpu_seconds=20)
+    assert_clean_exit(result)
+    assert findings(result) == expected
+
+
+# Item 18: the parent directory of a checkout.
+
+
+def test_parent_directory_of_a_checkout_checks_the_checkout(tmp_path):
+    parent = tmp_path / "src"
+    tree = copy_fixture("qemu-2012", parent)
+    inside = findings(run_kvmlint("check", "--format", "json", ".", cwd=tree))
+    result = run_kvmlint("check", "--format", "json", "src", cwd=tmp_path)
+    assert_clean_exit(result, allowed=(1,))
+    assert findings(result) == {(code, f"qemu-2012/{path}", line) for code, path, line in inside}
+
+    copy_fixture("qemu-current", parent)
+    result = run_kvmlint("check", "src", cwd=tmp_path)
+    stderr = assert_clean_exit(result, allowed=(2,))
+    assert "src holds 2 QEMU checkouts (src/qemu-2012, src/qemu-current): check them one at a time" in stderr
+
+
+def test_a_tree_without_a_checkout_is_named_in_a_warning(tmp_path):
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "idle.c").write_text(PROXY_FUNCTION)
+    result = run_kvmlint("check", "loose", cwd=tmp_path)
+    stderr = assert_clean_exit(result, allowed=(1,))
+    assert "no QEMU checkout found here or above" in stderr
+
+
+# Item 16: the checked repository's git configuration runs nothing.
+
+
+def test_repository_git_configuration_runs_no_command(tmp_path):
+    tree = copy_fixture("qemu-2012", tmp_path)
+    marker = tmp_path / "ran"
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "HOME": str(tmp_path)}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tree, check=True, capture_output=True, timeout=60, env={**os.environ, **env})
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=Q", "-c", "user.email=q@example.org", "commit", "-qm", "tree")
+    (tree / ".gitattributes").write_text("*.c filter=owned diff=owned\n")
+    command = f"touch {marker}; cat"
+    for key in ("core.fsmonitor", "filter.owned.clean", "filter.owned.smudge", "diff.owned.textconv",
+                "diff.owned.command", "diff.external", "core.pager"):
+        git("config", key, command)
+    with open(tree / "cpus.c", "a") as source:
+        source.write(PROXY_FUNCTION.replace("cpu_thread_is_idle", "cpu_thread_is_idle2"))
+    git("add", "cpus.c")
+    marker.unlink()  # git itself ran them just now
+    for args in (("check", "."), ("check", "--staged", "."), ("check", "--diff-base", "HEAD", ".")):
+        result = run_kvmlint(*args, cwd=tree, env=env)
+        assert_clean_exit(result, allowed=(1,))
+        assert not marker.exists(), args

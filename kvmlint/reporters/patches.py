@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import textwrap
 from email.utils import formatdate
 from pathlib import Path
 
 from kvmlint import __version__
 from kvmlint.codemods.engine import Plan, unified_diff
+from kvmlint.git import GitError, git_output
 
 NULL_COMMIT = "0" * 40
 
@@ -17,10 +17,8 @@ NULL_COMMIT = "0" * 40
 def _author(root: Path) -> str:
     def config(key: str) -> str:
         try:
-            return subprocess.run(
-                ["git", "-C", str(root), "config", key], capture_output=True, text=True
-            ).stdout.strip()
-        except OSError:
+            return git_output(root, "config", key).decode("utf-8", "replace").strip()
+        except GitError:
             return ""
 
     name, email = config("user.name"), config("user.email")

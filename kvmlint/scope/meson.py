@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import BuildRule, ConfigSpace, join_relpath, read_text
+from .build import BuildRule, ConfigSpace, join_relpath, read_text, visit_key
 from .families import Families, arch_family, format_families, intersect, union
 
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
@@ -156,6 +156,7 @@ class MesonBuild:
         self.plain_listings: list[SourceSetAddition] = []
         self.set_families_by_dict: dict[str, set[str]] = defaultdict(set)
         self._file_lists: dict[str, list[str]] = {}
+        self._visited: set[str] = set()  # real paths of the meson.build files read
         self._read("", ())
         self._nestings: dict[str, SourceSetAddition] = {}
         for addition in self.additions:
@@ -166,8 +167,9 @@ class MesonBuild:
 
     def _read(self, folder: str, blocks: tuple[Condition | None, ...], depth: int = 0) -> None:
         meson_file = join_relpath(folder, "meson.build")
-        if depth > 64:
+        if depth > 64 or visit_key(self.root / meson_file) in self._visited:
             return
+        self._visited.add(visit_key(self.root / meson_file))
         open_blocks: list[Condition | None] = []
         for statement in statements(read_text(self.root / meson_file)):
             keyword = statement.split(None, 1)[0] if statement else ""
