@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -343,3 +344,154 @@ def test_repository_git_configuration_runs_no_command(tmp_path):
         result = run_kvmlint(*args, cwd=tree, env=env)
         assert_clean_exit(result, allowed=(1,))
         assert not marker.exists(), args
+
+
+# Item 9: a 600-term string concatenation in a Python test; deeply nested TOML.
+
+
+def test_long_python_concatenation_is_skipped_with_a_warning(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    tests = tree / "tests" / "functional" / "aarch64"
+    tests.mkdir(parents=True)
+    terms = " + ".join(f"'kernel_irqchip=on{n}'" for n in range(600))
+    (tests / "test_long.py").write_text(f"def test():\n    args = {terms}\n")
+    (tests / "test_split.py").write_text("def test(vm):\n    vm.add_args('-machine', 'virt,kernel_irqchip=split')\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree)
+    stderr = assert_clean_exit(result, allowed=(1,))
+    assert finding_paths(result) == {"tests/functional/aarch64/test_split.py"}
+    assert "test_long.py: nested more than 150 levels deep (line 2); skipped" in stderr
+
+
+def test_deeply_nested_toml_is_a_one_line_error(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    (tree / "kvmlint.toml").write_text("select = " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run_kvmlint("check", ".", cwd=tree)
+    stderr = assert_clean_exit(result, allowed=(2,))
+    assert stderr == "kvmlint: kvmlint.toml: invalid TOML: nested too deeply\n"
+
+
+# Item 12: file names that are not UTF-8, in every format.
+
+
+@pytest.mark.parametrize("format_name", ["text", "json", "sarif", "gitlab", "github"])
+def test_non_utf8_file_names_in_every_format(tmp_path, format_name):
+    tree = common_tree(tmp_path / "tree")
+    (tree / os.fsdecode(b"idle\xff.c")).write_text(PROXY_FUNCTION)
+    result = run_kvmlint("check", "--format", format_name, ".", cwd=tree, env={"PYTHONIOENCODING": "utf-8"})
+    assert_clean_exit(result, allowed=(1,))
+    output = result.stdout.decode("utf-8")  # valid UTF-8 whatever the file names
+    if format_name == "sarif":
+        document = json.loads(output)
+        assert document["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "idle%FF.c"
+    elif format_name in ("json", "gitlab"):
+        assert "idle\\\\xff.c" in output and json.loads(output)
+    else:
+        assert "idle\\xff.c" in output
+
+
+# Item 13: a tree's configuration chooses what to check, not where to write.
+
+
+@pytest.mark.parametrize("output_file", ["../outside.txt", "{tmp}/absolute.txt", "link/outside.txt"])
+def test_tree_config_cannot_write_outside_the_tree(tmp_path, output_file):
+    output_file = output_file.format(tmp=tmp_path)
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    (tmp_path / "elsewhere").mkdir()
+    (tree / "link").symlink_to(tmp_path / "elsewhere")
+    (tree / "kvmlint.toml").write_text(f'output-file = "{output_file}"\n')
+    before = sorted(tmp_path.rglob("*"))
+    result = run_kvmlint("check", ".", cwd=tree)
+    stderr = assert_clean_exit(result, allowed=(2,))
+    assert stderr == "kvmlint: kvmlint.toml: 'output-file' must name a file inside the tree\n"
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_tree_config_writes_inside_the_tree(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    (tree / "kvmlint.toml").write_text('output-file = "reports/kvmlint.txt"\n')
+    (tree / "reports").mkdir()
+    result = run_kvmlint("check", ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    assert "idle.c:3:" in (tree / "reports" / "kvmlint.txt").read_text()
+
+
+def test_config_in_a_parent_of_a_tree_outside_git_does_not_apply(tmp_path):
+    (tmp_path / "kvmlint.toml").write_text('select = ["KVM002"]\n')
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    assert finding_paths(result) == {"idle.c"}
+
+
+# Item 15: a tree cannot start more processes than there are CPUs.
+
+
+def test_tree_config_jobs_is_capped_at_the_cpu_count(tmp_path):
+    from kvmlint.config import load_config
+    from kvmlint.parallel import default_jobs
+
+    tree = common_tree(tmp_path / "tree")
+    (tree / "kvmlint.toml").write_text("jobs = 300\n")
+    assert load_config(tree).jobs == default_jobs()
+    (tree / "kvmlint.toml").write_text("jobs = 1\n")
+    assert load_config(tree).jobs == 1
+
+
+# Item 17: every TOML spelling of [tool.kvmlint], and a `tool` that is no table.
+
+
+@pytest.mark.parametrize(
+    "pyproject",
+    [
+        '[tool.kvmlint]\nselect = ["KVM002"]\n',
+        '[tool]\nkvmlint = { select = ["KVM002"] }\n',
+        'tool.kvmlint.select = ["KVM002"]\n',
+        '[tool]\nkvmlint.select = ["KVM002"]\n',
+    ],
+)
+def test_pyproject_table_in_any_spelling(tmp_path, pyproject):
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    (tree / "pyproject.toml").write_text(pyproject)
+    result = run_kvmlint("check", ".", cwd=tree)
+    assert_clean_exit(result, allowed=(0,))  # KVM001 not selected
+
+
+def test_pyproject_tool_that_is_not_a_table(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    (tree / "pyproject.toml").write_text("tool = 5  # kvmlint\n")
+    result = run_kvmlint("check", ".", cwd=tree)
+    stderr = assert_clean_exit(result, allowed=(2,))
+    assert stderr == "kvmlint: pyproject.toml: 'tool' must be a table\n"
+
+
+# Item 14: --output-file writes through special files and symlinks.
+
+
+def test_output_file_writes_through_symlinks_and_special_files(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    (tmp_path / "report.txt").write_text("old\n")
+    (tmp_path / "link.txt").symlink_to("report.txt")
+    (tmp_path / "null").symlink_to(os.devnull)
+    result = run_kvmlint("check", "-o", str(tmp_path / "link.txt"), ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    assert (tmp_path / "link.txt").is_symlink() and "idle.c:3:" in (tmp_path / "report.txt").read_text()
+    result = run_kvmlint("check", "-o", str(tmp_path / "null"), ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    assert (tmp_path / "null").is_symlink() and Path(os.devnull).is_char_device()
+    # Links and nodes of our own: a regression replaces them, not the system's.
+    (tmp_path / "stdout").symlink_to("/dev/stdout")
+    result = run_kvmlint("check", "-o", str(tmp_path / "stdout"), ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    assert b"idle.c:3:" in result.stdout and (tmp_path / "stdout").is_symlink()
+    if os.geteuid() == 0 and Path("/dev/full").is_char_device():
+        full = tmp_path / "full"
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.stat("/dev/full").st_rdev)
+        result = run_kvmlint("check", "-o", str(full), ".", cwd=tree)
+        stderr = assert_clean_exit(result, allowed=(2,))
+        assert stderr == f"kvmlint: {full}: cannot write the report (No space left on device)\n"
+        assert full.is_char_device()

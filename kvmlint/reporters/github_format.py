@@ -7,6 +7,8 @@ properties, where they would end a value.
 
 from __future__ import annotations
 
+from kvmlint.reporters import printable
+
 
 def render(report) -> str:
     return "".join(_annotation(finding) for finding in report.findings)
@@ -17,7 +19,7 @@ def _annotation(finding) -> str:
     properties = ",".join(
         f"{key}={escape_property(str(value))}"
         for key, value in (
-            ("file", finding.path),
+            ("file", printable(finding.path)),
             ("line", finding.line),
             ("col", finding.column),
             ("endLine", finding.end_line),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from kvmlint.reporters import printable
+
 
 def render(report) -> str:
     issues = [
@@ -17,7 +19,7 @@ def render(report) -> str:
             "check_name": finding.code,
             "fingerprint": report.fingerprints[finding],
             "severity": "minor" if finding.confidence == "low" else "major",
-            "location": {"path": finding.path, "lines": {"begin": finding.line, "end": finding.end_line}},
+            "location": {"path": printable(finding.path), "lines": {"begin": finding.line, "end": finding.end_line}},
         }
         for finding in report.findings
     ]
