@@ -48,6 +48,7 @@ MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
 MAX_EXPRESSION_WALK = 256  # levels climbed from a call to the statement that consumes it
 MAX_EVIDENCE_NODES = 5000  # nodes read from one guarded branch for its evidence
+EVIDENCE_NODES_PER_NODE = 4  # evidence nodes read per node of the file, all sites together
 
 
 @lru_cache(maxsize=1)
@@ -253,19 +254,43 @@ def _strip_parens(node: tree_sitter.Node) -> tree_sitter.Node:
     return node
 
 
+class EvidenceReader:
+    """Reads the nodes that a site's evidence comes from, within one budget for the file.
+
+    Guarded branches nest: with thousands of nested uses, reading each
+    branch whole would take quadratic time, so later sites get less once the
+    budget is spent.  Each function body is read once, however many uses it has.
+    """
+
+    def __init__(self, root: tree_sitter.Node):
+        self.budget = EVIDENCE_NODES_PER_NODE * root.descendant_count
+        self.exhausted_line: int | None = None
+        self._functions: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def nodes(self, node: tree_sitter.Node) -> list[tree_sitter.Node]:
+        found = _descendants(node, max(0, min(MAX_EVIDENCE_NODES, self.budget)))
+        self.budget -= len(found)
+        if self.budget <= 0 and self.exhausted_line is None:
+            self.exhausted_line = node.start_point[0] + 1
+        return found
+
+    def function(self, body: tree_sitter.Node) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The calls and identifiers of a function body."""
+        if body.id not in self._functions:
+            nodes = _descendants(body)
+            self._functions[body.id] = (_unique(_callees(nodes)), _unique(_identifiers(nodes)))
+        return self._functions[body.id]
+
+
 def site_context(
     call: tree_sitter.Node,
     ancestry: Ancestry,
     lines: LineIndex,
     offset: int,
     in_macro: bool,
-    function_evidence: dict[int, tuple[tuple[str, ...], tuple[str, ...]]],
+    evidence: EvidenceReader,
 ) -> SiteContext:
-    """Describe how the expression around `call` is consumed and what it guards.
-
-    `function_evidence` caches each function body's calls and identifiers:
-    a function with many uses is read once, not once per use.
-    """
+    """Describe how the expression around `call` is consumed and what it guards."""
     negated = False
     condition = call
     child, parent = call, ancestry.parent(call)
@@ -308,19 +333,10 @@ def site_context(
     if in_macro and statement == "expression":
         statement = "macro"
     condition = _strip_parens(condition)
-    guarded_nodes = [
-        node for g in guarded if g is not None for node in _descendants(g, MAX_EVIDENCE_NODES)
-    ]
+    guarded_nodes = [node for g in guarded if g is not None for node in evidence.nodes(g)]
     function = ancestry.function(call)
     function_body = function.child_by_field_name("body") if function is not None else None
-    if function_body is None:
-        function_calls, function_identifiers = (), ()
-    elif function_body.id in function_evidence:
-        function_calls, function_identifiers = function_evidence[function_body.id]
-    else:
-        body_nodes = _descendants(function_body)
-        function_calls, function_identifiers = _unique(_callees(body_nodes)), _unique(_identifiers(body_nodes))
-        function_evidence[function_body.id] = (function_calls, function_identifiers)
+    function_calls, function_identifiers = evidence.function(function_body) if function_body is not None else ((), ())
     start, end = condition.start_byte + offset, condition.end_byte + offset
     return SiteContext(
         function=ancestry.function_name(call) if not in_macro else None,
@@ -331,7 +347,7 @@ def site_context(
         guarded_calls=_unique(_callees(guarded_nodes)),
         guarded_returns=_unique(_returns(guarded_nodes)),
         guarded_identifiers=_unique(
-            [*_identifiers(_descendants(condition, MAX_EVIDENCE_NODES)), *_identifiers(guarded_nodes)]
+            [*_identifiers(evidence.nodes(condition)), *_identifiers(guarded_nodes)]
         ),
         function_calls=function_calls,
         function_identifiers=function_identifiers,
@@ -346,12 +362,12 @@ class Extractor:
         self.lines = LineIndex(data)
         self.facts = FileFacts(path=path, size=len(data))
         self.private: set[str] = set()
-        self.function_evidence: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def run(self) -> FileFacts:
         tree = parse(self.data)
         root = tree.root_node
         self.ancestry = Ancestry(root)
+        self.evidence = EvidenceReader(root)
         found = captures("facts", root)
         errors = found.get("error", [])
         self.facts.error_nodes = len(errors)
@@ -374,6 +390,11 @@ class Extractor:
             )
         self._references(_kvm_names(found.get("id", [])), self.ancestry)
         self._definitions(root)
+        if self.evidence.exhausted_line is not None:
+            self.facts.warnings.append(
+                f"too many nested uses to read all their guarded code (from line "
+                f"{self.evidence.exhausted_line}); later uses have less evidence"
+            )
         self._assignments([n for n in found.get("assign", []) if n.child_by_field_name("left").text.startswith(b"kvm_")])
         self._strings([n for n in found.get("s", []) if KERNEL_IRQCHIP.search(n.text)])
         self._suppressions()
@@ -401,7 +422,7 @@ class Extractor:
             context = None
             if is_call and name in CONTEXT_SYMBOLS:
                 context = site_context(
-                    parent, ancestry, self.lines, offset, macro is not None, self.function_evidence
+                    parent, ancestry, self.lines, offset, macro is not None, self.evidence
                 )
                 if macro is not None:
                     context = replace(context, preprocessor=macro_preprocessor)

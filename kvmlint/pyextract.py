@@ -33,9 +33,9 @@ MAX_NESTING = 150
 def extract(path: str, data: bytes) -> FileFacts:
     facts = FileFacts(path=path, size=len(data))
     lines = LineIndex(data)
-    deep_line = _too_deep(data)
-    if deep_line is not None:
-        facts.warnings.append(f"nested more than {MAX_NESTING} levels deep (line {deep_line}); skipped")
+    too_deep = _too_deep(data)
+    if too_deep is not None:
+        facts.warnings.append(f"nested more than {MAX_NESTING} levels deep ({too_deep}); skipped")
         return facts
     try:
         # The parsed module is ours alone: no defensive deep copy.
@@ -53,23 +53,24 @@ def extract(path: str, data: bytes) -> FileFacts:
     return facts
 
 
-def _too_deep(data: bytes) -> int | None:
-    """The line where the syntax tree passes MAX_NESTING levels, or None.
+def _too_deep(data: bytes) -> str | None:
+    """Where the syntax tree passes MAX_NESTING levels ("line N"), or None.
 
     libcst walks the tree recursively, several Python frames a level: a
     600-term `a + b + ...` would exhaust the interpreter's stack.  Python's
-    own parser is not bounded that way, and its tree is walked here without
-    recursion.
+    own parser goes deeper, and its tree is walked here without recursion.
     """
     try:
         tree = ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (RecursionError, MemoryError):
+        return "deeper than Python's own parser goes"
+    except (SyntaxError, ValueError):
         return None  # libcst says what is wrong with it
     pending = [(tree, 0)]
     while pending:
         node, depth = pending.pop()
         if depth > MAX_NESTING:
-            return getattr(node, "lineno", 1)
+            return f"line {getattr(node, 'lineno', 1)}"
         pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return None
 

@@ -112,6 +112,18 @@ def test_many_proxy_uses_in_one_function_stay_linear(tmp_path):
     assert len(json.loads(result.stdout)["findings"]) == 4000
 
 
+def test_nested_guards_with_a_use_at_every_level_stay_linear(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    depth = 5_000
+    (tree / "guards.c").write_text(
+        "void guards(void)\n" + "{ if (kvm_irqchip_in_kernel()) " * depth + ";" + "}" * depth + "\n"
+    )
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree, cpu_seconds=20)
+    stderr = assert_clean_exit(result, allowed=(1,))
+    assert len(json.loads(result.stdout)["findings"]) == depth
+    assert "guards.c: too many nested uses to read all their guarded code" in stderr
+
+
 def test_long_line_of_slashes_and_suppressions(tmp_path):
     tree = common_tree(tmp_path / "tree")
     source = PROXY_FUNCTION.replace(
