@@ -188,7 +188,7 @@ def build_file_names_special(rng: random.Random, tree: Path) -> str:
 def broken_config(rng: random.Random, tree: Path) -> str:
     text = rng.choice([
         "select = [", "jobs = 300\n", "jobs = -1\n", "tool = 5\n", "select = " + "[" * 3000 + "]" * 3000 + "\n",
-        'output-file = "../escape.txt"\n', 'output-file = "/dev/full"\n', "era = 1999\n", "\xff\xfe",
+        'output-file = "../escape.txt"\n', "era = 1999\n", "\xff\xfe",
         '[per-file-ignores]\n"*" = [1, 2]\n', "[tool]\nkvmlint = 5\n", 'exclude = ["**/*"]\n',
     ])
     name = "pyproject.toml" if "tool" in text else "kvmlint.toml"

@@ -46,6 +46,7 @@ MACRO_TYPES = frozenset({"preproc_def", "preproc_function_def"})
 MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 # Bounds that keep absurd input linear; real code stays far below them.
 MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
+SHALLOW_DEPTH = 100  # nodes deeper than this make the whole tree be mapped top-down
 MAX_EXPRESSION_WALK = 256  # levels climbed from a call to the statement that consumes it
 MAX_EVIDENCE_NODES = 5000  # nodes read from one guarded branch for its evidence
 EVIDENCE_NODES_PER_NODE = 4  # evidence nodes read per node of the file, all sites together
@@ -123,20 +124,73 @@ def declarator_name(node: tree_sitter.Node | None) -> tree_sitter.Node | None:
 
 
 class Ancestry:
-    """Parent, enclosing function and `#if` conditions of every node of one
-    tree, from one top-down walk.
+    """Parent, enclosing function and `#if` conditions of the nodes of one tree.
 
-    tree-sitter finds a node's parent by descending from the root, so walking
-    up from each of many deeply nested nodes would take quadratic time.
+    tree-sitter finds a node's parent by descending from the root, so in a
+    deeply nested tree walking up from each of many nodes takes quadratic
+    time.  Shallow trees (real code) are walked up as usual; the first walk
+    that passes SHALLOW_DEPTH maps the whole tree in one top-down pass instead.
     """
 
     def __init__(self, root: tree_sitter.Node):
+        self.root = root
         self.deep_preprocessor_line: int | None = None  # where nesting passed the bound
-        # node id -> (parent, enclosing function_definition, #if conditions outermost first)
-        self._info: dict[int, tuple] = {root.id: (None, None, ())}
+        # node id -> (parent, enclosing function_definition, #if conditions outermost first), once mapped
+        self._info: dict[int, tuple] | None = None
         self._branches: dict[tuple[int, bool], str] = {}  # (container id, in #else) -> condition
-        cursor = root.walk()
-        path = [root]  # the cursor's node and its ancestors
+        self._shallow: dict[int, tuple] = {}  # the same, for nodes walked up before any mapping
+
+    def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
+        return self._lookup(node)[0]
+
+    def function(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
+        return self._lookup(node)[1]
+
+    def function_name(self, node: tree_sitter.Node) -> str | None:
+        function = self.function(node)
+        if function is None:
+            return None
+        name = declarator_name(function.child_by_field_name("declarator"))
+        return text(name) if name is not None else None
+
+    def conditions(self, node: tree_sitter.Node) -> tuple[str, ...]:
+        return self._lookup(node)[2]
+
+    def _lookup(self, node: tree_sitter.Node) -> tuple:
+        if self._info is None and node.id not in self._shallow:
+            chain = []  # ancestors, innermost first
+            ancestor = node.parent
+            while ancestor is not None and len(chain) <= SHALLOW_DEPTH:
+                chain.append(ancestor)
+                ancestor = ancestor.parent
+            if ancestor is None:
+                self._shallow[node.id] = self._from_chain(node, chain)
+            else:
+                self._map_tree()
+        return self._shallow[node.id] if self._info is None else self._info[node.id]
+
+    def _from_chain(self, node: tree_sitter.Node, chain: list[tree_sitter.Node]) -> tuple:
+        function = next((ancestor for ancestor in chain if ancestor.type == "function_definition"), None)
+        conditions = []
+        child = node
+        for ancestor in chain:
+            if ancestor.type in PREPROC_CONTAINERS:
+                branch = self._branch(ancestor, ancestor.child_by_field_name("alternative") == child)
+                if branch:
+                    conditions.append(branch)
+            child = ancestor
+        return (chain[0] if chain else None, function, tuple(reversed(conditions)))
+
+    def _branch(self, container: tree_sitter.Node, in_else: bool) -> str:
+        key = (container.id, in_else)
+        if key not in self._branches:
+            self._branches[key] = _branch_condition(container, in_else)
+        return self._branches[key]
+
+    def _map_tree(self) -> None:
+        self._info = {self.root.id: (None, None, ())}
+        cursor = self.root.walk()
+        path = [self.root]  # the cursor's node and its ancestors
         while True:
             if not cursor.goto_first_child():
                 while not cursor.goto_next_sibling():
@@ -153,32 +207,13 @@ class Ancestry:
         if parent.type == "function_definition":
             function = parent
         elif parent.type in PREPROC_CONTAINERS:
-            key = (parent.id, field == "alternative")
-            if key not in self._branches:
-                self._branches[key] = _branch_condition(parent, key[1])
-            branch = self._branches[key]
+            branch = self._branch(parent, field == "alternative")
             if branch and len(conditions) >= MAX_PREPROCESSOR_NESTING:
                 if self.deep_preprocessor_line is None:
                     self.deep_preprocessor_line = node.start_point[0] + 1
             elif branch:
                 conditions = (*conditions, branch)
         self._info[node.id] = (parent, function, conditions)
-
-    def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
-        return self._info[node.id][0]
-
-    def function(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
-        return self._info[node.id][1]
-
-    def function_name(self, node: tree_sitter.Node) -> str | None:
-        function = self.function(node)
-        if function is None:
-            return None
-        name = declarator_name(function.child_by_field_name("declarator"))
-        return text(name) if name is not None else None
-
-    def conditions(self, node: tree_sitter.Node) -> tuple[str, ...]:
-        return self._info[node.id][2]
 
 
 def _branch_condition(container: tree_sitter.Node, in_else: bool) -> str:
@@ -383,11 +418,6 @@ class Extractor:
         except UnicodeDecodeError as error:
             line, _ = self.lines.position(error.start)
             self.facts.warnings.append(f"not valid UTF-8 (line {line}); analysed as bytes")
-        if self.ancestry.deep_preprocessor_line is not None:
-            self.facts.warnings.append(
-                f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
-                f"{self.ancestry.deep_preprocessor_line}); the inner conditions are not recorded"
-            )
         self._references(_kvm_names(found.get("id", [])), self.ancestry)
         self._definitions(root)
         if self.evidence.exhausted_line is not None:
@@ -397,6 +427,11 @@ class Extractor:
             )
         self._assignments([n for n in found.get("assign", []) if n.child_by_field_name("left").text.startswith(b"kvm_")])
         self._strings([n for n in found.get("s", []) if KERNEL_IRQCHIP.search(n.text)])
+        if self.ancestry.deep_preprocessor_line is not None:
+            self.facts.warnings.append(
+                f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
+                f"{self.ancestry.deep_preprocessor_line}); the inner conditions are not recorded"
+            )
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
         return self.facts

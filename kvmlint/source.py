@@ -77,11 +77,14 @@ def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         if info.st_size > max_bytes:
             raise too_large
         chunks, size = [], 0
-        while chunk := os.read(descriptor, min(1 << 20, max_bytes + 1 - size)):
+        # Ask for the size fstat gave (a bigger buffer, shrunk after, fragments the heap).
+        want = info.st_size + 1
+        while chunk := os.read(descriptor, min(want, max_bytes + 1 - size)):
             chunks.append(chunk)
             size += len(chunk)
             if size > max_bytes:  # it grew while being read
                 raise too_large
+            want = 64 * 1024
         return b"".join(chunks)
     except OSError as error:
         raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
