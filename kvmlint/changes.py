@@ -44,7 +44,7 @@ def staged_changes(root: Path) -> ChangedLines:
 
 
 def changes_since(root: Path, base_ref: str) -> ChangedLines:
-    merge_base = _git(root, f"--diff-base {base_ref}", "merge-base", base_ref, "HEAD").decode().strip()
+    merge_base = _git(root, f"--diff-base {base_ref}", "merge-base", "--end-of-options", base_ref, "HEAD").decode().strip()
     return ChangedLines(parse_diff(_git(root, f"--diff-base {base_ref}", *GIT_DIFF, merge_base, "--")))
 
 

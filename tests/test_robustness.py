@@ -507,3 +507,17 @@ def test_output_file_writes_through_symlinks_and_special_files(tmp_path):
         stderr = assert_clean_exit(result, allowed=(2,))
         assert stderr == f"kvmlint: {full}: cannot write the report (No space left on device)\n"
         assert full.is_char_device()
+
+
+def test_long_include_chain_in_device_configs_ends(tmp_path):
+    old = copy_fixture("qemu-2012", tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=old))
+    configs = old / "default-configs"
+    for number in range(2000):
+        (configs / f"chain{number}.mak").write_text(f"include chain{number + 1}.mak\nCONFIG_CHAIN{number}=y\n")
+    with open(configs / "pci.mak", "a") as pci:
+        pci.write("include chain0.mak\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=old)
+    assert_clean_exit(result)
+    assert findings(result) == expected
+
