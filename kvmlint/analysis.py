@@ -73,7 +73,18 @@ class Analysis:
                     continue
                 facts = extract(header.relative_to(self.root).as_posix(), source.data)
                 symbols |= {d.name for d in facts.definitions} | {a.name for a in facts.assignments}
-        return infer_era(symbols)
+        return infer_era(symbols, self.root)
+
+    @cached_property
+    def kvm_layer(self) -> frozenset[str]:
+        """The KVM header, core source and stub files (see kvm_layer.py)."""
+        from kvmlint.kvm_layer import HEADER_MARKER, find_kvm_layer
+
+        extra = []
+        if HEADER_MARKER not in self.index.definitions:
+            # Only some files were checked (a pre-commit run): read the tree's KVM header too.
+            extra = [extract(h.relative_to(self.root).as_posix(), h.read_bytes()) for h in kvm_headers(self.root)]
+        return find_kvm_layer(self.facts.values(), lambda path: self.scope(path).common, extra)
 
     @cached_property
     def model(self):

@@ -47,7 +47,7 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
 @click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report to FILE (atomically) instead of standard output.")
-@click.option("--staged", is_flag=True, help="Only findings on lines the staged change adds or modifies (the pre-commit hook).")
+@click.option("--staged", is_flag=True, help="Only findings on lines the staged change adds or modifies (the pre-commit hook); with nothing staged, the given PATHS whole.")
 @click.option("--diff-base", metavar="REF", default=None, help="Only findings on lines changed since the branch left REF (its merge base), uncommitted edits included.")
 @click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
@@ -86,6 +86,9 @@ def check(
     changes = None
     if staged or diff_base:
         changes = staged_changes(sources.root) if staged else changes_since(sources.root, diff_base)
+        if staged and paths and not changes.lines:
+            # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole.
+            changes = None
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
@@ -143,60 +146,153 @@ def check(
 
 
 def _print_warnings(analysis, verbose: bool) -> None:
+    from kvmlint.extract import MOSTLY_UNPARSEABLE
+
     for path, problem in analysis.extraction.skipped:
         _stderr(f"warning: {path}: {problem}")
+    relevant = None
     for facts in analysis.facts.values():
         for warning in facts.warnings:
+            if warning.startswith(MOSTLY_UNPARSEABLE) and not verbose:
+                relevant = _names_rules_read(analysis) if relevant is None else relevant
+                if not any(name in relevant or name.endswith("=") for name in facts.unparsed_names):
+                    continue  # nothing a rule reads was lost; --verbose notes the errors
             _stderr(f"warning: {facts.path}: {warning}")
     if verbose:
         for facts in analysis.facts.values():
-            if facts.error_nodes:
+            if facts.error_nodes and not any(w.startswith(MOSTLY_UNPARSEABLE) for w in facts.warnings):
                 _stderr(f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them")
+
+
+def _names_rules_read(analysis) -> set[str]:
+    """The names whose uses the rules judge: the proxy, and everything the
+    common KVM files define (KVM002 and KVM003 count their callers)."""
+    from kvmlint.rules.kvm001_irqchip_proxy import PROXY
+    from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
+
+    defined = {
+        name for name, located in analysis.index.definitions.items()
+        if any(is_common_kvm_file(analysis, place.path) for place in located)
+    }
+    return defined | {PROXY}
 
 
 @cli.command()
 @click.argument("path", required=False, default=".", type=click.Path())
 @click.option("--rule", "rule_words", multiple=True, help="Only this rule's fixes (code, name or alias; repeatable).")
+@click.option("--select", "selected", multiple=True, help="Rules to fix, as on check (codes, names or aliases; comma-separated).")
+@click.option("--ignore", "ignored", multiple=True, help="Rules not to fix.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes the model cannot prove safe.")
 @click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
+@click.option("--commit", "commit_each", is_flag=True, help="Record each change set as its own git commit, with the patch's message.")
+@click.option("--signoff", "-s", is_flag=True, help="With --commit: add your Signed-off-by, as `git commit -s` does.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
-def fix(path, rule_words, show_diff, unsafe_fixes, patch_dir, jobs, era) -> None:
-    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's."""
+def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era) -> None:
+    """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
+
+    PATH may also be FILE:LINE, to fix only the finding at that line."""
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
+    from kvmlint.codemods.transaction import FixLock, pending_journal, recover
+    from kvmlint.codemods.tree import reading_as_analysed
+    from kvmlint.config import load_config
+    from kvmlint.gitwork import require_clean, untracked
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
     from kvmlint.validation import validate_plan
 
-    selections = rules.select(_split_words(rule_words))
-    sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
-    analysis = analyse(sources, jobs=jobs, era=era)
+    if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
+        raise UsageError("--diff, --format-patch and --commit cannot be combined")
+    if signoff and not commit_each:
+        raise UsageError("--signoff goes with --commit (a patch series gets its sign-off from `git am -s`)")
+    path, location = _fix_location(path)
+    config = load_config(find_root(Path(path).resolve()))  # the rules, paths and files check would judge
+    selections = rules.select(
+        _split_words(rule_words + selected) or list(config.select), _split_words(ignored) or list(config.ignore)
+    )
+    sources = discover([path], config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    base_commit = None
+    if patch_dir or commit_each:
+        # Patches and commits made from edited files would not apply to HEAD.
+        base_commit = require_clean(sources.root, "--format-patch" if patch_dir else "--commit")
+    writing = not (show_diff or patch_dir)
+    if writing:  # held until the command ends; a killed run's writes are finished or undone first
+        click.get_current_context().with_resource(FixLock(sources.root, notify=_stderr))
+        for message in recover(sources.root):
+            _stderr(message)
+    elif pending_journal(sources.root):
+        _stderr("warning: an interrupted fix may have left the tree half-written; `kvmlint fix` finishes or undoes it first")
+    analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era)
+    click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
-    proposed = propose_changes(analysis, result.findings, unsafe=unsafe_fixes)
+    findings = [f for f in result.findings if f.code not in config.ignored_codes(f.path)]
+    if location is not None:
+        findings = [f for f in findings if f.path == location[0] and f.line <= location[1] <= f.end_line]
+        if not findings:
+            raise UsageError(f"{location[0]}:{location[1]}: no finding there (kvmlint check lists them)")
+    proposed = propose_changes(analysis, findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
     for finding, why in proposed.unfixable:
         _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
+    if base_commit is not None:
+        outside = untracked(sources.root, sorted(planned.originals))
+        if outside:
+            raise UsageError(f"{', '.join(outside)}: not tracked by git; commit them first")
     if show_diff:
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
-        for written in write_series(planned, Path(patch_dir)):
+        for written in write_series(planned, Path(patch_dir), base_commit):
             click.echo(written)
     else:
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        for change_set in planned.accepted:
+        done = report.applied
+        for change_set in done:
             click.echo(f"fixed: {change_set.title}")
+        for written in report.written:
+            click.echo(f"wrote {written}")
         click.echo(f"{len(report.written)} file(s) written")
-    left = proposed.unfixable or planned.refused
+        if commit_each:
+            for commit, subject in _commit_each(planned, done, signoff):
+                click.echo(f"committed {commit[:12]} {subject}")
+    left = proposed.unfixable or planned.refused or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
+
+
+def _fix_location(path: str) -> tuple[str, tuple[str, int] | None]:
+    """`fix FILE:LINE` names one finding: (the tree, (root-relative file, line))."""
+    from kvmlint.source import find_root
+
+    file, _, line = path.rpartition(":")
+    if not file or not line.isdigit() or os.path.exists(path):
+        return path, None
+    if not os.path.isfile(file):
+        raise UsageError(f"{file}: no such file")
+    root = find_root(Path(file).resolve())
+    return str(root), (Path(file).resolve().relative_to(root).as_posix(), int(line))
+
+
+def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
+    """One commit per written change set, its message the patch's: (commit id, subject)."""
+    from kvmlint.gitwork import commit_each
+    from kvmlint.reporters.patches import commit_message
+
+    steps = []
+    for number, change_set in enumerate(change_sets):
+        before = planned.contents_after(change_sets[:number])
+        after = planned.contents_after(change_sets[: number + 1])
+        changed = {p: data for p, data in after.items() if before.get(p, planned.originals.get(p)) != data}
+        steps.append((changed, commit_message(planned.root, change_set)))
+    commits = commit_each(planned.root, steps, signoff)
+    return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
 
 
 @cli.command()
@@ -211,7 +307,8 @@ def scope(paths, exclude) -> None:
     resolver = ScopeResolver(sources.root)
     for path in sources.files:
         decided = resolver.scope_of(path)
-        click.echo(f"{path}: {decided.label}: {decided.reason}")
+        click.echo(f"{path}: {decided.label}: {decided.reason}; "
+                   f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
 
 
 @cli.command()

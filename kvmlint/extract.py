@@ -8,6 +8,7 @@ mentions a KVM symbol is parsed again on its own and mapped back.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -43,6 +44,9 @@ LOOP_TYPES = frozenset({"while_statement", "do_statement", "for_statement"})
 PREPROC_CONTAINERS = frozenset({"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef"})
 MACRO_TYPES = frozenset({"preproc_def", "preproc_function_def"})
 # A macro body is parsed as the body of this function; the prefix length maps offsets back.
+MOSTLY_UNPARSEABLE = "mostly unparseable"
+UNPLACED_NAME = re.compile(rb"\b(?:kvm|KVM)\w*")
+UNPLACED_OPTION = re.compile(rb"kernel[_-]irqchip=")
 MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 # Bounds that keep absurd input linear; real code stays far below them.
 MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
@@ -77,6 +81,8 @@ def _queries() -> dict[str, tree_sitter.Query]:
             errors,
             "(string_literal) @s",
             "(assignment_expression left: (identifier) @lhs) @assign",
+            "(assignment_expression left: (field_expression field: (field_identifier) @member)"
+            " right: (_) @capability) @member_assign",
         ]
     )
     return {
@@ -258,7 +264,8 @@ def _callees(nodes: list[tree_sitter.Node]) -> list[str]:
 
 
 NAME_TYPES = frozenset({"identifier", "type_identifier"})
-NAME_AND_FIELD_TYPES = NAME_TYPES | {"field_identifier"}
+FIELD_TYPES = frozenset({"field_identifier"})
+NAME_AND_FIELD_TYPES = NAME_TYPES | FIELD_TYPES
 
 
 def _identifiers(nodes: list[tree_sitter.Node], kinds: frozenset[str] = NAME_AND_FIELD_TYPES) -> list[str]:
@@ -330,6 +337,7 @@ def site_context(
     condition = call
     child, parent = call, ancestry.parent(call)
     statement, guarded = "expression", []
+    following: list[tree_sitter.Node] = []  # statements after an early exit: controlled too
     for _ in range(MAX_EXPRESSION_WALK):
         if parent is None:
             break
@@ -341,6 +349,7 @@ def site_context(
         elif kind == "if_statement" and parent.child_by_field_name("condition") == child:
             statement = "if"
             guarded = [parent.child_by_field_name("consequence"), parent.child_by_field_name("alternative")]
+            following = _after_early_exit(parent)
             break
         elif kind in LOOP_TYPES and parent.child_by_field_name("condition") == child:
             statement = "while"
@@ -369,6 +378,7 @@ def site_context(
         statement = "macro"
     condition = _strip_parens(condition)
     guarded_nodes = [node for g in guarded if g is not None for node in evidence.nodes(g)]
+    following_nodes = [node for statement in following for node in evidence.nodes(statement)]
     function = ancestry.function(call)
     function_body = function.child_by_field_name("body") if function is not None else None
     function_calls, function_identifiers = evidence.function(function_body) if function_body is not None else ((), ())
@@ -379,10 +389,10 @@ def site_context(
         negated=negated,
         condition=text(condition),
         condition_span=lines.span(start, end),
-        guarded_calls=_unique(_callees(guarded_nodes)),
+        guarded_calls=_unique(_callees(guarded_nodes + following_nodes)),
         guarded_returns=_unique(_returns(guarded_nodes)),
         guarded_identifiers=_unique(
-            [*_identifiers(evidence.nodes(condition)), *_identifiers(guarded_nodes)]
+            [*_identifiers(evidence.nodes(condition)), *_identifiers(guarded_nodes + following_nodes)]
         ),
         function_calls=function_calls,
         function_identifiers=function_identifiers,
@@ -390,12 +400,32 @@ def site_context(
     )
 
 
+EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
+
+
+def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """`if (c) { return; }` with no else: the statements after it run only when c is false,
+    so the condition controls them too."""
+    if if_statement.child_by_field_name("alternative") is not None:
+        return []
+    body = if_statement.child_by_field_name("consequence")
+    statements = [c for c in body.named_children if c.type != "comment"] if body.type == "compound_statement" else [body]
+    if not statements or any(statement.type not in EXIT_TYPES for statement in statements):
+        return []
+    following = []
+    sibling = if_statement.next_named_sibling
+    while sibling is not None:
+        following.append(sibling)
+        sibling = sibling.next_named_sibling
+    return following
+
+
 class Extractor:
     def __init__(self, path: str, data: bytes):
         self.path = path
         self.data = data
         self.lines = LineIndex(data)
-        self.facts = FileFacts(path=path, size=len(data))
+        self.facts = FileFacts(path=path, size=len(data), content_sha256=hashlib.sha256(data).hexdigest())
         self.private: set[str] = set()
 
     def run(self) -> FileFacts:
@@ -406,11 +436,12 @@ class Extractor:
         found = captures("facts", root)
         errors = found.get("error", [])
         self.facts.error_nodes = len(errors)
+        mostly_unparseable = sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data)
         if errors:
             self.facts.first_error_line = min(e.start_point[0] for e in errors) + 1
-            if sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data):
+            if mostly_unparseable:
                 self.facts.warnings.append(
-                    f"mostly unparseable ({len(errors)} syntax errors from line "
+                    f"{MOSTLY_UNPARSEABLE} ({len(errors)} syntax errors from line "
                     f"{self.facts.first_error_line}); analysed as far as possible"
                 )
         try:
@@ -426,6 +457,9 @@ class Extractor:
                 f"{self.evidence.exhausted_line}); later uses have less evidence"
             )
         self._assignments([n for n in found.get("assign", []) if n.child_by_field_name("left").text.startswith(b"kvm_")])
+        self._capability_assignments(
+            [n for n in found.get("member_assign", []) if b"KVM_CAP_" in n.child_by_field_name("right").text]
+        )
         self._strings([n for n in found.get("s", []) if KERNEL_IRQCHIP.search(n.text)])
         if self.ancestry.deep_preprocessor_line is not None:
             self.facts.warnings.append(
@@ -434,7 +468,21 @@ class Extractor:
             )
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
+        if mostly_unparseable:
+            self.facts.unparsed_names = self._unplaced_names(errors)
         return self.facts
+
+    def _unplaced_names(self, errors: list[tree_sitter.Node]) -> frozenset[str]:
+        """KVM-looking names and kernel_irqchip options inside the syntax-error
+        regions for which no reference or definition was recorded: what the
+        analysis of this file may have missed."""
+        placed = {r.symbol for r in self.facts.references} | {d.name for d in self.facts.definitions}
+        found = set()
+        for error in errors:
+            region = self.data[error.start_byte : error.end_byte]
+            found.update(m.decode() for m in UNPLACED_NAME.findall(region))
+            found.update(m.decode() for m in UNPLACED_OPTION.findall(region))
+        return frozenset(found - placed)
 
     def _references(
         self,
@@ -577,6 +625,7 @@ class Extractor:
                 ),
                 identifiers=_unique(n for n in _identifiers(body_nodes, NAME_TYPES) if n != name),
                 field_access=any(n.type == "field_expression" for n in body_nodes),
+                fields=_unique(_identifiers(body_nodes, FIELD_TYPES)),
             )
         )
 
@@ -588,6 +637,20 @@ class Extractor:
             self.facts.assignments.append(
                 Assignment(
                     text(left), text(right), self._span(node),
+                    self.ancestry.function_name(node), self.ancestry.conditions(node),
+                )
+            )
+
+    def _capability_assignments(self, assignments: list[tree_sitter.Node]) -> None:
+        """Where the KVM state is initialised: which member each capability check sets."""
+        for node in assignments:
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if text(node.child_by_field_name("operator")) != "=":
+                continue
+            member = left.child_by_field_name("field")
+            self.facts.capability_assignments.append(
+                Assignment(
+                    text(member), text(right), self._span(node),
                     self.ancestry.function_name(node), self.ancestry.conditions(node),
                 )
             )

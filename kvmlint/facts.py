@@ -70,6 +70,7 @@ class Definition:
     capabilities: tuple[str, ...] = ()  # KVM_CAP_* names the body tests
     identifiers: tuple[str, ...] = ()  # every name the body uses (not struct fields)
     field_access: bool = False  # the body reads a struct member (`s->x`, `s.x`)
+    fields: tuple[str, ...] = ()  # the struct members the body names (`s->xsave` gives "xsave")
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,15 @@ class IrqchipOption:
 class FileFacts:
     path: str  # relative, forward slashes
     size: int
+    # hex sha256 of the bytes parsed: a fix edits a file only while it still has them
+    content_sha256: str = ""
     error_nodes: int = 0
     first_error_line: int | None = None
     references: list[Reference] = field(default_factory=list)
     definitions: list[Definition] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
+    # `s->flag = ...KVM_CAP_X...;`: a state member set from a kernel capability (name = the member)
+    capability_assignments: list[Assignment] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     strings: list[StringLiteral] = field(default_factory=list)
     irqchip_options: list[IrqchipOption] = field(default_factory=list)  # Python files only
@@ -137,3 +142,6 @@ class FileFacts:
     # line -> codes silenced there ("*" for all), from `kvmlint: ignore[...]` comments
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # In a mostly unparseable file: KVM names and kernel_irqchip options inside the
+    # syntax errors that no reference or definition accounts for.
+    unparsed_names: frozenset[str] = frozenset()

@@ -34,6 +34,10 @@ class Finding:
     confidence: str = "high"  # "high" | "medium" | "low"
     fix: Fix | None = None
     evidence: tuple[str, ...] = field(default=(), compare=False)
+    # Shown under the one-line message: why the rule applies here, candidates, ...
+    details: tuple[str, ...] = field(default=(), compare=False)
+    # (arch, what the model says a fix changes there)
+    verdicts: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def sort_key(self):
         return (self.path, self.line, self.column, self.code)

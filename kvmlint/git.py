@@ -29,10 +29,14 @@ class GitError(Exception):
     """git is missing, stuck or failed; the message says which, in one line."""
 
 
+def run_git(root: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    """`git ARGS` run in `root`, whatever its exit status; GitError when git cannot run."""
+    return _run(["git", *SAFE_OPTIONS, *_filter_overrides(root), *args], root, input)
+
+
 def git_output(root: Path, *args: str) -> bytes:
     """`git ARGS` run in `root`, its standard output; GitError when it fails."""
-    command = ["git", *SAFE_OPTIONS, *_filter_overrides(root), *args]
-    result = _run(command, root)
+    result = run_git(root, *args)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitError(message[0] if message else f"exit status {result.returncode}")
@@ -53,13 +57,14 @@ def _filter_overrides(root: Path) -> list[str]:
             for option in ("-c", f"{driver}.{key}=")]
 
 
-def _run(command: list[str], root: Path) -> subprocess.CompletedProcess:
+def _run(command: list[str], root: Path, input: bytes | None = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             command,
             cwd=root,
             capture_output=True,
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
             timeout=GIT_TIMEOUT_SECONDS,
             # no index refresh written by a read-only command
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"},

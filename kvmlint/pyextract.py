@@ -11,6 +11,7 @@ Returns `kvmlint.facts` records only, like the C extractor.
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ MAX_NESTING = 150
 
 
 def extract(path: str, data: bytes) -> FileFacts:
-    facts = FileFacts(path=path, size=len(data))
+    facts = FileFacts(path=path, size=len(data), content_sha256=hashlib.sha256(data).hexdigest())
     lines = LineIndex(data)
     too_deep = _too_deep(data)
     if too_deep is not None:

@@ -48,7 +48,8 @@ def test_irq0_override_moves_whole_and_touches_nothing_else(tree_2012):
     for common in ("kvm-all.c", "kvm-stub.c", "kvm.h"):
         assert "kvm_allows_irq0_override" not in (tree_2012 / common).read_text()
     header = (tree_2012 / "target-i386/kvm_i386.h").read_text()
-    assert header.endswith("#ifndef __KVM_I386_H__\n#define __KVM_I386_H__\n\nint kvm_allows_irq0_override(void);\n\n#endif\n")
+    # kvm_ppc.h's reserved __KVM_PPC_H__ is not copied: upstream's guard
+    assert header.endswith("#ifndef QEMU_KVM_I386_H\n#define QEMU_KVM_I386_H\n\nint kvm_allows_irq0_override(void);\n\n#endif /* QEMU_KVM_I386_H */\n")
     assert "This work is licensed" in header and "Copyright" not in header  # no invented copyright
     stub = (tree_2012 / "target-i386/kvm-stub.c").read_text()
     assert '#include "kvm_i386.h"' in stub and "int kvm_allows_irq0_override(void)\n{\n    return 1;\n}\n" in stub
@@ -119,17 +120,21 @@ def test_diff_writes_nothing_and_the_diff_applies(tree_2012):
 
 
 def test_format_patch_writes_a_series_that_applies_in_order(tree_2012, tmp_path):
+    from test_workflow import git
+
+    git(tree_2012, "init", "-q")
+    git(tree_2012, "add", "-A")
+    git(tree_2012, "commit", "-q", "-m", "Initial import")
+    expected = shutil.copytree(tree_2012, tmp_path / "expected")
     series = tmp_path / "series"
     kvmlint("fix", "--format-patch", str(series), str(tree_2012))
-    patches = sorted(series.glob("*.patch"))
+    patches = sorted(series.glob("0[0-9][0-9][1-9]-*.patch"))
     assert len(patches) >= 5
     first = patches[0].read_text()
     assert "Subject: [PATCH 1/" in first and "] kvm: " in first and "Signed-off-by" not in first
     message = first.split("\n\n", 1)[1].split("\n---\n", 1)[0]
     assert max(len(line) for line in message.splitlines()) <= 72
-    expected = shutil.copytree(tree_2012, tmp_path / "expected")
     kvmlint("fix", str(expected))
-    subprocess.run(["git", "init", "-q"], cwd=tree_2012, check=True)
     for patch in patches:
         subprocess.run(["git", "apply", str(patch)], cwd=tree_2012, check=True)
     def tracked(root):

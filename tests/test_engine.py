@@ -106,7 +106,7 @@ def test_unified_diff_shows_new_files_and_writes_nothing(tmp_path):
     diff = unified_diff(plan(root, [change]))
     assert "-    return kvm_irqchip_in_kernel();" in diff
     assert "+    return kvm_async_interrupts_enabled();" in diff
-    assert "new file mode 100644\n--- /dev/null\n+++ b/n.h" in diff
+    assert "new file mode 100644\nindex 000000000000..d8805c92f24d\n--- /dev/null\n+++ b/n.h" in diff
     assert (root / "a.c").read_bytes() == SOURCE and not (root / "n.h").exists()
 
 

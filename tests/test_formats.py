@@ -165,3 +165,40 @@ def test_write_atomically_replaces_the_file_with_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_finding_is_a_short_line_with_its_notes_under_it_in_every_format(tree):
+    finding = proxy_finding(
+        3, 51, replacement="kvm_halt_in_kernel()", fix=safe_fix(),
+        evidence=("the function cpu_thread_is_idle() decides VCPU idleness",),
+        details=("common code: built for every target",),
+        verdicts=(("x86", "identical in all 2 configurations"), ("arm", "differs in 1 of 2: kernel_irqchip=off: false -> true")),
+    )
+    report = make_report(tree, [finding])
+    text = render("text", report).splitlines()
+    assert text[0] == f"cpus.c:3:51: KVM001 [irqchip-proxy] {finding.message}" and len(text[0]) < 160
+    assert text[1:] == [
+        "    evidence: the function cpu_thread_is_idle() decides VCPU idleness",
+        "    common code: built for every target",
+        "    model: no change on x86",
+        "    model on arm: differs in 1 of 2: kernel_irqchip=off: false -> true",
+    ]
+    assert render("concise", report) == text[0] + "\n"
+
+    document = json.loads(render("json", report))["findings"][0]
+    assert document["message"] == finding.message
+    assert document["verdicts"] == {"x86": "identical in all 2 configurations", "arm": "differs in 1 of 2: kernel_irqchip=off: false -> true"}
+    assert document["evidence"] == list(finding.evidence) and document["details"] == list(finding.details)
+
+    sarif = json.loads(render("sarif", report))
+    jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))
+    result = sarif["runs"][0]["results"][0]
+    assert result["message"]["text"] == finding.message
+    assert "- model on arm: differs in 1 of 2" in result["message"]["markdown"]
+    assert result["properties"]["verdicts"]["arm"].startswith("differs")
+
+    annotation = render("github", report)
+    assert annotation.count("\n") == 1  # one annotation, its notes escaped into it
+    assert f"::{finding.message}%0Aevidence: the function" in annotation
+    gitlab = json.loads(render("gitlab", report))[0]
+    assert "- common code: built for every target\n" in gitlab["content"]["body"]

@@ -126,7 +126,7 @@ def test_infer_era():
     assert infer_era({"kvm_resamplefds_allowed"}) == "current"
     assert infer_era({"kvm_halt_in_kernel_allowed"}) == "current"
     assert infer_era({"kvm_kernel_irqchip", "kvm_has_gsi_routing"}) == "2012"
-    assert infer_era(set()) == "2012"
+    assert infer_era(set()) == "current"  # nothing says: assume current QEMU
 
 
 # --- validation -----------------------------------------------------------------------------

@@ -103,3 +103,12 @@ def test_try_repo_runs_the_hook_on_given_files(qemu, hook_repo, precommit_home):
         cwd=qemu, capture_output=True, text=True, env=environment(precommit_home),
     )
     assert result.returncode == 1 and "cpus.c:17:" in result.stdout, result.stdout + result.stderr
+
+
+def test_all_files_with_nothing_staged_reports_the_existing_findings(qemu, precommit_home):
+    assert git(qemu, "diff", "--cached", "--name-only") == ""
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=qemu, capture_output=True, text=True,
+        env=environment(precommit_home),
+    )
+    assert result.returncode == 1 and "cpus.c:4:" in result.stdout and "KVM001 [irqchip-proxy]" in result.stdout, result.stdout

@@ -53,15 +53,19 @@ def test_kvm001_proposes_the_predicate_upstream_chose_with_its_evidence():
         finding = found[site]
         assert (finding["function"], finding["replacement"]) == (function, replacement), site
         assert finding["fix"]["applicability"] == "safe"
-        assert "evidence:" in finding["message"] and "x86 identical" in finding["message"]
+        assert finding["message"].endswith(f"use {replacement}") and len(finding["message"]) < 120
+        assert finding["evidence"] and finding["verdicts"]["x86"].startswith("identical")
 
 
-def test_kvm001_without_evidence_proposes_nothing_and_says_a_person_must_decide():
+def test_kvm001_without_evidence_lists_the_candidates_and_what_each_changes():
     _, document = check(str(TREE_2012))
     macro_site = by_code(document, "KVM001")[("hw/msix.c", 14)]
     assert macro_site["function"] == "MSIX_USES_KERNEL"  # the macro holding the use
     assert macro_site["replacement"] is None and macro_site["fix"] is None
-    assert macro_site["confidence"] == "low" and "a person must decide" in macro_site["message"]
+    assert macro_site["confidence"] == "low" and "no single answer" in macro_site["message"]
+    candidates = [d for d in macro_site["details"] if d.startswith("candidate ")]
+    assert any(d.startswith("candidate kvm_msi_via_irqfd_enabled() (") for d in candidates), candidates
+    assert all("x86" in d and "arm: differs in 1 of 2: kernel_irqchip=" in d for d in candidates), candidates
     helper_site = by_code(document, "KVM001")[("kvm-all.c", 79)]
     assert "KVM002" in helper_site["message"]
 
@@ -88,8 +92,8 @@ def test_json_contract_keys_and_paths_relative_to_the_directory_argument():
     finding = by_code(document, "KVM001")[("cpus.c", 24)]
     assert list(finding) == [
         "code", "name", "path", "line", "column", "end_line", "end_column", "function", "symbol",
-        "message", "replacement", "arch", "confidence", "fix",
-    ]
+        "message", "replacement", "arch", "confidence", "evidence", "details", "verdicts", "fix",
+    ]  # evidence, details and verdicts were added in 0.2; nothing was removed
     assert (finding["column"], finding["end_column"]) == (51, 51 + len("kvm_irqchip_in_kernel()"))
 
 
@@ -168,3 +172,18 @@ def test_unusable_files_are_skipped_with_a_warning_and_the_rest_still_checked(tm
     if os.geteuid() != 0:  # root reads anything
         assert "hw/secret.c: cannot be read" in completed.stderr
     assert "cpus.c:24:51: KVM001" in completed.stdout
+
+
+def test_explain_proposes_what_check_proposes():
+    _, document = check(str(TREE_2012))
+    idle_site = by_code(document, "KVM001")[("cpus.c", 24)]
+    explained = subprocess.run(
+        [sys.executable, "-m", "kvmlint", "explain", "KVM001"], capture_output=True, text=True, check=True
+    ).stdout
+    example = explained.split("Use instead", 1)[1].split("```c\n", 1)[1].split("\n", 1)[0]
+    assert example.endswith(f"|| {idle_site['replacement']}) {{")
+    # The table of questions comes from the same evidence data check uses.
+    for finding in by_code(document, "KVM001").values():
+        if finding["replacement"]:
+            assert f"| `{finding['replacement']}` |" in explained
+    assert "| `kvm_async_interrupts_enabled()` | `kvm_halt_in_kernel()` |" in explained

@@ -293,6 +293,104 @@ def test_scope_current_fixture(qcurrent, path, label, reason_parts):
         assert part in scope.reason
 
 
+@pytest.fixture(scope="module")
+def q2019() -> ScopeResolver:
+    return ScopeResolver(FIXTURES / "qemu-2019")
+
+
+@pytest.mark.parametrize("path, label, reason_parts", [
+    # ppc-only interrupt controllers: selected only by the pseries machine, through a chain
+    ("hw/intc/xics.c", "ppc", ["hw/intc/Makefile.objs", "obj-$(CONFIG_XICS)", "only for ppc",
+                               "selected by XICS_SPAPR"]),
+    ("hw/intc/xics_kvm.c", "ppc", ["CONFIG_XICS_KVM can be enabled only for ppc"]),
+    ("hw/intc/xive.c", "ppc", ["selected by PSERIES"]),
+    # PCI: set literally only in s390x's .mak, selected by the other targets' machines
+    ("hw/pci/msi.c", "common", ["common-obj-$(CONFIG_PCI)", "x86, arm, ppc, s390x",
+                                "selected by PCI_EXPRESS, PC_PCI, PSERIES",
+                                "set in default-configs/s390x-softmmu.mak", "4 KVM architectures"]),
+    # a device folder enabled by devices-dirs-$(CONFIG_HYPERV), HYPERV implied by the PC machine
+    ("hw/hyperv/hyperv.c", "x86", ["hw/hyperv/", "a folder built only for x86", "hw/Makefile.objs"]),
+    # s390-only device code in generic folders
+    ("hw/vfio/ap.c", "s390x", ["CONFIG_VFIO_AP can be enabled only for s390x"]),
+    ("hw/intc/s390_flic_kvm.c", "s390x", ["CONFIG_S390_FLIC_KVM can be enabled only for s390x"]),
+    ("hw/intc/ioapic.c", "x86", ["CONFIG_IOAPIC can be enabled only for x86 (selected by PC)"]),
+    ("hw/intc/arm_gic.c", "arm", ["selected by ARM_VIRT"]),
+    ("hw/intc/arm_gicv3_kvm.c", "arm", ["$(call land,$(CONFIG_ARM_GIC_KVM),$(TARGET_AARCH64))",
+                                        "TARGET_AARCH64 is defined only for arm"]),
+    ("hw/misc/two_arch_irq.c", "common", ["$(call lor,", "only for ppc", "only for s390x",
+                                          "2 KVM architectures"]),
+    # the .mak include: pci.mak's PCI_DEVICES reaches i386/x86_64, arm and ppc imply it
+    ("hw/misc/pci-testdev.c", "common", ["CONFIG_PCI_TESTDEV can be enabled for x86, arm, ppc"]),
+    ("hw/vfio/pci.c", "common", ["x86, arm, ppc, s390x"]),
+    ("accel/kvm/kvm-all.c", "common", ["accel/kvm/Makefile.objs", "every target"]),
+    ("accel/stubs/kvm-stub.c", "common", ["$(call lnot,$(CONFIG_KVM))", "every target"]),
+    ("cpus.c", "common", ["Makefile.target"]),
+    ("hw/i386/pc.c", "x86", ["hw/i386/"]),
+    ("target/s390x/kvm.c", "s390x", ["target/s390x/"]),
+    ("pc-bios/s390-ccw/virtio.c", "outside", ["pc-bios/s390-ccw/Makefile builds", "not part of any emulator"]),
+    # a device's header follows the source it declares (include/hw/intc/ioapic.h -> hw/intc/ioapic.c)
+    ("include/hw/intc/ioapic.h", "x86", ["header of hw/intc/ioapic.c, which is x86 code",
+                                         "CONFIG_IOAPIC can be enabled only for x86"]),
+    ("include/hw/pci/msi.h", "common", ["header; generic path"]),  # its source is common
+    ("include/sysemu/kvm.h", "common", ["header; generic path"]),  # no source of that name
+])
+def test_scope_kconfig_make_fixture(q2019, path, label, reason_parts):
+    scope = q2019.scope_of(path)
+    assert scope.label == label, scope.reason
+    for part in reason_parts:
+        assert part in scope.reason
+
+
+def test_kconfig_make_era_reads_kconfig_not_only_the_mak_files(q2019):
+    configs = q2019.configs
+    assert isinstance(configs, KconfigSpace)
+    assert sorted(target.name for target in configs.targets) == [
+        "aarch64-softmmu", "arm-softmmu", "i386-softmmu", "ppc64-softmmu", "s390x-softmmu", "x86_64-softmmu"]
+    assert "PCI_DEVICES" in configs.enabled["x86_64-softmmu"]  # x86_64 includes i386, which includes pci.mak
+    assert "PCI" not in configs.enabled["arm-softmmu"]  # only aarch64 has the virt board
+    assert configs.families("CONFIG_HYPERV") == frozenset({"x86"})
+
+
+def test_compile_units_kconfig_make_fixture(q2019):
+    assert q2019.scope_of("hw/intc/arm_gic.c").unit == "target-independent"
+    assert q2019.scope_of("hw/pci/msi.c").unit == "target-independent"
+    assert q2019.scope_of("hw/intc/xics.c").unit == "per-target"
+    assert q2019.scope_of("accel/kvm/kvm-all.c").unit == "per-target"
+
+
+@pytest.fixture(scope="module")
+def q2020() -> ScopeResolver:
+    return ScopeResolver(FIXTURES / "qemu-2020")
+
+
+@pytest.mark.parametrize("path, label, reason_parts", [
+    ("hw/intc/xics.c", "ppc", ["specific_ss when CONFIG_XICS", "only for ppc (selected by PSERIES)"]),
+    ("hw/intc/xics_kvm.c", "ppc", ["CONFIG_KVM and CONFIG_XICS"]),
+    ("hw/intc/arm_gic.c", "arm", ["softmmu_ss when CONFIG_ARM_GIC", "selected by ARM_VIRT"]),
+    ("hw/pci/msi.c", "common", ["pci_ss (added to softmmu_ss when CONFIG_PCI)", "x86, arm, ppc",
+                                "3 KVM architectures"]),
+    # an accelerator symbol is on only where meson.build offers that accelerator
+    ("hw/xen/xen_pt.c", "x86", ["CONFIG_XEN can be enabled only for x86",
+                                "an accelerator the build offers for i386-softmmu, x86_64-softmmu"]),
+    ("accel/kvm/kvm-all.c", "common", ["CONFIG_KVM can be enabled for x86, arm, ppc"]),
+    ("hw/ppc/spapr.c", "ppc", ["hw/ppc/", "ppc source set"]),
+])
+def test_scope_kconfig_meson_default_configs_devices_fixture(q2020, path, label, reason_parts):
+    scope = q2020.scope_of(path)
+    assert scope.label == label, scope.reason
+    for part in reason_parts:
+        assert part in scope.reason
+
+
+def test_accelerators_enable_their_selects_only_on_their_targets(q2020):
+    configs = q2020.configs
+    assert "PC" in configs.enabled["x86_64-softmmu"]  # default-configs/devices: x86_64 includes i386
+    assert "XEN_PCI" in configs.enabled["x86_64-softmmu"]
+    assert "XEN_PCI" not in configs.enabled["m68k-softmmu"]  # XEN is no m68k accelerator...
+    assert "PCI" not in configs.enabled["m68k-softmmu"]  # ...so it does not bring PCI there
+    assert configs.families("CONFIG_PCI") == frozenset({"x86", "arm", "ppc"})
+
+
 def test_scope_arches(q2012, qcurrent):
     assert qcurrent.scope_of("hw/intc/two_arch_ipi.c").arches == frozenset({"loongarch", "mips"})
     assert qcurrent.scope_of("accel/kvm/kvm-all.c").arches == frozenset()
@@ -306,7 +404,7 @@ def test_32_bit_arm_target_lacks_the_aarch64_machine(qcurrent):
     assert "ARM_VIRT" in space.enabled["aarch64-softmmu"]
 
 
-@pytest.mark.parametrize("tree", ["qemu-2012", "qemu-current"])
+@pytest.mark.parametrize("tree", ["qemu-2012", "qemu-2019", "qemu-2020", "qemu-current"])
 def test_every_fixture_file_gets_a_scope_with_a_reason(tree):
     root = FIXTURES / tree
     resolver = ScopeResolver(root)
@@ -318,6 +416,98 @@ def test_every_fixture_file_gets_a_scope_with_a_reason(tree):
 
 def test_paths_are_normalised(q2012):
     assert q2012.scope_of("./hw/../hw/pc.c") == q2012.scope_of("hw/pc.c")
+
+
+# --- compile units ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, unit, reason_part", [
+    ("cpus.c", "per-target", "Makefile.target: obj-y is compiled per target, with the target's folder"),
+    ("kvm-all.c", "per-target", "obj-y is compiled per target"),
+    ("hw/pc.c", "per-target", "hw/i386/Makefile.objs: obj-y"),
+    ("hw/kvm/clock.c", "per-target", "hw/kvm/Makefile.objs: obj-y"),
+    ("target-i386/kvm.c", "per-target", "target-i386/Makefile.objs"),
+    ("hw/virtio-pci.c", "target-independent", "hw/Makefile.objs: hw-obj-y is compiled once for all targets"),
+    ("hw/msi.c", "target-independent", "hw-obj-y"),
+    ("hw/irq.c", "target-independent", "common-obj-y is compiled once"),
+    ("kvm.h", None, "not a source file"),
+    ("hw/usb/hcd-ohci.c", None, "no build rule"),
+])
+def test_compile_unit_2012_fixture(q2012, path, unit, reason_part):
+    scope = q2012.scope_of(path)
+    assert scope.unit == unit, scope.unit_reason
+    assert reason_part in scope.unit_reason
+
+
+@pytest.mark.parametrize("path, unit, reason_part", [
+    ("hw/intc/arm_gicv3_common.c", "target-independent", "system_ss is compiled once for all targets"),
+    ("hw/intc/irq_count.c", "target-independent", "system_ss"),
+    ("hw/virtio/virtio-pci.c", "target-independent", "system_virtio_ss"),
+    ("hw/intc/ioapic-stub.c", "target-independent", "system_ss"),  # a stub of a target-independent set
+    ("hw/intc/xics.c", "per-target", "specific_ss is compiled per target, with target/<arch>/"),
+    ("hw/i386/pc.c", "per-target", "i386_ss is in target_arch, compiled for its architecture only"),
+    ("accel/kvm/kvm-all.c", "per-target", "kvm_ss is added only to per-target sets (specific_ss)"),
+    ("accel/stubs/kvm-stub.c", "per-target", "system_stubs_ss is added only to per-target sets"),
+    ("target/i386/kvm/kvm.c", "per-target", "i386_kvm_ss is added only to per-target sets (i386_system_ss)"),
+    ("include/system/kvm.h", None, "not a source file"),
+])
+def test_compile_unit_current_fixture(qcurrent, path, unit, reason_part):
+    scope = qcurrent.scope_of(path)
+    assert scope.unit == unit, scope.unit_reason
+    assert reason_part in scope.unit_reason
+
+
+def test_one_target_independent_rule_decides_the_unit(tmp_path):
+    _write_tree(tmp_path, {
+        "meson.build": "specific_ss = ss.source_set()\nsystem_ss = ss.source_set()\n"
+                       "shared_ss = ss.source_set()\nmod_ss = ss.source_set()\n"
+                       "target_modules += {'accel': {'tcg': mod_ss}}\n"
+                       "specific_ss.add(files('both.c', 'only_specific.c'))\n"
+                       "system_ss.add(files('both.c'))\n"
+                       "shared_ss.add(files('nested_twice.c'))\n"
+                       "specific_ss.add_all(shared_ss)\nsystem_ss.add_all(shared_ss)\n"
+                       "mod_ss.add(files('module.c'))\n"
+                       "libutil = static_library('util', files('util.c'))\n",
+    })
+    resolver = ScopeResolver(tmp_path)
+    assert resolver.scope_of("only_specific.c").unit == "per-target"
+    assert resolver.scope_of("both.c").unit == "target-independent"
+    assert resolver.scope_of("nested_twice.c").unit == "target-independent"
+    assert resolver.scope_of("module.c").unit == "per-target"
+    assert "target_modules" in resolver.scope_of("module.c").unit_reason
+    assert resolver.scope_of("util.c").unit == "target-independent"
+
+
+def test_make_list_pulled_only_into_per_target_lists_is_per_target(tmp_path):
+    _write_tree(tmp_path, {
+        "Makefile.target": "obj-y += main.o $(helper-obj-y)\nobj-i386-y += pcspk.o\n"
+                           "all-obj-y = $(obj-y) $(common-obj-y)\ninclude $(SRC_PATH)/Makefile.objs\n",
+        "Makefile.objs": "helper-obj-y += helper.o\ncommon-obj-y += blockdev.o\n"
+                         "target-obj-y += trace.o\nshared-obj-y += osdep.o\n"
+                         "obj-y += $(shared-obj-y)\ncommon-obj-y += $(shared-obj-y)\n",
+    })
+    resolver = ScopeResolver(tmp_path)
+    assert resolver.scope_of("main.c").unit == "per-target"
+    assert resolver.scope_of("pcspk.c").unit == "per-target"
+    assert resolver.scope_of("trace.c").unit == "per-target"
+    helper = resolver.scope_of("helper.c")
+    assert (helper.unit, helper.unit_reason) == ("per-target", "Makefile.objs: helper-obj-y is pulled only "
+                                                               "into per-target lists (obj-y)")
+    assert resolver.scope_of("blockdev.c").unit == "target-independent"
+    assert resolver.scope_of("osdep.c").unit == "target-independent"
+
+
+def test_scope_command_prints_the_unit():
+    from click.testing import CliRunner
+
+    from kvmlint.cli import cli
+
+    root = FIXTURES / "qemu-current"
+    result = CliRunner().invoke(cli, ["scope", str(root / "hw/intc/arm_gicv3_common.c"),
+                                      str(root / "hw/intc/xics.c")])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(": ", 1) for line in result.output.splitlines())
+    assert "compile unit: target-independent (hw/intc/meson.build: system_ss" in lines["hw/intc/arm_gicv3_common.c"]
+    assert "compile unit: per-target (hw/intc/meson.build: specific_ss" in lines["hw/intc/xics.c"]
 
 
 # --- robustness -----------------------------------------------------------------------
@@ -408,6 +598,13 @@ class TestRealTree:
             _assert_labels(resolver, {
                 "hw/cpu/a15mpcore.c": "arm", "hw/virtio/virtio-pci.c": "common", "kvm-all.c": "common",
                 "hw/intc/xics.c": "ppc", "hw/intc/xics_kvm.c": "ppc",
+            })
+        if era != "2012":  # the classes of the Kconfig era, where the files exist
+            _assert_labels(resolver, {
+                "hw/intc/xive.c": "ppc", "hw/intc/spapr_xive_kvm.c": "ppc", "hw/intc/s390_flic_kvm.c": "s390x",
+                "hw/vfio/ap.c": "s390x", "hw/vfio/ccw.c": "s390x", "hw/hyperv/hyperv.c": "x86",
+                "hw/pci/pci.c": "common", "hw/pci/msi.c": "common", "hw/pci/msix.c": "common",
+                "pc-bios/s390-ccw/virtio.c": "outside", "pc-bios/s390-ccw/virtio-ccw.c": "outside",
             })
         else:
             _assert_labels(resolver, {

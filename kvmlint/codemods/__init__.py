@@ -19,7 +19,7 @@ from kvmlint.codemods.engine import ChangeSet
 from kvmlint.errors import FixError
 from kvmlint.findings import Finding
 
-INFRASTRUCTURE = {"engine", "ctext", "tree"}
+INFRASTRUCTURE = {"engine", "ctext", "tree", "transaction"}
 
 
 @lru_cache(maxsize=1)

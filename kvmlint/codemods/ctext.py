@@ -30,9 +30,10 @@ def leading_comment_start(data: bytes, start: int) -> int:
     """Where a comment that directly precedes `start` (no blank line between) begins."""
     begin = line_start(data, start)
     before = data[:begin].rstrip(b" \t")
-    if before.endswith(b"*/\n"):
+    if before.endswith((b"*/\n", b"*/\r\n")):
         opener = before.rfind(b"/*")
-        if opener >= 0 and b"\n\n" not in data[opener:begin] and before[opener - 1 : opener] in (b"", b"\n"):
+        between = data[opener:begin].replace(b"\r\n", b"\n")
+        if opener >= 0 and b"\n\n" not in between and before[opener - 1 : opener] in (b"", b"\n"):
             return opener
     return begin
 

@@ -9,21 +9,26 @@ read, refuses what it cannot do safely, and only then writes:
 - every changed file is re-parsed, and a change set that adds parse errors
   is rolled back;
 - a change set whose edits change nothing is a no-op (so fixing twice is);
-- writes are atomic (temporary file and rename, permissions kept), a file
-  that changed on disk since it was read is skipped, and nothing outside the
-  root is ever written.
+- every file is read once, through the fix's snapshot, and must still hold
+  the bytes the analysis parsed (the findings' offsets point into those);
+- inserted lines take the file's line ending (CRLF files stay CRLF);
+- change sets that share a file are written together, each such group all
+  or nothing (see `transaction`): temporary files first, then renames, each
+  file compared with what was planned against right before its rename; a
+  read-only file, a file changed on disk or a failed write leaves the
+  group's files as they were, and nothing outside the root is ever written.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kvmlint.codemods import transaction
+from kvmlint.codemods.tree import snapshot
+from kvmlint.errors import FixError
 from kvmlint.extract import captures, parse
 from kvmlint.source import is_c_file
 
@@ -66,6 +71,10 @@ class ChangeSet:
     replacements: list[Replacement] = field(default_factory=list)
     # (old, new) expressions this change set rewrites, for the model to check again
     expression_checks: list[tuple[str, str]] = field(default_factory=list)
+    # For the patch mails: the files the subject prefix is taken from (default: every
+    # file changed), and (arch, what changes there) as the model says, for the cover letter.
+    subject_paths: tuple[str, ...] = ()
+    arch_effects: tuple[tuple[str, str], ...] = ()
 
     def paths(self) -> set[str]:
         return {e.path for e in self.edits} | {n.path for n in self.new_files} | {r.path for r in self.replacements}
@@ -94,21 +103,37 @@ class Plan:
         edits_by_path: dict[str, list[Edit]] = {}
         result: dict[str, bytes] = {}
         for change_set in change_sets:
+            # A new file's lines end as those of the files its change set edits.
+            edited = b"".join(self.originals.get(e.path, b"") for e in change_set.edits)
             for new_file in change_set.new_files:
-                base[new_file.path] = result[new_file.path] = new_file.content
+                content = with_line_ending(new_file.content, line_ending(edited)) if edited else new_file.content
+                base[new_file.path] = result[new_file.path] = content
             for edit in change_set.edits:
                 edits_by_path.setdefault(edit.path, []).append(edit)
         for path, edits in edits_by_path.items():
-            result[path] = apply_edits(base[path], edits)
+            ending = line_ending(base[path])
+            result[path] = apply_edits(base[path], [_with_ending(edit, ending) for edit in edits])
         for change_set in change_sets:
             for replacement in change_set.replacements:
                 current = result.get(replacement.path, base.get(replacement.path, b""))
-                result[replacement.path] = current.replace(replacement.old, replacement.new, 1)
+                ending = line_ending(current)
+                old, new = (with_line_ending(text, ending) for text in (replacement.old, replacement.new))
+                result[replacement.path] = current.replace(old, new, 1)
         return result
 
-    def changed_files(self) -> dict[str, bytes]:
-        after = self.contents_after(self.accepted)
-        return {path: data for path, data in after.items() if self.originals.get(path) != data}
+
+def line_ending(data: bytes) -> bytes:
+    """The line ending most of a file's lines have."""
+    crlf = data.count(b"\r\n")
+    return b"\r\n" if crlf > data.count(b"\n") - crlf else b"\n"
+
+
+def with_line_ending(text: bytes, ending: bytes) -> bytes:
+    return text.replace(b"\r\n", b"\n").replace(b"\n", ending) if ending == b"\r\n" else text.replace(b"\r\n", b"\n")
+
+
+def _with_ending(edit: Edit, ending: bytes) -> Edit:
+    return Edit(edit.path, edit.start, edit.end, with_line_ending(edit.replacement, ending))
 
 
 def apply_edits(data: bytes, edits: list[Edit]) -> bytes:
@@ -148,12 +173,14 @@ def _inside_root(root: Path, relpath: str) -> bool:
 
 def plan(root: Path, change_sets: list[ChangeSet]) -> Plan:
     result = Plan(root=root, originals={})
+    read = snapshot(root).read
     error_regions: dict[str, list[tuple[int, int]]] = {}
     error_counts: dict[str, int] = {}
+    change_sets = [_through_links(root, change_set) for change_set in change_sets]
     # Text replacements apply to what the byte-range edits leave, so they go last.
     ordered = sorted(change_sets, key=lambda change_set: bool(change_set.replacements))
     for change_set in ordered:
-        reason = _check(result, change_set, error_regions, error_counts)
+        reason = _check(result, change_set, read, error_regions, error_counts)
         if reason:
             result.refused.append(Refusal(change_set, reason))
         else:
@@ -161,7 +188,26 @@ def plan(root: Path, change_sets: list[ChangeSet]) -> Plan:
     return result
 
 
-def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> str | None:
+def _through_links(root: Path, change_set: ChangeSet) -> ChangeSet:
+    """The change set with each symlink inside the root replaced by the file it leads to,
+    so that a file reached by two paths is planned (and written) as one, the link kept."""
+    real_root = root.resolve()
+
+    def real(path: str) -> str:
+        target = (root / path).resolve()
+        return target.relative_to(real_root).as_posix() if real_root in target.parents else path
+
+    if all(real(path) == path for path in change_set.paths()):
+        return change_set
+    return replace(
+        change_set,
+        edits=list(dict.fromkeys(replace(e, path=real(e.path)) for e in change_set.edits)),  # one edit per file
+        new_files=[replace(n, path=real(n.path)) for n in change_set.new_files],
+        replacements=[replace(r, path=real(r.path)) for r in change_set.replacements],
+    )
+
+
+def _check(result: Plan, change_set: ChangeSet, read, error_regions, error_counts) -> str | None:
     root = result.root
     for path in change_set.paths():
         if not _inside_root(root, path):
@@ -180,9 +226,9 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
         else:
             if edit.path not in result.originals:
                 try:
-                    result.originals[edit.path] = (root / edit.path).read_bytes()
-                except OSError as error:
-                    return f"{edit.path} cannot be read ({error.strerror or error})"
+                    result.originals[edit.path] = read(edit.path)
+                except FixError as error:
+                    return str(error)
                 error_regions[edit.path] = _error_regions(edit.path, result.originals[edit.path])
                 error_counts[edit.path] = len(error_regions[edit.path])
             base = result.originals[edit.path]
@@ -203,9 +249,9 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
         for replacement in change_set.replacements:
             if replacement.path not in result.originals and replacement.path not in created:
                 try:
-                    result.originals[replacement.path] = (root / replacement.path).read_bytes()
-                except OSError as error:
-                    return f"{replacement.path} cannot be read ({error.strerror or error})"
+                    result.originals[replacement.path] = read(replacement.path)
+                except FixError as error:
+                    return str(error)
                 error_counts[replacement.path] = len(_error_regions(replacement.path, result.originals[replacement.path]))
         before = result.contents_after(result.accepted)
         for replacement in change_set.replacements:
@@ -224,7 +270,9 @@ def _check(result: Plan, change_set: ChangeSet, error_regions, error_counts) -> 
 
 
 def unified_diff(plan_: Plan, change_sets: list[ChangeSet] | None = None, before: list[ChangeSet] | None = None) -> str:
-    """The diff of `change_sets` applied on top of `before` (default: all accepted, on the originals)."""
+    """The diff of `change_sets` applied on top of `before` (default: all accepted, on the originals),
+    in git's format: `index` lines with the blob ids of the real pre- and post-images (so
+    `git am -3` can fall back to a three-way merge) and git's function context in hunk headers."""
     change_sets = plan_.accepted if change_sets is None else change_sets
     before = before or []
     old = plan_.contents_after(before)
@@ -234,35 +282,72 @@ def unified_diff(plan_: Plan, change_sets: list[ChangeSet] | None = None, before
         old_data = old.get(path, plan_.originals.get(path))
         if old_data == new[path]:
             continue
-        chunks.append(_file_diff(path, old_data, new[path]))
+        chunks.append(_file_diff(path, old_data, new[path], _git_mode(plan_.root / path)))
     return "".join(chunks)
 
 
-def _file_diff(path: str, old: bytes | None, new: bytes) -> str:
+def blob_id(data: bytes) -> str:
+    """What `git hash-object` says of these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+# Abbreviated as QEMU's own patches are; long enough to stay unique in a large repository.
+ABBREVIATED_ID = 12
+
+
+def _git_mode(target: Path) -> str:
+    try:
+        executable = target.stat().st_mode & 0o111
+    except OSError:
+        return "100644"  # a file the series creates
+    return "100755" if executable else "100644"
+
+
+def _file_diff(path: str, old: bytes | None, new: bytes, mode: str = "100644") -> str:
     old_lines = old.decode("utf-8", "surrogateescape").splitlines(keepends=True) if old is not None else []
     new_lines = new.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    old_id = blob_id(old)[:ABBREVIATED_ID] if old is not None else "0" * ABBREVIATED_ID
+    new_id = blob_id(new)[:ABBREVIATED_ID]
     header = f"diff --git a/{path} b/{path}\n"
     if old is None:
-        header += "new file mode 100644\n"
+        header += f"new file mode {mode}\nindex {old_id}..{new_id}\n"
+    else:
+        header += f"index {old_id}..{new_id} {mode}\n"
     header += f"--- {'/dev/null' if old is None else 'a/' + path}\n+++ b/{path}\n"
     return header + "".join(_hunks(old_lines, new_lines))
 
 
 def _hunks(old: list[str], new: list[str], context: int = 3):
     """Unified-diff hunks like git's: without difflib's autojunk, which treats
-    frequent lines such as `}` as noise and so misaligns C diffs."""
+    frequent lines such as `}` as noise and so misaligns C diffs; each header
+    carries git's default function context."""
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     for group in matcher.get_grouped_opcodes(context):
         first, last = group[0], group[-1]
         old_start, old_len = first[1], last[2] - first[1]
         new_start, new_len = first[3], last[4] - first[3]
-        yield f"@@ -{_range(old_start, old_len)} +{_range(new_start, new_len)} @@\n"
+        function = _function_line(old, old_start)
+        yield f"@@ -{_range(old_start, old_len)} +{_range(new_start, new_len)} @@{' ' + function if function else ''}\n"
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
                 yield from (_line(" ", line) for line in old[i1:i2])
                 continue
             yield from (_line("-", line) for line in old[i1:i2])
             yield from (_line("+", line) for line in new[j1:j2])
+
+
+FUNCTION_CONTEXT_BYTES = 80  # git's buffer for the hunk header's function line
+
+
+def _function_line(old: list[str], hunk_start: int) -> str:
+    """git's default function context (xdiff's def_ff): the nearest line above
+    the hunk that starts with a letter, `_` or `$`, cut to 80 bytes, trailing
+    blanks removed."""
+    for line in reversed(old[:hunk_start]):
+        if line[:1].isascii() and (line[:1].isalpha() or line[:1] in "_$"):
+            cut = line.encode("utf-8", "surrogateescape")[:FUNCTION_CONTEXT_BYTES]
+            return cut.decode("utf-8", "surrogateescape").rstrip()
+    return ""
 
 
 def _range(start: int, length: int) -> str:
@@ -277,61 +362,51 @@ def _line(prefix: str, line: str) -> str:
 @dataclass
 class WriteReport:
     written: list[str] = field(default_factory=list)
+    applied: list[ChangeSet] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (change set title, why)
 
 
-def _stale_reason(plan_: Plan, path: str) -> str | None:
-    target = plan_.root / path
-    if path not in plan_.originals:
-        return f"{path} appeared on disk since the fix was planned" if target.exists() else None
-    try:
-        current = target.read_bytes()
-    except OSError as error:
-        return f"{path} cannot be read now ({error.strerror or error})"
-    if hashlib.sha256(current).digest() != hashlib.sha256(plan_.originals[path]).digest():
-        return f"{path} changed on disk since it was read"
-    return None
-
-
 def write(plan_: Plan) -> WriteReport:
-    """Write every accepted change set atomically, file by file.
+    """Write the accepted change sets; those that share a file, together and all or nothing.
 
-    A change set with any file that changed on disk since it was read is
-    skipped whole, so no fix is ever half-applied.
+    A group that cannot be written whole (a file changed on disk since the
+    analysis or during the write, a read-only file or directory) is skipped
+    whole, its files left as they were.
     """
     report = WriteReport()
-    stale = {path: reason for path in plan_.changed_files() if (reason := _stale_reason(plan_, path))}
-    writable = []
-    for change_set in plan_.accepted:
-        reasons = [stale[path] for path in sorted(change_set.paths()) if path in stale]
-        if reasons:
-            report.skipped.append((change_set.title, "; ".join(reasons) + "; not written"))
-        else:
-            writable.append(change_set)
-    after = plan_.contents_after(writable)
-    for path, data in sorted(after.items()):
-        if plan_.originals.get(path) == data:
+    for group in _groups_sharing_files(plan_.accepted):
+        after = plan_.contents_after(group)
+        changes = [
+            transaction.FileChange(path, plan_.originals.get(path), data)
+            for path, data in sorted(after.items())
+            if plan_.originals.get(path) != data
+        ]
+        try:
+            transaction.commit(plan_.root, changes)
+        except transaction.NotWritten as why:
+            report.skipped.extend((change_set.title, f"{why}; not written") for change_set in group)
             continue
-        target = plan_.root / path
-        _atomic_write(target, data, like=target if path in plan_.originals else None)
-        report.written.append(path)
+        report.written.extend(change.path for change in changes)
+        report.applied.extend(group)
+    report.written.sort()
     return report
 
 
-def _atomic_write(target: Path, data: bytes, like: Path | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".kvmlint", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        if like is not None:
-            shutil.copymode(like, temporary)
-        else:
-            os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+def _groups_sharing_files(change_sets: list[ChangeSet]) -> list[list[ChangeSet]]:
+    """Change sets linked by a file they both touch, each group in plan order."""
+    group_of: dict[str, int] = {}  # path -> index of its group
+    groups: list[list[ChangeSet]] = []
+    for change_set in change_sets:
+        joined = sorted({group_of[p] for p in change_set.paths() if p in group_of})
+        target = joined[0] if joined else len(groups)
+        if not joined:
+            groups.append([])
+        for other in joined[1:]:
+            groups[target].extend(groups[other])
+            groups[other] = []
+        groups[target].append(change_set)
+        for change in groups[target]:
+            for path in change.paths():
+                group_of[path] = target
+    order = {id(change_set): i for i, change_set in enumerate(change_sets)}
+    return [sorted(group, key=lambda c: order[id(c)]) for group in groups if group]

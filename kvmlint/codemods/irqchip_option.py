@@ -13,10 +13,13 @@ from libcst.metadata import ByteSpanPositionProvider
 
 from kvmlint.codemods.engine import ChangeSet, Edit
 from kvmlint.errors import FixError
+from kvmlint.prose import arch_name, join_words
 from kvmlint.source import is_python_file
 
 DESCRIPTION = "Replace a kernel_irqchip value the target does not accept with the one it does."
 RULE = "KVM006"
+SERIES_TITLE = "Use the kernel_irqchip values the targets accept"
+SERIES_SUMMARY = "tests and machine code ask for kernel_irqchip values their targets accept"
 
 
 def transform(analysis, findings):
@@ -108,10 +111,19 @@ def _changed_range(path: str, old: bytes, new: bytes) -> Edit:
 
 
 def _change_set(path: str, findings, edits: list[Edit]) -> ChangeSet:
-    settings = sorted({f"{f.symbol}={f.fix.argument('value')} -> {f.fix.argument('replacement')} ({f.arch})" for f in findings})
+    changes = sorted({
+        f"{f.symbol}={f.fix.argument('value')} is not a setting {arch_name(f.arch)} KVM accepts; "
+        f"{f.fix.argument('replacement')} is the only one"
+        for f in findings
+    })
     body = (
-        f"The model of the target accepts a single kernel_irqchip value; use it in {path}:\n"
-        + "".join(f"  {line}\n" for line in settings)
+        f"{path} asks for a kernel irqchip setting its target does not support, "
+        f"so QEMU would refuse to start the guest.\n\n"
+        + "\n".join(f"- {line}" for line in changes)
+        + "\n\nUse the supported value instead.\n"
     )
-    arches = ", ".join(sorted({f.arch for f in findings}))
-    return ChangeSet(code=RULE, title=f"kvm: Use the kernel_irqchip value {arches} accepts in {path}", body=body, edits=edits)
+    arches = join_words([arch_name(a) for a in sorted({f.arch for f in findings})])
+    return ChangeSet(
+        code=RULE, title=f"tests: Use the kernel_irqchip value {arches} accepts in {path.rsplit('/', 1)[-1]}",
+        body=body, edits=edits,
+    )

@@ -21,12 +21,17 @@ from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, Replacement
 from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
 from kvmlint.extract import parse
+from kvmlint.prose import arch_name, arch_specific, join_words
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
 
 DESCRIPTION = "Move a helper of one architecture from the common KVM files into that target."
 RULE = "KVM002"
 
-ARCH_TITLES = {"x86": "x86", "arm": "ARM", "ppc": "PowerPC", "s390x": "s390x", "riscv": "RISC-V", "loongarch": "LoongArch", "mips": "MIPS"}
+SERIES_TITLE = "Move architecture-specific helpers into their targets"
+SERIES_SUMMARY = (
+    "helpers whose concept belongs to one architecture move from the common KVM "
+    "files into that target's source, header and stub file"
+)
 MAKE_KVM_LINE = re.compile(rb"^obj-\$\((CONFIG_KVM)\)\s*\+=.*\bkvm\.o\b.*\n", re.MULTILINE)
 MESON_KVM_SET = re.compile(rb"^(\w+)\.add_all\(when:\s*'CONFIG_KVM',\s*if_true:\s*\w+\)", re.MULTILINE)
 
@@ -121,34 +126,53 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
     after = Path(prototypes[0].path).name if prototypes else None
     needing = {use.path for use in analysis.index.callers_of(symbol) if not is_common_kvm_file(analysis, use.path)}
     needing |= {layout.kvm_source} if implementation is not None else set(defined_in_target)
+    including = []
     for path in sorted(needing - {layout.header, layout.stub}):
         edit = ctext.include_edit(path, read(path), layout.header_spelling, after)
         if edit is not None:
             edits.append(edit)
+            including.append(path)
 
-    places = ", ".join(sorted({d.path for d in common}))
-    what = (
-        f"the definition to {layout.kvm_source}, the prototype to {layout.header}"
-        + (f", and the stub for builds without KVM to {layout.stub}" if stubs else "")
-        if implementation is not None
-        else f"its prototype to {layout.header}, beside its definition"
-    )
-    body = (
-        f"{symbol}() is a {ARCH_TITLES.get(arch, arch)}-specific concept ({finding.fix.argument('reason')}),\n"
-        f"but it is declared in common KVM files ({places}).\n"
-        f"Move it to the target-specific files where it belongs: {what}.\n"
-    )
     moved = ChangeSet(
         code=RULE,
         title=f"kvm: Move {symbol}() to {layout.directory}",
-        body=body,
+        body=_move_message(finding, symbol, arch, layout, common, implementation, stubs, new_files, including),
         applicability=finding.fix.applicability,
         edits=edits,
         new_files=new_files,
+        subject_paths=tuple(sorted({layout.kvm_source, layout.header} | ({layout.stub} if stubs else set()))),
     )
     places_now = [layout.kvm_source, layout.header] + ([layout.stub] if stubs else [])
     retyped = _bool_return(symbol, implementation, places_now, read) if implementation is not None else None
     return [moved, retyped] if retyped else [moved]
+
+
+def _move_message(finding, symbol, arch, layout, common, implementation, stubs, new_files, including) -> str:
+    """Why the helper moves, where each part goes, which files gain the include."""
+    created = {new_file.path for new_file in new_files}
+
+    def place(path: str) -> str:
+        return f"the new {path}" if path in created else path
+
+    kinds = sorted({d.item.kind for d in common})
+    declared = "defined and declared" if "function" in kinds and "prototype" in kinds else "defined" if "function" in kinds else "declared"
+    places = join_words(sorted({d.path for d in common}))
+    if implementation is not None:
+        parts = [f"the definition to {layout.kvm_source}", f"the prototype to {place(layout.header)}"]
+        if stubs:
+            parts.append(f"the stub for builds without KVM to {place(layout.stub)}")
+        what = f"Move {join_words(parts)}."
+    else:
+        what = f"Move its prototype to {place(layout.header)}, beside its definition."
+    if layout.stub in created:
+        what += " The new stub file is built exactly when the common one is."
+    if including:
+        what += f" {join_words(including)} now include{'s' if len(including) == 1 else ''} {layout.header_spelling}."
+    return (
+        f"{symbol}() is {arch_specific(arch)} helper: {finding.fix.argument('reason')}, "
+        f"and only {arch_name(arch)} code calls it. Yet it is {declared} in {places}, "
+        f"which every architecture shares.\n\n{what}\n\nNo functional change.\n"
+    )
 
 
 PREDICATE_NAME = re.compile(r"^kvm_(allows|has|is|can)_|_(enabled|allowed|in_kernel)$")
@@ -172,9 +196,10 @@ def _bool_return(symbol: str, implementation, places: list[str], read) -> Change
         code=RULE,
         title=f"kvm: Make {symbol}() return bool",
         body=(
-            f"{symbol}() is a predicate: every return is a truth value, so its\n"
-            f"return type should be 'bool' rather than 'int'.  (Offered apart from\n"
-            f"the move; callers that use the result as an int are not checked.)\n"
+            f"{symbol}() is a predicate: every return statement yields a truth "
+            f"value. Make it return bool rather than int, as QEMU's other "
+            f"predicates do.\n\nCallers that store or compare the result as an int "
+            f"should be checked by hand.\n"
         ),
         applicability="unsafe",
         replacements=[Replacement(path, old, new) for path in places],
@@ -254,22 +279,68 @@ def _sibling_headers(analysis) -> list[str]:
 
 
 def _guard(analysis, layout: TargetLayout, read) -> str:
-    for sibling in _sibling_headers(analysis):
-        guard = ctext.guard_name(read(sibling))
-        sibling_target = _target_name(sibling.rsplit("/", 1)[0])
-        if guard and sibling_target.upper() in guard:
-            return guard.replace(sibling_target.upper(), layout.target_name.upper())
-    return f"QEMU_KVM_{layout.target_name.upper()}_H"
+    """The include guard in the style most neighbouring headers use (the new
+    header's directory, and other targets' KVM headers): `QEMU_<NAME>_H`,
+    the path spelled out (`TARGET_ARM_<NAME>_H`) or bare `<NAME>_H`.  Guards
+    with a leading underscore are reserved identifiers in C and count for
+    nothing; without a usable neighbour, QEMU's `QEMU_<NAME>_H`."""
+    neighbours = [p for p in analysis.sources.files if p.rsplit("/", 1)[0] == layout.directory and p.endswith(".h")]
+    styles = Counter()
+    for path in sorted(set(neighbours) | set(_sibling_headers(analysis))):
+        guard = ctext.guard_name(read(path))
+        if guard and not guard.startswith("_"):
+            styles[_guard_style(path, guard)] += 1
+    styles.pop(None, None)
+    style = styles.most_common(1)[0][0] if styles else "qemu"
+    return _guard_in_style(layout.header, style)
 
 
-def _licence(analysis, origin: str, read) -> list[str]:
-    """Moved code keeps the licence of the file it comes from (else a sibling header's)."""
-    for path in [origin, *sorted(_sibling_headers(analysis))]:
-        lines = ctext.license_lines(read(path))
-        if lines:
-            return lines
-    return [" * This work is licensed under the terms of the GNU GPL, version 2 or later.",
-            " * See the COPYING file in the top-level directory."]
+def _guard_in_style(path: str, style: str) -> str:
+    if style == "path":
+        return _identifier(path.removesuffix(".h")) + "_H"
+    stem = _identifier(path.rsplit("/", 1)[-1].removesuffix(".h"))
+    return f"QEMU_{stem}_H" if style == "qemu" else f"{stem}_H"
+
+
+def _guard_style(path: str, guard: str) -> str | None:
+    for style in ("path", "qemu", "bare"):
+        if guard == _guard_in_style(path, style):
+            return style
+    stem = _identifier(path.rsplit("/", 1)[-1].removesuffix(".h"))
+    # QEMU_I386_CPU_QOM_H for cpu-qom.h: QEMU's prefix, with the target's name in it
+    return "qemu" if guard.startswith("QEMU_") and stem in guard else None
+
+
+def _identifier(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).upper()
+
+
+def _licence(analysis, layout: TargetLayout, origin: str, read) -> list[str]:
+    """Moved code keeps the licence of the file it comes from (else a sibling header's).
+    Where the target's files declare theirs with an SPDX identifier, a new file
+    does too, without the boilerplate (today's checkpatch asks for that)."""
+    lines = next((found for path in [origin, *sorted(_sibling_headers(analysis))] if (found := ctext.license_lines(read(path)))), [])
+    lines = lines or [" * This work is licensed under the terms of the GNU GPL, version 2 or later.",
+                      " * See the COPYING file in the top-level directory."]
+    neighbours = [p for p in analysis.sources.files if p.rsplit("/", 1)[0] == layout.directory]
+    if any(SPDX in read(path)[:SPDX_HEAD_BYTES] for path in neighbours):
+        return [f" * SPDX-License-Identifier: {_spdx_identifier(' '.join(lines))}"]
+    return lines
+
+
+SPDX = b"SPDX-License-Identifier:"
+SPDX_HEAD_BYTES = 1024
+
+
+def _spdx_identifier(licence: str) -> str:
+    """The SPDX identifier QEMU uses for a licence sentence (GPL-2.0-or-later by default)."""
+    declared = re.search(r"SPDX-License-Identifier:\s*(\S+)", licence)
+    if declared:
+        return declared.group(1)
+    lesser = "LGPL" in licence or "Lesser" in licence
+    later = "or later" in licence or "any later" in licence
+    version = "2.1" if lesser and "2.1" in licence else "2.0"
+    return f"{'LGPL' if lesser else 'GPL'}-{version}-{'or-later' if later else 'only'}"
 
 
 def _comment_block(title: str, licence: list[str]) -> str:
@@ -278,10 +349,10 @@ def _comment_block(title: str, licence: list[str]) -> str:
 
 def _new_header(analysis, layout: TargetLayout, arch: str, prototype: str, origin: str, read) -> bytes:
     guard = _guard(analysis, layout, read)
-    title = f"QEMU KVM support -- {ARCH_TITLES.get(arch, arch)} specific functions."
+    title = f"QEMU KVM support -- {arch_name(arch)} specific functions."
     return (
-        _comment_block(title, _licence(analysis, origin, read))
-        + f"\n#ifndef {guard}\n#define {guard}\n\n{prototype}\n\n#endif\n"
+        _comment_block(title, _licence(analysis, layout, origin, read))
+        + f"\n#ifndef {guard}\n#define {guard}\n\n{prototype}\n\n#endif /* {guard} */\n"
     ).encode()
 
 
@@ -291,8 +362,8 @@ def _new_stub(analysis, layout: TargetLayout, arch: str, common_stub: str, stub_
     if first_include:
         includes += first_include.group(0).decode(errors="replace")
     includes += f'#include "{layout.header.rsplit("/", 1)[-1]}"\n'
-    title = f"QEMU KVM {ARCH_TITLES.get(arch, arch)} specific function stubs"
-    return (_comment_block(title, _licence(analysis, common_stub, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
+    title = f"QEMU KVM {arch_name(arch)} specific function stubs"
+    return (_comment_block(title, _licence(analysis, layout, common_stub, read)) + includes + "\n" + stub_text.decode(errors="replace")).encode()
 
 
 def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit | None:

@@ -8,9 +8,12 @@ from kvmlint.codemods import each_finding
 from kvmlint.codemods.engine import ChangeSet, Edit
 from kvmlint.codemods.tree import file_reader
 from kvmlint.errors import FixError
+from kvmlint.prose import join_words
 
 DESCRIPTION = "Rename a KVM function in its definition, declaration, stub and every caller."
 RULE = "KVM003"
+SERIES_TITLE = "Drop 'irqchip' from the names of interrupt injection functions"
+SERIES_SUMMARY = "interrupt injection functions that work without an in-kernel irqchip lose 'irqchip' from their names"
 
 
 def transform(analysis, findings):
@@ -32,11 +35,19 @@ def transform_one(analysis, finding) -> list[ChangeSet]:
     for located in analysis.index.callers_of(old):
         start = located.item.span.start_byte  # a use's span starts at the name
         edits.append(Edit(located.path, start, start + len(old), new.encode()))
-    files = sorted({e.path for e in edits})
+    definitions = sorted({located.path for located in analysis.index.definitions_of(old)})
+    callers = sorted({located.path for located in analysis.index.callers_of(old)} - set(definitions))
     body = (
-        f"{old}() injects an interrupt line; that works whether or not the\n"
-        f"interrupt controller is modelled in the kernel, so the name should not\n"
-        f"say 'irqchip'.  Rename it to {new}() in {', '.join(files)}.\n"
+        f"{old}() injects an interrupt line. That works whether or not the "
+        f"interrupt controller is modelled in the kernel, so its name should not "
+        f"say 'irqchip'.\n\nRename it to {new}() in {join_words(definitions)}"
+        + (f", and in its callers in {join_words(callers)}" if callers else "")
+        + ".\n\nNo functional change.\n"
     )
-    return [ChangeSet(code=RULE, title=f"kvm: Rename {old}() to {new}()", body=body, edits=edits)]
+    return [
+        ChangeSet(
+            code=RULE, title=f"kvm: Rename {old}() to {new}()", body=body, edits=edits,
+            subject_paths=tuple(definitions),
+        )
+    ]
 

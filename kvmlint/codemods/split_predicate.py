@@ -21,9 +21,15 @@ from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit
 from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
+from kvmlint.prose import arch_name, join_words
 
 DESCRIPTION = "Replace kvm_irqchip_in_kernel() in common code with the predicate the site really asks."
 RULE = "KVM001"
+SERIES_TITLE = "Ask the precise question instead of kvm_irqchip_in_kernel()"
+SERIES_SUMMARY = (
+    "common code stops using kvm_irqchip_in_kernel() as a proxy and asks the "
+    "predicate it means, introducing it where the tree lacks it"
+)
 
 PROXY = "kvm_irqchip_in_kernel"
 MACRO_VALUE = re.compile(r"\(\s*(\w+)\s*\)")
@@ -55,25 +61,92 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
         edits.append(_site_edit(analysis, finding, read))
         checks.append((finding.fix.argument("condition"), finding.fix.argument("new_condition")))
     introduced = not analysis.index.definitions_of(predicate)
+    setter_files: list[str] = []
     if introduced:
-        edits.extend(_introduce(analysis, predicate, read))
+        added, setters = _introduce(analysis, predicate, read)
+        edits.extend(added + setters)
+        setter_files = sorted({e.path for e in setters})
     known = model.predicates.get(predicate)
     description = known.doc if known else predicate
     concept = known.title if known else predicate
-    sites = "\n".join(f"  {f.path}:{f.line} {f.function or ''}: {'; '.join(f.evidence)}" for f in findings)
-    verdicts = "\n".join(sorted({f"  {f.fix.argument('verdict')}" for f in findings}))
     title = (
         f"kvm: Decouple '{concept}' from 'kernel irqchip'"
         if introduced
         else f"kvm: Use {predicate}() instead of {PROXY}()"
     )
+    sites = "\n".join(f"- {f.path}: {f.evidence[0] if f.evidence else (f.function or '') + '()'}" for f in findings)
+    these = "these sites" if len(findings) > 1 else "this site"
+    what = f"Use {predicate}() instead at {these}:"
+    if introduced:
+        flag = model.predicates[predicate].flags.get(analysis.era)
+        what = (
+            f"Introduce {predicate}(), backed by a {flag} flag that "
+            f"{join_words(setter_files)} set{'s' if len(setter_files) == 1 else ''}, "
+            f"and use it at {these}:"
+        )
+    effects = _arch_effects(analysis, findings)
     body = (
-        f"{PROXY}() is the user's irqchip setting, whose meaning is architecture\n"
-        f"specific; common code asking it really means '{description}'.\n"
-        + (f"Introduce {predicate}() for that question and use it at:\n" if introduced else "Ask it directly at:\n")
-        + f"{sites}\n\nModel check of the rewrite:\n{verdicts}\n"
+        f"{PROXY}() says whether the user asked for an in-kernel irqchip, and what that "
+        f"implies differs between architectures. Common code that asks it at the "
+        f"{'sites' if len(findings) > 1 else 'site'} below really wants to know whether {description}. "
+        f"On x86 the two go together; on other architectures they need not.\n\n"
+        f"{what}\n\n{sites}\n\n{_effects_text(effects)}\n"
     )
-    return ChangeSet(RULE, title, body, edits=edits, expression_checks=checks)
+    return ChangeSet(
+        RULE, title, body, edits=edits, expression_checks=checks,
+        subject_paths=tuple(sorted({f.path for f in findings})), arch_effects=tuple(effects.items()),
+    )
+
+
+def _arch_effects(analysis, findings) -> dict[str, str]:
+    """Per architecture, in plain words, where the rewritten conditions now
+    hold or fail ("" where nothing changes), as the model says."""
+    from kvmlint.model.validation import validate
+
+    # arch -> (where, "hold"/"fail") -> the configuration labels where that happens
+    changes: dict[str, dict[tuple[str, str], list[str]]] = {arch: {} for arch in analysis.model.arches}
+    as_needed = all(f.fix.applicability == "safe" for f in findings)  # safe: differences go as the site needs
+    for finding in findings:
+        old, new = finding.fix.argument("condition"), finding.fix.argument("new_condition")
+        where = f"{finding.function}()" if finding.function else finding.path
+        for result in validate(analysis.model, old, new).results:
+            for difference in result.differences:
+                outcome = "hold" if bool(difference.new) else "fail"
+                labels = changes[result.arch].setdefault((where, outcome), [])
+                if difference.configuration.label not in labels:
+                    labels.append(difference.configuration.label)
+    effects = {}
+    for arch, by_place in changes.items():
+        said = [
+            f"with {_configurations(labels)}, the condition in {where} "
+            + ("now holds" if outcome == "hold" else "no longer holds")
+            for (where, outcome), labels in by_place.items()
+        ]
+        need = ", as the sites need" if len(findings) > 1 else ", as the site needs"
+        effects[arch] = "; ".join(said) + (need if said and as_needed else "")
+    return effects
+
+
+def _configurations(labels: list[str]) -> str:
+    """`kernel_irqchip=on or split and KVM_CAP_IRQCHIP`: the irqchip settings, and
+    the facts every one of the configurations shares."""
+    settings = list(dict.fromkeys(label.split(", ")[0] for label in labels))
+    shared = set.intersection(*(set(label.split(", ")[1:]) for label in labels))
+    facts = [part for part in labels[0].split(", ")[1:] if part in shared]
+    text = settings[0] + "".join(f" or {s.split('=', 1)[-1]}" for s in settings[1:])
+    return text + (f" and {' and '.join(facts)}" if facts else "")
+
+
+def _effects_text(effects: dict[str, str]) -> str:
+    """`Nothing changes on x86 or MIPS. On ARM and s390x, with ..., ...`: architectures
+    the model says change alike are named together."""
+    alike: dict[str, list[str]] = {}
+    for arch, effect in effects.items():
+        alike.setdefault(effect, []).append(arch_name(arch))
+    sentences = [f"On {join_words(arches)}, {effect}." for effect, arches in alike.items() if effect]
+    if alike.get(""):
+        sentences.insert(0, f"Nothing changes on {join_words(alike[''], 'or')}.")
+    return " ".join(sentences)
 
 
 def _site_edit(analysis, finding, read) -> Edit:
@@ -115,7 +188,8 @@ class _Anchors:
     irqchip_flag: str  # the variable the proxy's macro reads (kvm_kernel_irqchip)
 
 
-def _introduce(analysis, predicate: str, read) -> list[Edit]:
+def _introduce(analysis, predicate: str, read) -> tuple[list[Edit], list[Edit]]:
+    """The flag, its macros and declarations; and, apart, the edits that set it."""
     model = analysis.model
     flag = model.predicates[predicate].flags.get(analysis.era) if predicate in model.predicates else None
     if not flag:
@@ -148,8 +222,7 @@ def _introduce(analysis, predicate: str, read) -> list[Edit]:
         at = ctext.line_end(data, located.item.span.end_byte)
         declaration = f"extern bool {flag};\n" if located.item.kind == "extern" else f"bool {flag};\n"
         edits.append(Edit(located.path, at, at, declaration.encode()))
-    edits.extend(_setters(analysis, predicate, flag, anchors, read))
-    return edits
+    return edits, _setters(analysis, predicate, flag, anchors, read)
 
 
 def _anchors(analysis) -> _Anchors:

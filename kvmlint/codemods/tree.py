@@ -2,29 +2,79 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kvmlint.errors import FixError
 
 
-def file_reader(root: Path, planned: dict[str, bytes] | None = None):
-    """A cached `read(relpath) -> bytes`; files planned in this run read as planned.
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    An unreadable file is a FixError: that finding stays unfixed, the run goes on.
+
+class TreeSnapshot:
+    """Every file a fix reads, with the bytes it first read, so all of its edits are against one version.
+
+    A file the analysis parsed must still hold the bytes parsed (their
+    `content_sha256`): the findings' byte offsets point into those.  A file
+    the analysis did not parse (a build file) is taken as first read here,
+    which happens under the fix lock.
+    """
+
+    def __init__(self, root: Path, analysed: dict[str, str] | None = None):
+        self.root = root
+        self.analysed = analysed or {}
+        self._read: dict[str, bytes] = {}
+
+    def read(self, path: str) -> bytes:
+        if path not in self._read:
+            try:
+                data = (self.root / path).read_bytes()
+            except OSError as error:
+                raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error
+            expected = self.analysed.get(path)
+            if expected is not None and sha256(data) != expected:
+                raise FixError(f"{path}: changed on disk since it was analysed; run kvmlint fix again")
+            self._read[path] = data
+        return self._read[path]
+
+
+_snapshots: dict[Path, TreeSnapshot] = {}
+
+
+def snapshot(root: Path) -> TreeSnapshot:
+    """The snapshot of the fix running on `root`, else a fresh one (code-mods used as a library)."""
+    return _snapshots.get(root.resolve()) or TreeSnapshot(root)
+
+
+@contextmanager
+def reading_as_analysed(root: Path, facts) -> Iterator[TreeSnapshot]:
+    """While a fix runs on `root`, every read of a code-mod or of the engine goes through one snapshot
+    checked against the bytes the analysis parsed (`facts`: path -> FileFacts)."""
+    key = root.resolve()
+    _snapshots[key] = TreeSnapshot(root, {path: f.content_sha256 for path, f in facts.items() if f.content_sha256})
+    try:
+        yield _snapshots[key]
+    finally:
+        del _snapshots[key]
+
+
+def file_reader(root: Path, planned: dict[str, bytes] | None = None):
+    """A `read(relpath) -> bytes` through the tree's snapshot; files planned in this run read as planned.
+
+    An unreadable file, or one that changed since the analysis, is a
+    FixError: that finding stays unfixed, the run goes on.
     """
     planned = planned if planned is not None else {}
-    cache: dict[str, bytes] = {}
+    tree = snapshot(root)
 
     def read(path: str) -> bytes:
         if path in planned:
             return planned[path]
-        if path not in cache:
-            try:
-                cache[path] = (root / path).read_bytes()
-            except OSError as error:
-                raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error
-        return cache[path]
+        return tree.read(path)
 
     return read
 

@@ -117,3 +117,22 @@ def propose(model: Model, context: SiteContext, era: str | None = None) -> Propo
         safe=validation.safe,
         verdict=validation.verdict(),
     )
+
+
+def candidates(model: Model, context: SiteContext, era: str | None = None) -> list[tuple[str, str, Validation]]:
+    """For a site without a single answer: (predicate, question, validation of the
+    rewrite to it) for each predicate the evidence points at, or for every
+    question the model knows when there is no evidence at all."""
+    era = era or model.era
+    table = load_toml("evidence.toml")
+    matched = [category for _, category, _ in _scores(context) if "predicate" in category]
+    chosen = matched or [category for category in table["category"] if "predicate" in category]
+    result, seen = [], set()
+    for category in chosen:
+        predicate = category["predicate"][era]
+        if predicate in seen:
+            continue
+        seen.add(predicate)
+        new_condition = ex.replace_call(context.condition, table["proxy"], f"{predicate}()")
+        result.append((predicate, category["question"], validate(model, context.condition, new_condition)))
+    return result

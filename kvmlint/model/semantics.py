@@ -6,6 +6,7 @@ Everything here is read from the TOML files in `data/`; this module only evaluat
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -252,10 +253,15 @@ def load_model(era: str = "current") -> Model:
     return Model(era)
 
 
-def infer_era(symbols: set[str] | frozenset[str]) -> str:
-    """The era of a tree from the predicates and flags it defines (see predicates.toml [[eras]])."""
-    eras = load_toml("predicates.toml")["eras"]
-    for era in eras:
+def infer_era(symbols: set[str] | frozenset[str], root: Path | None = None) -> str:
+    """The era of a tree from the predicates and flags it defines, else from its layout
+    (see predicates.toml [[eras]]), else the default (current QEMU)."""
+    table = load_toml("predicates.toml")
+    for era in table["eras"]:
         if symbols & set(era["markers"]):
             return era["name"]
-    return eras[-1]["name"]
+    if root is not None:
+        for era in table["eras"]:
+            if any((root / path).exists() for path in era.get("layout", ())):
+                return era["name"]
+    return next(era["name"] for era in table["eras"] if era.get("default"))

@@ -8,6 +8,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 
+GENERIC = "generic"  # concepts.toml's table of concepts every architecture has
 ARCHES = ("x86", "arm", "ppc", "s390x", "riscv", "loongarch", "mips")
 # the capability table's tokens -> kvmlint's arch families
 _TSV_FAMILY = {"x86": "x86", "arm64": "arm", "ppc": "ppc", "s390": "s390x", "riscv": "riscv",
@@ -34,18 +35,26 @@ def _fragments() -> tuple[tuple[tuple[str, ...], str], ...]:
         (_words(fragment), arch)
         for arch, table in load_toml("concepts.toml").items()
         for fragment in table["fragments"]
+        if arch != GENERIC
     )
+
+
+def _names_any(words: tuple[str, ...], fragments) -> bool:
+    return any(words[i:i + len(f)] == f for f in fragments for i in range(len(words) - len(f) + 1))
+
+
+@lru_cache(maxsize=4096)
+def names_generic_concept(identifier: str) -> bool:
+    """`identifier` names a concept every architecture has (GSI routing, MSI, vcpu events, ...)."""
+    fragments = [_words(fragment) for fragment in load_toml("concepts.toml")[GENERIC]["fragments"]]
+    return _names_any(_words(identifier), fragments)
 
 
 @lru_cache(maxsize=8192)
 def concept_arch(identifier: str) -> str | None:
     """The one architecture whose concept `identifier` names, or None (none, or several)."""
     words = _words(identifier)
-    owners = {
-        arch
-        for fragment, arch in _fragments()
-        if any(words[i:i + len(fragment)] == fragment for i in range(len(words) - len(fragment) + 1))
-    }
+    owners = {arch for fragment, arch in _fragments() if _names_any(words, [fragment])}
     return owners.pop() if len(owners) == 1 else None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kvmlint.findings import Finding
 
-FORMATS = ("text", "json", "sarif", "gitlab", "github")
+FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")
 
 
 @dataclass

@@ -8,6 +8,7 @@ properties, where they would end a value.
 from __future__ import annotations
 
 from kvmlint.reporters import printable
+from kvmlint.reporters.text_format import notes_of
 
 
 def render(report) -> str:
@@ -27,7 +28,8 @@ def _annotation(finding) -> str:
             ("title", f"{finding.code} {finding.name}"),
         )
     )
-    return f"::{level} {properties}::{escape_data(finding.message)}\n"
+    message = "\n".join([finding.message, *notes_of(finding)])  # the first line is the annotation's summary
+    return f"::{level} {properties}::{escape_data(message)}\n"
 
 
 def escape_data(text: str) -> str:

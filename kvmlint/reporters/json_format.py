@@ -22,6 +22,10 @@ def finding_to_dict(finding, path: str) -> dict:
         "replacement": finding.replacement,
         "arch": finding.arch,
         "confidence": finding.confidence,
+        # Added in 0.2: what the one-line message leaves out.
+        "evidence": list(finding.evidence),
+        "details": list(finding.details),
+        "verdicts": dict(finding.verdicts),
         "fix": (
             {"applicability": finding.fix.applicability, "description": finding.fix.description}
             if finding.fix

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
-import textwrap
+from collections import Counter
 from email.utils import formatdate
 from pathlib import Path
 
 from kvmlint import __version__
-from kvmlint.codemods.engine import Plan, unified_diff
+from kvmlint.codemods.engine import ChangeSet, Plan, unified_diff
 from kvmlint.git import GitError, git_output
+from kvmlint.gitwork import history_prefix, path_prefix
+from kvmlint.prose import arch_name, join_words, wrap_message
 
 NULL_COMMIT = "0" * 40
+MIXED_SERIES_TITLE = "Untangle architecture-specific questions from common code"
 
 
 def _author(root: Path) -> str:
@@ -53,32 +56,108 @@ def diffstat(diff: str) -> str:
     return "\n".join(rows)
 
 
-def wrap_body(body: str, width: int = 72) -> str:
-    """Commit-message lines of at most `width` columns; indented lines keep their indent."""
-    lines = []
-    for line in body.rstrip().splitlines():
-        indent = line[: len(line) - len(line.lstrip())]
-        lines.append(textwrap.fill(line, width, subsequent_indent=indent + "  ") if line.strip() else "")
-    return "\n".join(lines)
+def subject(root: Path, change_set: ChangeSet) -> str:
+    """The change set's title under the prefix the tree's own history uses for
+    its files (else QEMU's path rules, else the code-mod's own prefix)."""
+    default, _, text = change_set.title.partition(": ")
+    paths = tuple(sorted(change_set.subject_paths or change_set.paths()))
+    prefix = history_prefix(root, paths) or path_prefix(list(paths)) or default
+    return f"{prefix}: {text}"
 
 
-def write_series(plan: Plan, directory: Path) -> list[Path]:
+def commit_message(root: Path, change_set: ChangeSet) -> str:
+    """What `git log` shows: the subject, a blank line, the body wrapped at 72 columns."""
+    return f"{subject(root, change_set)}\n\n{wrap_message(change_set.body)}\n"
+
+
+def write_series(plan: Plan, directory: Path, base_commit: str | None = None) -> list[Path]:
+    """One patch per accepted change set, and a cover letter for two or more
+    (QEMU's submitting-a-patch guide asks for one)."""
     directory.mkdir(parents=True, exist_ok=True)
     author = _author(plan.root)
+    date = formatdate(localtime=True)
     total = len(plan.accepted)
+    base = f"base-commit: {base_commit}\n" if base_commit else ""
     written = []
     for number, change_set in enumerate(plan.accepted, 1):
         diff = unified_diff(plan, [change_set], before=plan.accepted[: number - 1])
-        subject = f"[PATCH {number}/{total}] {change_set.title}" if total > 1 else f"[PATCH] {change_set.title}"
+        message = commit_message(plan.root, change_set)
+        title, body = message.split("\n\n", 1)
         mail = (
-            f"From {NULL_COMMIT} Mon Sep 17 00:00:00 2001\n"
-            f"From: {author}\n"
-            f"Date: {formatdate(localtime=True)}\n"
-            f"Subject: {subject}\n\n"
-            f"{wrap_body(change_set.body)}\n"
-            f"---\n{diffstat(diff)}\n\n{diff}-- \nkvmlint {__version__}\n\n"
+            _mail_header(author, date, f"[PATCH{_numbering(number, total)}] {title}")
+            + f"{body}---\n{diffstat(diff)}\n\n{diff}{base if total == 1 else ''}-- \nkvmlint {__version__}\n\n"
         )
-        path = directory / patch_filename(number, change_set.title)
+        path = directory / patch_filename(number, title)
         path.write_text(mail, encoding="utf-8", errors="surrogateescape")
         written.append(path)
+    if total > 1:
+        cover = directory / "0000-cover-letter.patch"
+        cover.write_text(_cover_letter(plan, author, date, base), encoding="utf-8", errors="surrogateescape")
+        written.insert(0, cover)
     return written
+
+
+def _numbering(number: int, total: int) -> str:
+    return f" {number}/{total}" if total > 1 else ""
+
+
+def _mail_header(author: str, date: str, subject_line: str) -> str:
+    return f"From {NULL_COMMIT} Mon Sep 17 00:00:00 2001\nFrom: {author}\nDate: {date}\nSubject: {subject_line}\n\n"
+
+
+def _cover_letter(plan: Plan, author: str, date: str, base: str) -> str:
+    """`git format-patch --cover-letter`'s letter, with the blurb written: what
+    the series does, and what changes on each architecture."""
+    from kvmlint.codemods import codemods_by_rule
+
+    modules = codemods_by_rule()
+    subjects = [subject(plan.root, change_set) for change_set in plan.accepted]
+    codes = list(dict.fromkeys(change_set.code for change_set in plan.accepted))
+    prefixes = Counter(title.split(": ", 1)[0] for title in subjects)
+    # A code-mod without series wording is described by its DESCRIPTION.
+    title = getattr(modules[codes[0]], "SERIES_TITLE", MIXED_SERIES_TITLE) if len(codes) == 1 else MIXED_SERIES_TITLE
+    summary = [
+        f"{_patch_numbers(plan, code)}: {getattr(modules[code], 'SERIES_SUMMARY', modules[code].DESCRIPTION)}"
+        for code in codes
+    ]
+    shortlog = "".join(f"  {line}\n" for line in subjects)
+    body = (
+        wrap_message(
+            "This series makes QEMU's common KVM code ask the questions it means, and "
+            "keeps each architecture's own concepts in that architecture's code.\n\n"
+            + "\n".join(f"- {line}" for line in summary)
+        )
+        + "\n\n"
+        + wrap_message(_arch_summary(plan))
+        + f"\n\n{author.split(' <', 1)[0]} ({len(subjects)}):\n{shortlog}\n"
+        + diffstat(unified_diff(plan))
+        + "\n\n"
+    )
+    return (
+        _mail_header(author, date, f"[PATCH 0/{len(subjects)}] {prefixes.most_common(1)[0][0]}: {title}")
+        + f"{body}{base}-- \nkvmlint {__version__}\n\n"
+    )
+
+
+def _patch_numbers(plan: Plan, code: str) -> str:
+    numbers = [n for n, change_set in enumerate(plan.accepted, 1) if change_set.code == code]
+    if len(numbers) == 1:
+        return f"Patch {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"Patches {numbers[0]}-{numbers[-1]}"
+    return "Patches " + join_words([str(n) for n in numbers])
+
+
+def _arch_summary(plan: Plan) -> str:
+    """Per architecture, what the model says the series changes there."""
+    effects: dict[str, list[str]] = {}
+    for number, change_set in enumerate(plan.accepted, 1):
+        for arch, effect in change_set.arch_effects:  # "" where nothing changes
+            effects.setdefault(arch, []).extend([f"{effect} (patch {number})"] if effect else [])
+    if not any(effects.values()):
+        return "No patch changes behaviour on any architecture."
+    lines = "\n".join(
+        f"- {arch_name(arch)}: " + ("; ".join(said) if said else "nothing changes") + "."
+        for arch, said in effects.items()
+    )
+    return f"What changes on each architecture, as the model every rewrite was checked against says:\n\n{lines}"

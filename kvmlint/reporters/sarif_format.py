@@ -11,6 +11,7 @@ import re
 from urllib.parse import quote
 
 from kvmlint import __version__, rules
+from kvmlint.reporters.text_format import notes_of
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SOURCE_ROOT = "%SRCROOT%"
@@ -84,7 +85,7 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
         "ruleId": finding.code,
         "ruleIndex": rule_index[finding.code],
         "level": "note" if finding.confidence == "low" else "warning",
-        "message": {"text": finding.message},
+        "message": _message(finding),
         "locations": [
             {
                 "physicalLocation": {
@@ -104,6 +105,8 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
             "confidence": finding.confidence,
             **({"arch": finding.arch} if finding.arch else {}),
             **({"evidence": list(finding.evidence)} if finding.evidence else {}),
+            **({"details": list(finding.details)} if finding.details else {}),
+            **({"verdicts": dict(finding.verdicts)} if finding.verdicts else {}),
         },
     }
     if finding.fix is not None and finding.replacement is not None:
@@ -136,6 +139,14 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
 def _uri(path: str) -> str:
     """A root-relative path as a URI reference: bytes outside RFC 3986's path characters percent-encoded."""
     return quote(path.encode("utf-8", "surrogateescape"), safe="/-._~!$&'()*+,;=:@")
+
+
+def _message(finding) -> dict:
+    """The short message; viewers that render markdown also get the notes as a list."""
+    notes = notes_of(finding)
+    if not notes:
+        return {"text": finding.message}
+    return {"text": finding.message, "markdown": finding.message + "\n\n" + "".join(f"- {note}\n" for note in notes)}
 
 
 def _region(report, finding) -> dict:

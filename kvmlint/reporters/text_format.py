@@ -1,18 +1,26 @@
-"""`path:line:col: CODE [name] message`, one finding a line."""
+"""`path:line:col: CODE [name] message`, then the finding's evidence, details
+and per-architecture model verdict on indented lines (as compilers and ruff
+show notes), so the first line stays short."""
 
 from __future__ import annotations
 
 BOLD, RED, DIM, RESET = "\033[1m", "\033[31m", "\033[2m", "\033[0m"
+NOTE_INDENT = "    "
 
 
 def render(report) -> str:
-    lines = [_line(report, finding) for finding in report.findings]
+    lines = [_finding(report, finding) for finding in report.findings]
     if report.show_suppressed:
-        lines.extend(_line(report, finding, suppressed=True) for finding in report.suppressed)
+        lines.extend(_finding(report, finding, suppressed=True) for finding in report.suppressed)
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _line(report, finding, suppressed: bool = False) -> str:
+def _finding(report, finding, suppressed: bool = False) -> str:
+    notes = "".join(f"\n{NOTE_INDENT}{note}" for note in notes_of(finding))
+    return headline(report, finding, suppressed) + notes
+
+
+def headline(report, finding, suppressed: bool = False) -> str:
     location = f"{report.display_path(finding)}:{finding.line}:{finding.column}:"
     code = f"{finding.code} [{finding.name}]"
     note = " (suppressed)" if suppressed else ""
@@ -20,3 +28,14 @@ def _line(report, finding, suppressed: bool = False) -> str:
         location = f"{BOLD}{location}{RESET}"
         code = f"{DIM}{code}{RESET}" if suppressed else f"{RED}{code}{RESET}"
     return f"{location} {code} {finding.message}{note}"
+
+
+def notes_of(finding) -> list[str]:
+    """The lines under a finding: evidence, details, then the model's verdict per architecture."""
+    unchanged = [arch for arch, verdict in finding.verdicts if verdict.startswith("identical")]
+    return [
+        *(f"evidence: {sentence}" for sentence in finding.evidence),
+        *finding.details,
+        *([f"model: no change on {', '.join(unchanged)}"] if unchanged else []),
+        *(f"model on {arch}: {verdict}" for arch, verdict in finding.verdicts if arch not in unchanged),
+    ]

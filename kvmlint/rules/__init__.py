@@ -3,7 +3,8 @@
 A rule module carries everything about its rule (ruff's way):
 `CODE`, `NAME`, `SUMMARY`, `ALIASES` (alias -> symbols the alias narrows to),
 `FIXABLE`, docs in the module docstring ("What it does / Why is this bad? /
-Example / Fix safety"), and `check(analysis, symbols) -> Iterable[Finding]`.
+Example / Fix safety"; an optional `extend_docs(docs)` adds what the model's
+data says), and `check(analysis, symbols) -> Iterable[Finding]`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class Rule:
 
     @property
     def docs(self) -> str:
-        return (self.module.__doc__ or "").strip()
+        docs = (self.module.__doc__ or "").strip()
+        extend = getattr(self.module, "extend_docs", None)  # parts derived from the model's data
+        return extend(docs) if extend else docs
 
     def check(self, analysis, symbols: tuple[str, ...] | None = None):
         return self.module.check(analysis, symbols)

@@ -17,7 +17,7 @@ synchronous-delivery code should ask about the irqchip.
 
 ## Example
 ```c
-/* cpus.c */
+/* cpus.c, 2012 */
 static bool cpu_thread_is_idle(CPUArchState *env)
 {
     if (!env->halted || qemu_cpu_has_work(env) || kvm_irqchip_in_kernel()) {
@@ -26,10 +26,13 @@ static bool cpu_thread_is_idle(CPUArchState *env)
     return true;
 }
 ```
-Use instead:
+Use instead (what `check` proposes on a 2012 tree):
 ```c
-    if (!env->halted || qemu_cpu_has_work(env) || kvm_halt_in_kernel()) {
+    if (!env->halted || qemu_cpu_has_work(env) || $idle_2012) {
 ```
+On a current tree the same site is proposed `$idle_current`.  The 2012
+tree had no halt predicate yet: upstream asked whether interrupts are
+asynchronous, which decides halt handling there.
 
 ## Fix safety
 The fix replaces the call with the predicate the evidence points to, and is
@@ -37,7 +40,9 @@ offered as safe only when the bundled model shows the rewritten condition is
 identical on x86 in every configuration and differs elsewhere only in the
 direction the site needs.  Where the tree lacks the predicate, the fix also
 introduces it the way QEMU does (flag, documented macro, stub, setter).  A
-site with no or conflicting evidence gets no fix: a person must decide.
+site with no evidence, or evidence for two questions, gets no fix: the
+finding lists each candidate predicate with what it would change on each
+architecture, and a person chooses.
 """
 
 from __future__ import annotations
@@ -53,6 +58,27 @@ FIXABLE = True
 ALIASES: dict[str, tuple[str, ...]] = {}
 
 PROXY = "kvm_irqchip_in_kernel"
+IDLE_QUESTION = "halt"  # the evidence category of the example above
+
+
+def extend_docs(docs: str) -> str:
+    """The docs with the example's answers and the table of questions taken
+    from the model's evidence data, so `explain` says what `check` does."""
+    from kvmlint.model.vocabulary import load_toml
+
+    categories = [c for c in load_toml("evidence.toml")["category"] if "predicate" in c]
+    idle = next(c for c in categories if c["name"] == IDLE_QUESTION)["predicate"]
+    docs = docs.replace("$idle_2012", f"{idle['2012']}()").replace("$idle_current", f"{idle['current']}()")
+    rows = "".join(
+        f"| {c['question']} | `{c['predicate']['2012']}()` | `{c['predicate']['current']}()` |"
+        f" {c['pattern'][0]['says'].replace('{value}', c['pattern'][0].get('match', ['...'])[0])} |\n"
+        for c in categories
+    )
+    return (
+        docs + "\n\n## The questions, and the predicate proposed for each\n"
+        "From the model's evidence data (`kvmlint/model/data/evidence.toml`):\n\n"
+        "| question | 2012 tree | current tree | evidence, e.g. |\n|---|---|---|---|\n" + rows
+    )
 
 
 def check(analysis, symbols=None) -> Iterator[Finding]:
@@ -70,34 +96,41 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
         if not scope.common or legitimate_question(reference.context):
             continue  # target code, or device code choosing its in-kernel model: both may ask
         proposal = propose(model, reference.context, analysis.era)
-        yield _finding(located.path, reference, owner, scope, proposal, model)
+        yield _finding(located.path, reference, owner, scope, proposal, model, analysis.era)
 
 
-def _finding(path, reference, owner, scope, proposal, model) -> Finding:
+def _what_changes(validation) -> str:
+    """`no change on x86, ppc; arm: differs in 1 of 2: kernel_irqchip=on: true -> false`."""
+    same = [result.arch for result in validation.results if result.identical]
+    changed = [result.verdict() for result in validation.results if not result.identical]
+    return "; ".join(([f"no change on {', '.join(same)}"] if same else []) + changed)
+
+
+def _finding(path, reference, owner, scope, proposal, model, era=None) -> Finding:
     span = reference.span
     # The last clause of a scope's reason says why it is common; `kvmlint scope` shows the rest.
-    where = f"in common code ({scope.reason.rsplit('; ', 1)[-1].removesuffix(', so common code')})"
+    why_common = f"common code: {scope.reason.rsplit('; ', 1)[-1].removesuffix(', so common code')}"
     if proposal is None:
         arch = model.arch_of_predicate(owner) if owner else None
         if arch:
             message = (
-                f"{PROXY}() {where} inside {owner}(), a helper whose concept belongs to {arch}: "
+                f"{PROXY}() in common code inside {owner}(), a helper of {arch}: "
                 f"move the helper into the target (see KVM002)"
             )
+            details = (why_common,)
         else:
-            message = (
-                f"{PROXY}() {where} is a proxy for a narrower question; "
-                "no evidence says which: a person must decide"
-            )
+            from kvmlint.model.evidence import candidates
+
+            message = f"{PROXY}() in common code stands in for a narrower question; no single answer: choose one"
+            details = (why_common, *(
+                f"candidate {predicate}() ({question}): {_what_changes(validation)}"
+                for predicate, question, validation in candidates(model, reference.context, era)
+            ))
         return Finding(
             CODE, NAME, path, span.line, span.column, span.end_line, span.end_column, message,
-            function=owner, symbol=PROXY, confidence="low",
+            function=owner, symbol=PROXY, confidence="low", details=details,
         )
-    evidence = "; ".join(proposal.evidence)
-    message = (
-        f"{PROXY}() {where} asks a narrower question: use {proposal.replacement} "
-        f"(evidence: {evidence}; model: {proposal.verdict})"
-    )
+    message = f"{PROXY}() in common code asks a narrower question: use {proposal.replacement}"
     fix = Fix(
         applicability="safe" if proposal.safe else "unsafe",
         description=f"replace {PROXY}() with {proposal.replacement}",
@@ -108,8 +141,11 @@ def _finding(path, reference, owner, scope, proposal, model) -> Finding:
             ("verdict", proposal.verdict),
         ),
     )
+    verdict = "safe" if proposal.safe else "NOT safe: check it by hand"
     return Finding(
         CODE, NAME, path, span.line, span.column, span.end_line, span.end_column, message,
         function=owner, symbol=PROXY, replacement=proposal.replacement,
         confidence=proposal.confidence, fix=fix, evidence=tuple(proposal.evidence),
+        details=(why_common, f"model: the rewrite is {verdict}"),
+        verdicts=tuple((result.arch, result.verdict().split(": ", 1)[1]) for result in proposal.validation.results),
     )

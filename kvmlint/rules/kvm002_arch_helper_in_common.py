@@ -1,9 +1,19 @@
 """## What it does
-Reports a helper defined or declared in the common KVM files (the KVM core
-source, its header, its stub file) whose callers all lie in one
-architecture's code AND whose concept belongs to that architecture, by the
-model's vocabulary (`irq0_override`, `xsave`, `pit`, ...) or by the
-`KVM_CAP_*` capabilities its body tests.
+Reports a helper defined or declared in the common KVM layer (the KVM header,
+the KVM core source and its stub file, found from the code: the header defines
+`kvm_irqchip_in_kernel()`, the core defines most of its functions, the stubs
+define the no-KVM versions) whose callers all lie in one architecture's code
+AND whose concept belongs to that architecture, by any of:
+- its name: a concept (`irq0_override`, `xsave`, `pit`, ...) or a machine
+  (`pc`) of that architecture in the model's vocabulary;
+- the `KVM_CAP_*` capabilities its body tests, or that set the flag it
+  returns where the KVM state is initialised (`s->flag = kvm_check_extension(s,
+  KVM_CAP_X86_...)` in `kvm_init()`), by the bundled KVM API table;
+- every caller being that architecture's device or board code (not its CPU
+  code), unless the name is a concept every architecture has (GSI routing,
+  MSI, vcpu events, ...).
+The evidence is in the message.  A device file with `kvm` in its name (an
+in-kernel interrupt controller's glue) is not the KVM layer.
 
 ## Why is this bad?
 Common KVM files are shared by every architecture.  A helper whose meaning
@@ -44,8 +54,11 @@ import re
 from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
-from kvmlint.model.vocabulary import capability_arches, concept_arch
+from kvmlint.model.machines import machine_arch
+from kvmlint.model.vocabulary import capability_arches, concept_arch, names_generic_concept
+from kvmlint.prose import arch_name, article
 from kvmlint.scope import ARCH_FAMILIES, arch_family
+from kvmlint.scope.families import path_convention
 
 CODE = "KVM002"
 NAME = "arch-helper-in-common"
@@ -55,6 +68,7 @@ ALIASES = {"irq0-override": ("kvm_allows_irq0_override",)}
 
 HELPER_KINDS = ("function", "prototype", "macro")
 FUNCTION_LIKE_MACRO = re.compile(r"#\s*define\s+\w+\(")
+CAPABILITY = re.compile(r"\bKVM_CAP_\w+")
 
 
 def is_helper(name: str, definition) -> bool:
@@ -66,8 +80,8 @@ def is_helper(name: str, definition) -> bool:
 
 
 def is_common_kvm_file(analysis, path: str) -> bool:
-    """The KVM core, its header and its stubs: common code named for KVM."""
-    return "kvm" in path.rsplit("/", 1)[-1].lower() and analysis.scope(path).common
+    """The KVM core, its header and its stubs, as found in the tree (kvmlint/kvm_layer.py)."""
+    return path in analysis.kvm_layer
 
 
 def check(analysis, symbols=None) -> Iterator[Finding]:
@@ -83,22 +97,23 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
         ]
         if not in_common:
             continue
-        arch = _caller_arch(analysis, name, located)
-        if arch is None:
+        callers = _callers(analysis, name, located)
+        if callers is None:
             continue
-        reason = _concept_reason(name, located, arch)
+        arch, caller_paths = callers
+        reason = _concept_reason(analysis, name, located, arch, caller_paths)
         if reason is None:
             continue
         yield _finding(analysis, name, arch, reason, in_common)
 
 
-def _caller_arch(analysis, name: str, definitions) -> str | None:
-    """The one architecture whose code calls `name`, if all callers agree."""
+def _callers(analysis, name: str, definitions) -> tuple[str, set[str]] | None:
+    """The one architecture whose code calls `name`, if all callers agree, and the calling files."""
     own = {(d.path, d.item.span.start_byte, d.item.span.end_byte) for d in definitions}
     # A file with its own static definition calls that one, not the common helper.
     own_static = {d.path for d in definitions if "static" in d.item.storage}
     arches: set[str] = set()
-    callers = 0
+    paths: set[str] = set()
     for use in analysis.index.callers_of(name):
         ref = use.item
         if ref.function == name or ref.macro == name or _inside(ref, use.path, own) or use.path in own_static:
@@ -111,8 +126,8 @@ def _caller_arch(analysis, name: str, definitions) -> str | None:
             return None
         else:
             arches |= scope.arches
-        callers += 1
-    return next(iter(arches)) if callers and len(arches) == 1 else None
+        paths.add(use.path)
+    return (next(iter(arches)), paths) if paths and len(arches) == 1 else None
 
 
 TARGET_GUARD = re.compile(r"^(?:defined\s*\(?\s*)?TARGET_(\w+?)\)?$")
@@ -133,15 +148,62 @@ def _inside(reference, path: str, spans) -> bool:
     return any(p == path and start <= reference.span.start_byte < end for p, start, end in spans)
 
 
-def _concept_reason(name: str, definitions, arch: str) -> str | None:
-    """Why the helper's concept is `arch`'s, by the model's vocabulary or capability table."""
+def _concept_reason(analysis, name: str, definitions, arch: str, caller_paths: set[str]) -> str | None:
+    """Why the helper's concept is `arch`'s: its name (a concept or a machine of
+    `arch` in the model's vocabulary), the capabilities its body tests or its
+    flag is set from, or callers that are all `arch`'s device code (unless the
+    name is a concept every architecture has: GSI routing, MSI, vcpu events)."""
     if concept_arch(name) == arch:
-        return f"its name is an {arch} concept in the model's vocabulary"
+        return f"its name refers to {article(arch)} {arch_name(arch)} concept"
+    machine = next((word for word in name.lower().split("_") if machine_arch(word) == arch), None)
+    if machine is not None:
+        return f"its name is for the {machine!r} machine, which only {arch_name(arch)} has"
     capabilities = {cap for d in definitions for cap in d.item.capabilities}
-    cap_arches = [capability_arches(cap) for cap in sorted(capabilities)]
-    if capabilities and all(arches == frozenset({arch}) for arches in cap_arches):
+    if capabilities and _all_of(capabilities, arch):
         return f"it tests {', '.join(sorted(capabilities))}, which only {arch} has"
+    flag = _capability_flag(analysis, definitions, arch)
+    if flag is not None:
+        return flag
+    functions = all(d.item.kind != "macro" for d in definitions)  # a macro is the layer's own shorthand
+    if functions and not names_generic_concept(name) and all(_is_device_code(analysis, p) for p in caller_paths):
+        return f"every caller is {arch} device code ({', '.join(sorted(caller_paths))})"
     return None
+
+
+def _all_of(capabilities, arch: str) -> bool:
+    return all(_capability_arches(cap) == frozenset({arch}) for cap in capabilities)
+
+
+def _capability_arches(capability: str) -> frozenset[str] | None:
+    """By the capability table; a capability the table lacks, by its name (KVM_CAP_X86_*, KVM_CAP_S390_*)."""
+    arches = capability_arches(capability)
+    if arches is None and concept_arch(capability.removeprefix("KVM_CAP_")):
+        arches = frozenset({concept_arch(capability.removeprefix("KVM_CAP_"))})
+    return arches
+
+
+def _capability_flag(analysis, definitions, arch: str) -> str | None:
+    """The helper returns a state member that the KVM layer sets from `arch`-only capabilities."""
+    fields = {field for d in definitions if d.item.kind == "function" for field in d.item.fields}
+    if not fields:
+        return None
+    for path in sorted(analysis.kvm_layer):
+        facts = analysis.facts.get(path)
+        for assignment in facts.capability_assignments if facts else ():
+            capabilities = set(CAPABILITY.findall(assignment.value))
+            if assignment.name in fields and capabilities and _all_of(capabilities, arch):
+                where = f" in {assignment.function}()" if assignment.function else ""
+                return (
+                    f"it reads the flag {assignment.name}, set from {', '.join(sorted(capabilities))}{where} "
+                    f"({path}:{assignment.span.line}), which only {arch} has"
+                )
+    return None
+
+
+def _is_device_code(analysis, path: str) -> bool:
+    """Board and device code of one architecture, not its CPU (target) code."""
+    convention = path_convention(path, analysis.scope_resolver.known_families)
+    return convention is None or not convention[1].startswith("target")
 
 
 def _movable(analysis, definitions) -> str | None:
@@ -164,10 +226,12 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
     span = first.item.span
     places = ", ".join(sorted({d.path for d in in_common}))
     blocked = _movable(analysis, in_common)
-    message = f"{name}() is {arch}-specific ({reason}; only {arch} code calls it) but lives in common KVM files ({places})"
+    message = f"{name}() is {arch}-specific but lives in common KVM files: move it into the {arch} target"
+    details = (f"{arch}-specific: {reason}; only {arch} code calls it", f"common KVM files: {places}")
     fix = None
     if blocked:
-        message += f"; move it by hand: {blocked}"
+        message += " by hand"
+        details += (f"not moved automatically: {blocked}",)
     else:
         # A prototype alone may name types the target header cannot see yet.
         whole = any(d.item.kind == "function" for d in in_common)
@@ -178,5 +242,5 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
         )
     return Finding(
         CODE, NAME, first.path, span.line, span.column, span.end_line, span.end_column, message,
-        function=name, symbol=name, arch=arch, confidence="high", fix=fix,
+        function=name, symbol=name, arch=arch, confidence="high", fix=fix, details=details,
     )

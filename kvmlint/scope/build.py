@@ -11,6 +11,12 @@ from kvmlint.source import UnreadableFile, read_regular_file
 
 from .families import Families, family_of_target_symbol, format_families
 
+# Compile units.  A per-target unit is compiled once per target with the
+# target's folder on the include path, so it can include a target header;
+# a target-independent one is compiled once for all targets and cannot.
+PER_TARGET = "per-target"
+TARGET_INDEPENDENT = "target-independent"
+
 
 @dataclass(frozen=True)
 class BuildRule:
@@ -20,12 +26,16 @@ class BuildRule:
     the folder or source set it belongs to, its own condition and the
     conditions of enclosing blocks.  `symbols` are the CONFIG_/TARGET_
     symbols among those conditions, so a reason can explain them.
+    `unit` is PER_TARGET, TARGET_INDEPENDENT or None (unknown), and
+    `unit_reason` says which list or source set decided it.
     """
 
     build_file: str
     description: str
     symbols: tuple[str, ...]
     families: Families
+    unit: str | None = None
+    unit_reason: str = ""
 
 
 class ConfigSpace:
@@ -33,19 +43,27 @@ class ConfigSpace:
 
     def __init__(self, known_families: frozenset[str]) -> None:
         self.known_families = known_families
+        # asked once per build-file condition and per file: memoised
+        self._families: dict[str, Families] = {}
+        self._explanations: dict[str, str] = {}
 
     def families(self, symbol: str) -> Families:
-        family = family_of_target_symbol(symbol, self.known_families)
-        if family is not None:
-            return frozenset({family})
-        return self._config_families(symbol)
+        if symbol not in self._families:
+            family = family_of_target_symbol(symbol, self.known_families)
+            self._families[symbol] = frozenset({family}) if family is not None else self._config_families(symbol)
+        return self._families[symbol]
 
     def explain(self, symbol: str) -> str:
         """One clause saying where the answer of families() comes from."""
+        if symbol not in self._explanations:
+            self._explanations[symbol] = self._explain(symbol)
+        return self._explanations[symbol]
+
+    def _explain(self, symbol: str) -> str:
         family = family_of_target_symbol(symbol, self.known_families)
         if family is not None:
             return f"{symbol} is defined only for {family} targets"
-        families = self._config_families(symbol)
+        families = self.families(symbol)
         if families is None:
             return f"{symbol} does not depend on the target's devices"
         if not families:

@@ -1,11 +1,19 @@
-"""Kconfig and configs/devices of current QEMU: for which families can CONFIG_X be enabled?
+"""Kconfig and the device configs: for which families can CONFIG_X be enabled?
 
-QEMU's minikconf computes each system target's devices from
-configs/devices/<target>/default.mak (CONFIG_X=y/n, `include` of other
-.mak files), the symbol CONFIG_<TARGET_ARCH>=y, host and accelerator
-symbols, and the Kconfig clauses `default y [if E]`, `select X [if E]`,
-`imply X [if E]` and `depends on E`.  Machines live in hw/<arch>/Kconfig and
-depend on their architecture's symbol, so a device selected only by one
+QEMU's minikconf (since 2019, in the make and the meson build alike)
+computes each system target's devices from its device config (CONFIG_X=y/n,
+`include` of other .mak files), host and accelerator symbols, the symbol
+CONFIG_<TARGET_ARCH>=y where Kconfig declares one, and the Kconfig clauses
+`default y [if E]`, `select X [if E]`, `imply X [if E]` and `depends on E`.
+The device configs moved over the years:
+
+    default-configs/<target>.mak                 (make + Kconfig)
+    default-configs/devices/<target>.mak         (first meson releases)
+    configs/devices/<target>/default.mak         (later)
+
+and target keys (TARGET_ARCH=...) likewise from default-configs/targets/ to
+configs/targets/.  Machines are enabled by one architecture's device config
+or depend on that architecture's symbol, so a device selected only by one
 architecture's machines is that architecture's.
 
 We compute, per target, every symbol that the default configuration can
@@ -24,6 +32,7 @@ from pathlib import Path
 from .build import ConfigSpace, read_text, summarize_names, visit_key
 from .families import Families, arch_family
 from .makefiles import read_make_config
+from .meson import read_accelerator_targets
 
 Expr = tuple  # ("sym", name) | ("not", e) | ("and", a, b) | ("or", a, b)
 
@@ -131,10 +140,19 @@ def parse_kconfig(text: str, kconfig_file: str, symbols: dict[str, KconfigSymbol
     return sourced
 
 
+# The files minikconf reads first: the top Kconfig, or before it existed
+# Kconfig.host and hw/Kconfig (2019's make build).
+KCONFIG_ROOTS = ("Kconfig", "Kconfig.host", "hw/Kconfig")
+
+
+def has_kconfig(root: Path) -> bool:
+    return any((root / name).is_file() for name in KCONFIG_ROOTS)
+
+
 def read_kconfig_tree(root: Path) -> dict[str, KconfigSymbol]:
-    """Every Kconfig reachable by `source` from the top Kconfig (paths relative to the sourcing file)."""
+    """Every Kconfig reachable by `source` from the roots (paths relative to the sourcing file)."""
     symbols: dict[str, KconfigSymbol] = {}
-    pending = ["Kconfig"]
+    pending = [name for name in reversed(KCONFIG_ROOTS) if (root / name).is_file()]
     seen: set[str] = set()
     while pending:
         relpath = os.path.normpath(pending.pop())
@@ -166,28 +184,22 @@ class KconfigSpace(ConfigSpace):
         self._exact = {seed for target in self.targets for seed in target.seeds}
         self._assigned_anywhere = {n for t in self.targets for n, on in t.assigned.items() if on}
         self._external = {name for name, s in self.symbols.items() if self._is_external(s)}
+        self.accelerators = read_accelerator_targets(root)
         self._dependents = self._dependency_index()
         self.enabled = {target.name: self._closure(target) for target in self.targets}
 
     def _read_targets(self, root: Path) -> list[DeviceTarget]:
-        devices = root / "configs" / "devices"
-        try:
-            names = sorted(os.listdir(devices))
-        except OSError:
-            return []
         targets = []
-        for name in names:
-            config_file = devices / name / "default.mak"
-            if not config_file.is_file():
-                continue
-            target_keys = read_target_config(root / "configs" / "targets" / f"{name}.mak")
+        for name, config_file in device_config_files(root):
+            target_keys: dict[str, str] = {}
+            for folder in ("configs/targets", "default-configs/targets"):
+                target_keys = target_keys or read_target_config(root / folder / f"{name}.mak")
             arch = target_keys.get("TARGET_ARCH", name.split("-")[0])
             seeds = {arch.upper()} | {key for key, value in target_keys.items()
                                       if value == "y" and key in self.symbols}
             assigned = {symbol[len("CONFIG_"):]: value not in ("n", "")
-                        for symbol, value in read_make_config(config_file).items()}
-            targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds,
-                                        f"configs/devices/{name}/default.mak"))
+                        for symbol, value in read_make_config(root / config_file).items()}
+            targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds, config_file))
         return targets
 
     def _is_external(self, symbol: KconfigSymbol) -> bool:
@@ -227,11 +239,14 @@ class KconfigSpace(ConfigSpace):
         return self._possible(expression[1], enabled) or self._possible(expression[2], enabled)
 
     def _on(self, name: str, enabled: set[str]) -> bool:
-        """Enabled for this target, or a host input that may be on."""
-        return name in enabled or name in self._external or name not in self.symbols
+        """Enabled for this target (host inputs that may be on start enabled), or unknown."""
+        return name in enabled or (name not in self.symbols and name not in self.accelerators)
 
     def _closure(self, target: DeviceTarget) -> set[str]:
         enabled = {name for name, on in target.assigned.items() if on}
+        # Host inputs may be on, but an accelerator only for the targets the build lists for it.
+        enabled |= {name for name in self._external
+                    if name not in self.accelerators or target.name in self.accelerators[name]}
         forced_off = {name for name, on in target.assigned.items() if not on}
         # Architecture symbols first (AARCH64 selects ARM), so that `!ARM` is decided.
         enabled |= target.seeds
@@ -265,6 +280,8 @@ class KconfigSpace(ConfigSpace):
         if not symbol.startswith("CONFIG_"):
             return None
         name = symbol[len("CONFIG_"):]
+        if name in self.accelerators:
+            return frozenset(arch_family(target.split("-")[0]) for target in self.accelerators[name])
         if name not in self.symbols or name in self._external:
             return None
         return frozenset(t.family for t in self.targets if name in self.enabled[t.name])
@@ -272,6 +289,8 @@ class KconfigSpace(ConfigSpace):
     def _provenance(self, symbol: str) -> str:
         """Why the symbol is on where it is: its selectors, impliers, defaults, device configs."""
         name = symbol[len("CONFIG_"):]
+        if name in self.accelerators:
+            return f" (an accelerator the build offers for {summarize_names(sorted(self.accelerators[name]))})"
         info = self.symbols.get(name)
         if info is None:
             return ""
@@ -296,6 +315,23 @@ class KconfigSpace(ConfigSpace):
         if files:
             parts.append("set in " + summarize_names(sorted(set(files)), 2))
         return f" ({'; '.join(parts)})" if parts else ""
+
+
+def device_config_files(root: Path) -> list[tuple[str, str]]:
+    """(system target, root-relative device config) of the newest layout the tree has."""
+    layouts = (("configs/devices", "{}/default.mak"), ("default-configs/devices", "{}.mak"),
+               ("default-configs", "{}.mak"))
+    for folder, pattern in layouts:
+        try:
+            entries = sorted(os.listdir(root / folder))
+        except OSError:
+            continue
+        names = [entry.removesuffix(".mak") for entry in entries]
+        found = [(name, f"{folder}/{pattern.format(name)}") for name in names if name.endswith("-softmmu")]
+        found = [(name, path) for name, path in found if (root / path).is_file()]
+        if found:
+            return found
+    return []
 
 
 def read_target_config(path: Path) -> dict[str, str]:

@@ -13,6 +13,13 @@ What restricts an object to some architectures:
 - the condition under which its list is pulled into another one.
 `obj-y := $(addprefix ../,$(obj-y))` (2012's hw/<arch>/Makefile.objs) makes
 the folder's entries name files one level up: hw/pc.c built by hw/i386/.
+
+Compile units: Makefile.target compiles `obj-y` (and `target-obj-y`, and
+the older per-target `obj-<target>-y`) in each target's build folder with
+the target's folder on the include path (`-I$(SRC_PATH)/target-$(TARGET_BASE_ARCH)`,
+later target/$(TARGET_BASE_ARCH)); every other list (common-obj,
+2012's hw-obj for libhw, util-obj, stub-obj, ...) is compiled once, outside
+any target.  A list pulled only into per-target lists is per target too.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from .build import BuildRule, ConfigSpace, join_relpath, read_text, summarize_names, visit_key
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names, visit_key
 from .families import Families, arch_family, format_families, intersect, path_convention, union
 
 _VARIABLE_REFERENCE = re.compile(r"\$\(([\w.-]+)\)")
@@ -33,6 +41,8 @@ _YES = re.compile(r"^y+$")
 # $(TARGET_BASE_ARCH) in hw/$(TARGET_BASE_ARCH)/ stands for an architecture's folder only.
 _TARGET_VARIABLE = re.compile(r"\$\((TARGET_ARCH|TARGET_BASE_ARCH|TARGET_ARCH2|TARGET_ABI_DIR)\)")
 ARCH_PLACEHOLDER = "@ARCH@"
+# The lists Makefile.target compiles with the target's flags and include path.
+_PER_TARGET_LISTS = ("obj", "target-obj")
 # `include` nesting in device configs beyond this is a loop or an attack, not a config.
 MAX_INCLUDE_DEPTH = 32
 # Wildcards (a $(VAR) or the arch) per name pattern: each one more multiplies the
@@ -48,6 +58,7 @@ class MakeAssignment:
     variable: str  # as written, e.g. "hw-obj-$(CONFIG_PCI)"
     base: str  # the list it adds to, e.g. "hw-obj"
     symbols: tuple[str, ...]  # its condition plus the enclosing blocks' (all must hold)
+    condition: tuple | None = None  # a `$(call lor,...)`-style own condition, when not plain symbols
     objects: list[str] = field(default_factory=list)  # "hw/pc.o"; may hold "*" where a $(VAR) stood
     directories: list[str] = field(default_factory=list)  # "hw/kvm"; patterns until expanded
     references: list[str] = field(default_factory=list)  # bases of the lists it pulls in
@@ -106,10 +117,43 @@ def _find_operator(line: str) -> tuple[int, str] | None:
     return None
 
 
-def _condition_symbol(condition: str) -> str | None:
-    """`$(CONFIG_X)` -> CONFIG_X; y, m and make functions restrict nothing we can read."""
-    match = re.fullmatch(r"\$\((\w+)\)", condition)
-    return match.group(1) if match else None
+def make_condition(text: str) -> tuple:
+    """A list-name condition as an expression: ("sym", X), ("and"|"or", a, b), ("not", a),
+    or ("any",) for y, m and make functions that restrict nothing we can read.
+
+    `$(CONFIG_X)`, `$(call land,A,B)`, `$(call lor,A,B)` and `$(call lnot,A)` are understood.
+    """
+    text = text.strip()
+    if match := re.fullmatch(r"\$\((\w+)\)", text):
+        return ("sym", match.group(1))
+    call = re.fullmatch(r"\$\(call\s+(land|lor|lnot)\s*,(.*)\)", text, re.S)
+    if call is None:
+        return ("any",)
+    operands = [make_condition(part) for part in _split_top_level(call.group(2), ",")]
+    if call.group(1) == "lnot":
+        return ("not", operands[0]) if len(operands) == 1 else ("any",)
+    expression = operands[0]
+    for operand in operands[1:]:
+        expression = ("and" if call.group(1) == "land" else "or", expression, operand)
+    return expression
+
+
+def required_symbols(expression: tuple) -> tuple[str, ...]:
+    """Symbols that must all be enabled for the expression to hold."""
+    if expression[0] == "sym":
+        return (expression[1],)
+    if expression[0] == "and":
+        return required_symbols(expression[1]) + required_symbols(expression[2])
+    return ()
+
+
+def positive_symbols(expression: tuple) -> tuple[str, ...]:
+    """Symbols the expression can hold through (those outside negations)."""
+    if expression[0] == "sym":
+        return (expression[1],)
+    if expression[0] in ("and", "or"):
+        return positive_symbols(expression[1]) + positive_symbols(expression[2])
+    return ()
 
 
 def block_condition(directive: str, argument: str) -> tuple[str, ...] | None:
@@ -181,10 +225,11 @@ def parse_makefile(text: str, makefile: str) -> list[MakeAssignment]:
             _reroot(assignments, makefile, base, prefix_match.group(1))
             continue
         symbols = tuple(symbol for block in blocks if block for symbol in block)
-        own = _condition_symbol(list_match.group("condition"))
-        if own:
-            symbols += (own,)
-        assignment = MakeAssignment(makefile, variable, base, symbols)
+        own = make_condition(list_match.group("condition"))
+        required = required_symbols(own)
+        symbols += required
+        condition = None if required or own == ("any",) else own
+        assignment = MakeAssignment(makefile, variable, base, symbols, condition)
         for token in _split_top_level(value, " \t"):
             _add_token(assignment, token.strip(), folder)
         assignments.append(assignment)
@@ -299,6 +344,10 @@ class MakefileBuild:
         self._list_families: dict[str, Families] = {}
         self._folder_origin: dict[str, set[str]] = defaultdict(set)
         self._solve_contexts()
+        self._pulled_into: dict[str, set[str]] = defaultdict(set)
+        for assignment in self.assignments:
+            for base in assignment.references:
+                self._pulled_into[base].add(assignment.base)
 
     def _read_reachable(self) -> list[MakeAssignment]:
         """Makefile.target and Makefile.objs at the top, then every folder they descend into."""
@@ -370,7 +419,7 @@ class MakefileBuild:
                 for folder in assignment.directories:
                     if folder in folder_update:
                         folder_update[folder] = union(folder_update[folder], families)
-                        self._folder_origin[folder].add(assignment.makefile)
+                        self._folder_origin[folder].add(f"{assignment.makefile}: {assignment.variable}")
             if list_update != {b: self._list_families[b] for b in referenced_lists} or \
                     folder_update != self.folder_families:
                 self._list_families.update(list_update)
@@ -392,7 +441,28 @@ class MakefileBuild:
             families = intersect(families, frozenset({named}))
         for symbol in assignment.symbols:
             families = intersect(families, self.configs.families(symbol))
+        if assignment.condition is not None:
+            families = intersect(families, self._expression_families(assignment.condition))
         return families
+
+    def _expression_families(self, expression: tuple) -> Families:
+        kind = expression[0]
+        if kind == "sym":
+            return self.configs.families(expression[1])
+        if kind == "and":
+            return intersect(self._expression_families(expression[1]), self._expression_families(expression[2]))
+        if kind == "or":
+            return union(self._expression_families(expression[1]), self._expression_families(expression[2]))
+        return None  # a negation, or nothing we can read: no restriction
+
+    def list_unit(self, base: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """(unit, reason) of the objects of list `base`."""
+        if base in _PER_TARGET_LISTS or _family_in_list_name(base, self.configs.known_families):
+            return PER_TARGET, f"{base}-y is compiled per target, with the target's folder on the include path"
+        parents = sorted(self._pulled_into.get(base, set()) - seen - {base})
+        if parents and all(self.list_unit(parent, seen | {base})[0] == PER_TARGET for parent in parents):
+            return PER_TARGET, f"{base}-y is pulled only into per-target lists ({', '.join(parents)}-y)"
+        return TARGET_INDEPENDENT, f"{base}-y is compiled once for all targets, without target headers"
 
     def rules(self) -> dict[str, list[BuildRule]]:
         """Source path (.c) -> the rules compiling it."""
@@ -400,8 +470,13 @@ class MakefileBuild:
         for assignment in self.assignments:
             families = self.assignment_families(assignment)
             description = self._describe(assignment, families)
+            unit, unit_reason = self.list_unit(assignment.base)
+            symbols = assignment.symbols + self.folder_symbols(assignment.makefile)
+            if assignment.condition is not None:
+                symbols += positive_symbols(assignment.condition)
             for source in self._sources(assignment.objects):
-                result[source].append(BuildRule(assignment.makefile, description, assignment.symbols, families))
+                result[source].append(BuildRule(assignment.makefile, description, symbols, families,
+                                                unit, unit_reason))
         return result
 
     def _sources(self, objects: list[str]) -> list[str]:
@@ -425,10 +500,26 @@ class MakefileBuild:
         text += ")"
         folder = os.path.dirname(assignment.makefile)
         folder_families = self.makefile_folder_families(assignment.makefile)
-        if self._convention_families(folder) is None and folder_families and len(folder_families) == 1:
+        if self._convention_families(folder) is None and folder_families:
             origin = ", ".join(sorted(self._folder_origin.get(folder, ())))
-            text += f" in {folder}/, a folder built only for {format_families(folder_families)} (from {origin})"
+            scope = "only for" if len(folder_families) == 1 else "for"
+            text += f" in {folder}/, a folder built {scope} {format_families(folder_families)} (from {origin})"
         return text
+
+    def folder_symbols(self, makefile: str) -> tuple[str, ...]:
+        """The CONFIG_/TARGET_ symbols under which the Makefile's folder is descended into."""
+        folder = os.path.dirname(makefile)
+        if self._convention_families(folder) is not None:
+            return ()
+        return self._symbols_of_folder.get(folder, ())
+
+    @cached_property
+    def _symbols_of_folder(self) -> dict[str, tuple[str, ...]]:
+        symbols: dict[str, dict[str, None]] = defaultdict(dict)
+        for assignment in self.assignments:
+            for folder in assignment.directories:
+                symbols[folder].update(dict.fromkeys(assignment.symbols))
+        return {folder: tuple(names) for folder, names in symbols.items()}
 
     def folder_rule_families(self, folder: str) -> tuple[Families, str] | None:
         """For headers: a folder reached only from architecture-specific Makefiles."""

@@ -6,6 +6,12 @@ nests one set in another; `hw_arch += {'arm': arm_ss}` (and target_arch,
 target_system_arch, ...) makes a set one architecture's.  Sets that are
 neither (specific_ss, system_ss, common_ss, ...) are built for every target,
 so only their `when:` conditions and enclosing `if` blocks restrict them.
+
+Compile units: `specific_*` sets and the sets of per-architecture (or
+`target_*`) dictionaries are compiled per target, or per architecture, with
+target/<arch>/ on the include path; any other set (common_ss, system_ss,
+user_ss, stub_ss, ...) and files() outside source sets are compiled once for
+all targets.  A set nested only in per-target sets is per target too.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import BuildRule, ConfigSpace, join_relpath, read_text, visit_key
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, visit_key
 from .families import Families, arch_family, format_families, intersect, union
 
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
@@ -27,6 +33,8 @@ _DICT_ENTRY = re.compile(r"'(\w+)'\s*:\s*(\w+)")
 _FILES_CALL = re.compile(r"files\s*\(([^()]*)\)")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 _KEYWORD_ARGUMENT = re.compile(r"^(\w+)\s*:(.*)$", re.S)
+_ACCELERATOR_ENTRY = re.compile(r"'(CONFIG_\w+)'\s*:\s*(\[[^\]]*\]|\w+)")
+_LIST_ASSIGNMENT = re.compile(r"^(\w+)\s*(\+?=)\s*(\[[^\]]*\])\s*$", re.S)
 _HAS_KEY = re.compile(r"has_key\s*\(\s*'(\w+)'\s*\)|'(\w+)'\s+in\s+\w+")
 
 
@@ -155,13 +163,16 @@ class MesonBuild:
         # files() outside source sets: libraries and executables linked into every build
         self.plain_listings: list[SourceSetAddition] = []
         self.set_families_by_dict: dict[str, set[str]] = defaultdict(set)
+        self.dict_of_set: dict[str, str] = {}  # set -> the per-architecture or `target_*` dictionary holding it
         self._file_lists: dict[str, list[str]] = {}
         self._visited: set[str] = set()  # real paths of the meson.build files read
         self._read("", ())
         self._nestings: dict[str, SourceSetAddition] = {}
+        self._nested_in: dict[str, set[str]] = defaultdict(set)
         for addition in self.additions:
-            if not addition.negated:
-                for name in addition.nested_sets:
+            for name in addition.nested_sets:
+                self._nested_in[name].add(addition.source_set)
+                if not addition.negated:
                     self._nestings.setdefault(name, addition)
         self.set_families = self._solve_set_families()
 
@@ -202,6 +213,9 @@ class MesonBuild:
                 family = arch_family(key)
                 if family in self.configs.known_families:
                     self.set_families_by_dict[identifier].add(family)
+                    self.dict_of_set.setdefault(identifier, name)
+                elif name.startswith("target_"):
+                    self.dict_of_set.setdefault(identifier, name)
         elif "files" in value:
             files = self._files_in(folder, value)
             self._file_lists[name] = (self._file_lists.get(name, []) if operator == "+=" else []) + files
@@ -277,6 +291,21 @@ class MesonBuild:
             families.update(update)
         return families
 
+    def set_unit(self, source_set: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """(unit, reason) of the files added to `source_set` ('' for files() outside sets)."""
+        if not source_set:
+            return TARGET_INDEPENDENT, "files() outside source sets are built once, in a library or tool"
+        per_target = "compiled per target, with target/<arch>/ on the include path"
+        if source_set.startswith("specific"):
+            return PER_TARGET, f"{source_set} is {per_target}"
+        if source_set in self.dict_of_set:
+            return PER_TARGET, (f"{source_set} is in {self.dict_of_set[source_set]}, compiled for its "
+                                f"architecture only, with target/<arch>/ on the include path")
+        parents = sorted(self._nested_in.get(source_set, set()) - seen - {source_set})
+        if parents and all(self.set_unit(parent, seen | {source_set})[0] == PER_TARGET for parent in parents):
+            return PER_TARGET, f"{source_set} is added only to per-target sets ({', '.join(parents)})"
+        return TARGET_INDEPENDENT, f"{source_set} is compiled once for all targets, without target headers"
+
     def rules(self) -> dict[str, list[BuildRule]]:
         result: dict[str, list[BuildRule]] = defaultdict(list)
         in_source_sets = {source for addition in self.additions for source in addition.files}
@@ -292,8 +321,10 @@ class MesonBuild:
             nesting = self._first_nesting(addition.source_set)
             if nesting is not None:
                 symbols += nesting.when
+            unit, unit_reason = self.set_unit(addition.source_set)
             for source in addition.files:
-                result[source].append(BuildRule(addition.meson_file, description, symbols, families))
+                result[source].append(BuildRule(addition.meson_file, description, symbols, families,
+                                                unit, unit_reason))
         return result
 
     def _describe(self, addition: SourceSetAddition) -> str:
@@ -317,3 +348,22 @@ class MesonBuild:
         if source_set in self.set_families_by_dict:
             return None
         return self._nestings.get(source_set)
+
+
+def read_accelerator_targets(root: Path) -> dict[str, frozenset[str]]:
+    """Accelerator symbol (without CONFIG_) -> the targets the top meson.build offers it for.
+
+    `accelerator_targets += {'CONFIG_XEN': xen_targets}`, with the list taken
+    over every host branch (`if cpu == ...`): KVM only runs with host ==
+    guest architecture, Xen and HVF only for a few targets.
+    """
+    lists: dict[str, set[str]] = defaultdict(set)
+    accelerators: dict[str, set[str]] = defaultdict(set)
+    for statement in statements(read_text(root / "meson.build")):
+        if match := _LIST_ASSIGNMENT.match(statement):
+            lists[match.group(1)] |= set(_STRING.findall(match.group(3)))
+        elif statement.startswith("accelerator_targets"):
+            for symbol, value in _ACCELERATOR_ENTRY.findall(statement):
+                targets = _STRING.findall(value) if value.startswith("[") else lists.get(value, set())
+                accelerators[symbol[len("CONFIG_"):]] |= set(targets)
+    return {name: frozenset(targets) for name, targets in accelerators.items()}

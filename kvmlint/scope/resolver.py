@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from .build import BuildRule, ConfigSpace
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, read_text
 from .families import ARCH_FAMILIES, Families, arch_family, format_families, path_convention, sort_families, union
-from .kconfig import KconfigSpace
+from .kconfig import KconfigSpace, has_kconfig
 from .makefiles import DefaultConfigs, MakefileBuild, target_of_config_file
 from .meson import MesonBuild
 
@@ -23,10 +24,14 @@ class Scope:
     arches: frozenset[str]  # families the file is built for; empty when built for every target
     common: bool  # architecture-independent code
     reason: str
+    unit: str | None = None  # PER_TARGET, TARGET_INDEPENDENT, or None: unknown (headers, no rule)
+    unit_reason: str = ""
 
     @property
     def label(self) -> str:
-        return "common" if self.common else ",".join(sort_families(self.arches))
+        if self.common:
+            return "common"
+        return ",".join(sort_families(self.arches)) or "outside"  # not built into any emulator
 
 
 class ScopeResolver:
@@ -39,6 +44,7 @@ class ScopeResolver:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._separate_builds: dict[str, str | None] = {}
 
     @cached_property
     def known_families(self) -> frozenset[str]:
@@ -71,11 +77,11 @@ class ScopeResolver:
 
     @cached_property
     def configs(self) -> ConfigSpace:
-        if self.era == "meson":
+        if self.era == "none":
+            return ConfigSpace(self.known_families)
+        if has_kconfig(self.root):
             return KconfigSpace(self.root, self.known_families)
-        if self.era == "make":
-            return DefaultConfigs(self.root, self.known_families)
-        return ConfigSpace(self.known_families)
+        return DefaultConfigs(self.root, self.known_families)
 
     @cached_property
     def _makefiles(self) -> MakefileBuild | None:
@@ -91,8 +97,13 @@ class ScopeResolver:
 
     def scope_of(self, relpath: str) -> Scope:
         relpath = posixpath.normpath(relpath.replace("\\", "/")).lstrip("/")
+        is_source = relpath.endswith(_SOURCE_SUFFIXES)
+        rules = self.rules.get(relpath, []) if is_source else []
+        unit, unit_reason = compile_unit(rules) if is_source else (None, "not a source file: compiled where included")
+        return replace(self._scope(relpath, rules), unit=unit, unit_reason=unit_reason)
+
+    def _scope(self, relpath: str, rules: list[BuildRule]) -> Scope:
         convention = path_convention(relpath, self.known_families)
-        rules = self.rules.get(relpath, []) if relpath.endswith(_SOURCE_SUFFIXES) else []
         if convention is not None:
             family, folder = convention
             reason = f"in {folder}, {family} code by path"
@@ -144,5 +155,65 @@ class ScopeResolver:
                 families, origin = folder_rule
                 return Scope(families, False,
                              f"in {folder}/, a folder built only for {format_families(families)} (from {origin})")
+        companion = self._companion_source(relpath)
+        if companion is not None:
+            owner = self.scope_of(companion)
+            if not owner.common and owner.arches:
+                return Scope(owner.arches, False, f"header of {companion}, which is {owner.label} code: {owner.reason}")
+        separate = self._separate_build(folder)
+        if separate is not None:
+            return Scope(frozenset(), False,
+                         f"{separate}/Makefile builds {separate}/ on its own (firmware, tests or tools), "
+                         f"and no emulator build file compiles it: not part of any emulator")
         kind = "header" if relpath.endswith(".h") else "no build rule found"
         return Scope(frozenset(), True, f"{kind}; generic path")
+
+    def _companion_source(self, relpath: str) -> str | None:
+        """The source a header declares: foo.h beside foo.c, or include/<p>/foo.h for <p>/foo.c
+        (QEMU's convention for a device's interface)."""
+        stem, suffix = posixpath.splitext(relpath)
+        if suffix != ".h":
+            return None
+        candidates = [stem + ".c"]
+        if stem.startswith("include/"):
+            candidates.append(stem[len("include/"):] + ".c")
+        return next((source for source in candidates if source in self.rules), None)
+
+    def _separate_build(self, folder: str) -> str | None:
+        """The folder (below the root) with a Makefile of its own that the emulators'
+        build files do not descend into, holding `folder`; None if there is none."""
+        if self.era == "none" or not folder:
+            return None
+        if folder not in self._separate_builds:
+            here = self.root / folder
+            if (here / ("meson.build" if self.era == "meson" else "Makefile.objs")).is_file():
+                self._separate_builds[folder] = None
+            elif (here / "Makefile").is_file() and folder not in self._folders_included_by_top_makefile:
+                self._separate_builds[folder] = folder
+            else:
+                self._separate_builds[folder] = self._separate_build(posixpath.dirname(folder))
+        return self._separate_builds[folder]
+
+    @cached_property
+    def _folders_included_by_top_makefile(self) -> frozenset[str]:
+        """Folders whose Makefiles the top Makefile includes (`include $(SRC_PATH)/tests/Makefile`):
+        part of the main build, unlike sub-makes (`$(MAKE) -C pc-bios/...`)."""
+        folders = set()
+        for line in read_text(self.root / "Makefile").splitlines():
+            match = re.match(r"-?include\s+(?:\$\(SRC_PATH\)/)?(\S+)/Makefile\b", line.strip())
+            if match:
+                folders.add(posixpath.normpath(match.group(1)))
+        return frozenset(folders)
+
+
+def compile_unit(rules: list[BuildRule]) -> tuple[str | None, str]:
+    """The unit a file is compiled in, and why.
+
+    One target-independent rule decides: there a target header would not be
+    found, whatever the other rules allow.
+    """
+    for unit in (TARGET_INDEPENDENT, PER_TARGET):
+        deciding = next((rule for rule in rules if rule.unit == unit), None)
+        if deciding is not None:
+            return unit, f"{deciding.build_file}: {deciding.unit_reason}"
+    return None, "no build rule compiles it" if not rules else "its build rules do not say"
