@@ -1,4 +1,4 @@
-"""Command line: `kvmlint check|scope|explain|rules|validate|model`.
+"""Command line: `kvmlint check|fix|validate-build|scope|explain|rules|validate|model`.
 
 Exit status: 0 no findings, 1 findings, 2 usage error or unusable input.
 """
@@ -189,10 +189,13 @@ def _names_rules_read(analysis) -> set[str]:
 @click.option("--signoff", "-s", is_flag=True, help="With --commit: add your Signed-off-by, as `git commit -s` does.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
-def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era) -> None:
+@click.option("--build-check", "build_dirs", multiple=True, type=click.Path(file_okay=False), help="Recompile what each fix touches with this configured build's compile_commands.json (repeatable: e.g. with and without KVM); roll back fixes that do not compile.")
+def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era, build_dirs) -> None:
     """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
 
-    PATH may also be FILE:LINE, to fix only the finding at that line."""
+    PATH may also be FILE:LINE, to fix only the finding at that line.  A file or
+    subdirectory PATH limits the fixes to findings there; the whole checkout is
+    still read, as a fix spans files."""
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
@@ -210,12 +213,18 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         raise UsageError("--diff, --format-patch and --commit cannot be combined")
     if signoff and not commit_each:
         raise UsageError("--signoff goes with --commit (a patch series gets its sign-off from `git am -s`)")
+    if build_dirs and (show_diff or patch_dir):
+        raise UsageError("--build-check compiles the fixes it writes: it cannot be combined with --diff or --format-patch")
     path, location = _fix_location(path)
-    config = load_config(find_root(Path(path).resolve()))  # the rules, paths and files check would judge
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such file or directory")
+    wanted = Path(path).resolve()
+    root = find_root(wanted)
+    config = load_config(root)  # the rules, paths and files check would judge
     selections = rules.select(
         _split_words(rule_words + selected) or list(config.select), _split_words(ignored) or list(config.ignore)
     )
-    sources = discover([path], config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    sources = discover([str(root)], config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
     base_commit = None
     if patch_dir or commit_each:
         # Patches and commits made from edited files would not apply to HEAD.
@@ -227,17 +236,25 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
             _stderr(message)
     elif pending_journal(sources.root):
         _stderr("warning: an interrupted fix may have left the tree half-written; `kvmlint fix` finishes or undoes it first")
+    database = None
+    if build_dirs:
+        from kvmlint.buildcheck import CompileDatabase
+
+        database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
     findings = [f for f in result.findings if f.code not in config.ignored_codes(f.path)]
+    if wanted != sources.root.resolve():
+        findings = [f for f in findings if _within(sources.root / f.path, wanted)]
     if location is not None:
         findings = [f for f in findings if f.path == location[0] and f.line <= location[1] <= f.end_line]
         if not findings:
             raise UsageError(f"{location[0]}:{location[1]}: no finding there (kvmlint check lists them)")
     proposed = propose_changes(analysis, findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
-    for finding, why in proposed.unfixable:
+    without_fix = _findings_without_fix(findings, planned)
+    for finding, why in [*proposed.unfixable, *((f, f"no automatic fix: {f.message}") for f in without_fix)]:
         _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
@@ -245,6 +262,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         outside = untracked(sources.root, sorted(planned.originals))
         if outside:
             raise UsageError(f"{', '.join(outside)}: not tracked by git; commit them first")
+    rolled_back = []
     if show_diff:
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
@@ -255,6 +273,8 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
         done = report.applied
+        if database is not None:
+            done, rolled_back = _build_check(planned, done, database, jobs)
         for change_set in done:
             click.echo(f"fixed: {change_set.title}")
         for written in report.written:
@@ -263,7 +283,7 @@ def fix(path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir,
         if commit_each:
             for commit, subject in _commit_each(planned, done, signoff):
                 click.echo(f"committed {commit[:12]} {subject}")
-    left = proposed.unfixable or planned.refused or (writing and report.skipped)
+    left = proposed.unfixable or without_fix or planned.refused or rolled_back or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
 
 
@@ -293,6 +313,71 @@ def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
         steps.append((changed, commit_message(planned.root, change_set)))
     commits = commit_each(planned.root, steps, signoff)
     return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
+
+
+def _findings_without_fix(findings, planned) -> list:
+    """Findings no code-mod can fix, except those inside code an accepted fix removes
+    (a proxy use inside a helper that moves into its target)."""
+    removed: dict[str, list[tuple[int, int]]] = {}
+    for change_set in planned.accepted:
+        for edit in change_set.edits:
+            data = planned.originals.get(edit.path)
+            if data is not None and edit.end > edit.start:
+                first, last = data.count(b"\n", 0, edit.start) + 1, data.count(b"\n", 0, edit.end)
+                removed.setdefault(edit.path, []).append((first, last))
+    return [
+        f for f in findings
+        if f.fix is None and not any(a <= f.line and f.end_line <= b for a, b in removed.get(f.path, []))
+    ]
+
+
+def _within(path, directory) -> bool:
+    path = path.resolve()
+    return path == directory or directory in path.parents
+
+
+def _build_check(planned, written, database, jobs):
+    """Compile what the written fixes touch; report and return (kept, rolled back)."""
+    from kvmlint.buildcheck import check_fixes
+
+    checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1)
+    for rolled in checked.rolled_back:
+        _stderr(f"rolled back: {rolled.change_set.title}: {rolled.why}")
+    for failure in checked.still_failing:
+        _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
+    for path in checked.unchecked:
+        _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
+    _stderr(f"build-check: {checked.compiled} compilation(s) in {checked.seconds:.1f}s, "
+            f"{len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
+    return checked.kept, checked.rolled_back
+
+
+@cli.command("validate-build")
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, type=click.Path())
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Compiler processes [default: CPU count].")
+def validate_build(build_dir, files, jobs) -> None:
+    """Recompile, with BUILD_DIR's compile_commands.json, every unit that FILES touch
+    (default: the files git sees changed in the checkout at the current directory).
+
+    Exit 0 when all of them compile, 1 when some do not."""
+    from kvmlint.buildcheck import CompileDatabase, changed_files, compile_units, untracked
+    from kvmlint.source import find_root
+
+    for name in files:
+        if not Path(name).exists():
+            raise UsageError(f"{name}: no such file or directory")
+    changed = [Path(name).resolve() for name in files]
+    root = find_root(Path(os.path.commonpath(changed)) if changed else Path.cwd().resolve())
+    database = CompileDatabase([Path(build_dir)], root)
+    changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
+    units = database.affected(changed, new)
+    compiled = compile_units(units, jobs or os.cpu_count() or 1)
+    for failure in compiled.failures:
+        click.echo(f"does not compile: {failure.format(root)}")
+    click.echo(f"{compiled.units} unit(s) compiled in {compiled.seconds:.1f}s for {len(changed)} changed file(s), "
+               f"{len(compiled.failures)} failed")
+    sys.exit(EXIT_FINDINGS if compiled.failures else 0)
 
 
 @cli.command()

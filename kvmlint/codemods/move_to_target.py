@@ -22,7 +22,7 @@ from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
 from kvmlint.extract import parse
 from kvmlint.prose import arch_name, arch_specific, join_words
-from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
+from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file, returns_int_truth_value
 
 DESCRIPTION = "Move a helper of one architecture from the common KVM files into that target."
 RULE = "KVM002"
@@ -51,47 +51,72 @@ class TargetLayout:
 def transform(analysis, findings):
     # Files created by an earlier move in this run: later moves to the same target edit them.
     planned: dict[str, bytes] = {}
+    # Every common copy this run removes, so that adjacent removals keep the spacing one would.
+    removed: dict[str, list[tuple[int, int]]] = {}
+    for finding in findings:
+        if not finding.fix.argument("retype"):
+            for located in _common_copies(analysis, finding.fix.argument("symbol"))[1]:
+                removed.setdefault(located.path, []).append((located.item.span.start_byte, located.item.span.end_byte))
     change_sets, unfixable = [], []
     for finding in findings:
         try:
-            change_sets.extend(transform_one(analysis, finding, planned))
+            change_sets.extend(transform_one(analysis, finding, planned, removed))
         except FixError as error:
             unfixable.append((finding, str(error)))
     return change_sets, unfixable
 
 
-def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSet]:
-    symbol, arch = finding.fix.argument("symbol"), finding.fix.argument("arch")
+def _common_copies(analysis, symbol: str):
+    """(every definition, the common copies to remove, implementation, prototypes, stubs)."""
     definitions = analysis.index.definitions_of(symbol)
     common = [d for d in definitions if is_common_kvm_file(analysis, d.path)]
     implementation = _one(d for d in common if d.item.kind == "function" and "stub" not in d.path)
     prototypes = [d for d in common if d.item.kind == "prototype" and d.path.endswith(".h")]
     stubs = [d for d in common if d.item.kind == "function" and "stub" in d.path]
+    removed = [*([implementation] if implementation else []), *prototypes, *stubs]
+    return definitions, removed, implementation, prototypes, stubs
+
+
+def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) -> list[ChangeSet]:
+    symbol, arch = finding.fix.argument("symbol"), finding.fix.argument("arch")
+    read = file_reader(analysis.root, planned)
+    if finding.fix.argument("retype"):
+        return _retype_in_target(analysis, symbol, read)
+    definitions, to_remove, implementation, prototypes, stubs = _common_copies(analysis, symbol)
+    common = [d for d in definitions if is_common_kvm_file(analysis, d.path)]
     defined_in_target = [d.path for d in definitions if d.item.kind == "function" and d not in common]
     if implementation is None and not (prototypes and defined_in_target):
         raise FixError(f"{symbol}: no single common definition to move")
     layout = _layout(analysis, arch)
-    read = file_reader(analysis.root, planned)
     edits: list[Edit] = []
     new_files: list[NewFile] = []
 
-    for located in [*([implementation] if implementation else []), *prototypes, *stubs]:
-        data = read(located.path)
-        edits.append(ctext.removal(located.path, data, located.item.span.start_byte, located.item.span.end_byte))
+    for located in to_remove:
+        span = located.item.span
+        others = [r for r in (removed or {}).get(located.path, []) if r != (span.start_byte, span.end_byte)]
+        edits.append(_removal(located.path, read(located.path), span.start_byte, span.end_byte, others))
+    if prototypes:
+        # The prototype moves with its doc comment.
+        first = prototypes[0]
+        prototype = ctext.block_text(read(first.path), first.item.span.start_byte, first.item.span.end_byte).decode().strip()
     if implementation is not None:
         source_data = read(layout.kvm_source)
         moved = ctext.block_text(read(implementation.path), implementation.item.span.start_byte, implementation.item.span.end_byte)
         anchor = ctext.first_function_start(source_data)
         anchor = len(source_data) if anchor is None else anchor
         edits.append(Edit(layout.kvm_source, anchor, anchor, moved + b"\n"))
-        prototype = (prototypes[0].item.text if prototypes else ctext.declaration_text(moved.decode())).strip()
-    else:
-        prototype = prototypes[0].item.text.strip()
+        if not prototypes:
+            prototype = ctext.declaration_text(moved.decode()).strip()
+    origin = prototypes[0].path if prototypes else implementation.path
 
     kvm_branches = None
     if layout.header in planned or layout.header_exists:
         header_data = read(layout.header)
         kvm_branches = _config_kvm_branches(header_data)
+        preamble = _type_preamble(analysis, prototype, origin, layout, header_data, read)
+        if preamble:
+            offset, after_include = _preamble_offset(header_data)
+            edits.append(Edit(layout.header, offset, offset, (preamble if after_include else preamble + "\n").encode()))
         if kvm_branches is not None:
             # The header's own style: prototypes with KVM, static inline stubs without.
             with_kvm, without_kvm = kvm_branches
@@ -105,8 +130,8 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
                 raise FixError(f"{layout.header}: no include guard to add the prototype inside")
             edits.append(Edit(layout.header, endif, endif, f"{prototype}\n\n".encode()))
     else:
-        origin = prototypes[0].path if prototypes else implementation.path
-        content = _new_header(analysis, layout, arch, prototype, origin, read)
+        preamble = _type_preamble(analysis, prototype, origin, layout, None, read)
+        content = _new_header(analysis, layout, arch, (preamble + "\n" if preamble else "") + prototype, origin, read)
         new_files.append(NewFile(layout.header, content))
         planned[layout.header] = content
 
@@ -147,6 +172,19 @@ def transform_one(analysis, finding, planned: dict[str, bytes]) -> list[ChangeSe
     return [moved, retyped] if retyped else [moved]
 
 
+def _retype_in_target(analysis, symbol: str, read) -> list[ChangeSet]:
+    """The return-type follow-up for a helper an earlier run already moved into its target."""
+    definitions = analysis.index.definitions_of(symbol)
+    implementation = _one(d for d in definitions if d.item.kind == "function" and "stub" not in d.path)
+    if implementation is None:
+        raise FixError(f"{symbol}: no single definition to retype")
+    places = sorted({d.path for d in definitions if d.item.kind in ("function", "prototype")})
+    retyped = _bool_return(symbol, implementation, places, read)
+    if retyped is None:
+        raise FixError(f"{symbol}: not an int predicate any more")
+    return [retyped]
+
+
 def _move_message(finding, symbol, arch, layout, common, implementation, stubs, new_files, including) -> str:
     """Why the helper moves, where each part goes, which files gain the include."""
     created = {new_file.path for new_file in new_files}
@@ -175,9 +213,6 @@ def _move_message(finding, symbol, arch, layout, common, implementation, stubs, 
     )
 
 
-PREDICATE_NAME = re.compile(r"^kvm_(allows|has|is|can)_|_(enabled|allowed|in_kernel)$")
-BOOLEAN_RETURN = re.compile(r"return\s+(?:[01]|true|false|!|[^;]*(?:\|\||&&|==|!=|[<>]=?))")
-
 
 def _bool_return(symbol: str, implementation, places: list[str], read) -> ChangeSet | None:
     """The labelled follow-up: a predicate returning `int` should return `bool`.
@@ -185,11 +220,7 @@ def _bool_return(symbol: str, implementation, places: list[str], read) -> Change
     Offered apart from the move, and as unsafe: callers that store or
     compare the result as an int are not checked.
     """
-    text = implementation.item.text
-    returns = re.findall(r"return\b[^;]*;", text)
-    if not PREDICATE_NAME.search(symbol) or not text.startswith("int ") or not returns:
-        return None
-    if not all(BOOLEAN_RETURN.match(r) for r in returns):
+    if not returns_int_truth_value(symbol, implementation.item.text):
         return None
     old, new = f"int {symbol}(".encode(), f"bool {symbol}(".encode()
     return ChangeSet(
@@ -404,3 +435,100 @@ def _stub_condition(root: Path, common_stub: str) -> str | None:
         if match:
             return match.group(1).decode()
     return None
+
+
+def _removal(path: str, data: bytes, start: int, end: int, others: list[tuple[int, int]]) -> Edit:
+    """ctext.removal, aware of adjacent definitions this run also removes: a run of them
+    goes as one removal would, taking one blank line only when one stands before the run."""
+    begin, finish = ctext.leading_comment_start(data, start), ctext.line_end(data, end)
+    lines = {(ctext.leading_comment_start(data, a), ctext.line_end(data, b)) for a, b in others}
+    if any(a == finish for a, _ in lines):
+        return Edit(path, begin, finish, b"")  # a later neighbour ends the run
+    run_begin = begin
+    while (previous := next((a for a, b in lines if b == run_begin), None)) is not None:
+        run_begin = previous
+    if run_begin == begin:
+        return ctext.removal(path, data, start, end)
+    blank_before = run_begin == 0 or not data[ctext.line_start(data, run_begin - 1) : run_begin].strip()
+    after = data[finish : ctext.line_end(data, finish + 1)]
+    if blank_before and after and not after.strip():
+        finish = ctext.line_end(data, finish + 1)
+    return Edit(path, begin, finish, b"")
+
+
+# Types every QEMU file has from its first include (the C library's and the compiler's).
+STANDARD_TYPES = re.compile(r"^(?:u?int(?:8|16|32|64|ptr|max)_t|s?size_t|ptrdiff_t|off_t|bool|_Bool|va_list|FILE)$")
+
+
+def _prototype_types(prototype: str) -> tuple[list[str], list[str]]:
+    """(typedef names, struct/union/enum tags) a declaration uses."""
+    names, tags = [], []
+    stack = [parse(prototype.encode()).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type in ("struct_specifier", "union_specifier", "enum_specifier"):
+            name = node.child_by_field_name("name")
+            if name is not None and node.child_by_field_name("body") is None:
+                tags.append(f"{node.type.split('_')[0]} {name.text.decode()}")
+            continue
+        if node.type == "type_identifier" and not STANDARD_TYPES.match(node.text.decode()):
+            names.append(node.text.decode())
+        stack.extend(node.children)
+    return sorted(set(names)), sorted(set(tags))
+
+
+def _type_preamble(analysis, prototype: str, origin: str, layout: TargetLayout, header: bytes | None, read) -> str:
+    """The includes and forward declarations a moved prototype's types need in the target
+    header (those the header does not have yet): a typedef name needs the header that
+    defines it, a struct used by pointer only its forward declaration."""
+    names, tags = _prototype_types(prototype)
+    have = header.decode(errors="replace") if header is not None else ""
+    includes = []
+    for name in names:
+        defining = _defining_header(analysis, name, origin, layout, read)
+        if defining is None:
+            raise FixError(f"{layout.header}: no header of the tree defines {name}, which the prototype uses")
+        if defining == layout.header or re.search(rf"\b{re.escape(name)}\b", have):
+            continue
+        line = f'#include "{_spelling(analysis, defining)}"\n'
+        if line not in includes:
+            includes.append(line)
+    forwards = [f"{tag};\n" for tag in tags if not re.search(rf"\b{re.escape(tag)}\s*[;{{]", have)]
+    return "".join(includes) + ("\n" if includes and forwards else "") + "".join(forwards)
+
+
+def _defining_header(analysis, name: str, origin: str, layout: TargetLayout, read) -> str | None:
+    """The header that typedefs `name`: the prototype's old header first, then the target's own
+    headers, then the one most often included."""
+    pattern = re.compile(rb"typedef[^;{]*\b" + re.escape(name.encode()) + rb"\s*;|\}\s*" + re.escape(name.encode()) + rb"\s*;")
+    headers = [p for p in analysis.sources.files if p.endswith(".h")]
+    if not headers:  # a run on some files only: the rest of the tree still holds the types
+        headers = [p.relative_to(analysis.root).as_posix() for p in sorted(analysis.root.rglob("*.h"))]
+    popularity = Counter(
+        include.target.rsplit("/", 1)[-1] for facts in analysis.facts.values() for include in facts.includes
+    )
+    found = []
+    for path in headers:
+        try:
+            data = read(path)
+        except FixError:
+            continue
+        if name.encode() in data and pattern.search(data):
+            found.append(path)
+    if not found:
+        return None
+    return min(found, key=lambda p: (p != origin, not p.startswith(layout.directory + "/"), -popularity[p.rsplit("/", 1)[-1]], p))
+
+
+def _preamble_offset(header: bytes) -> tuple[int, bool]:
+    """Where includes go in an existing header: after its last #include (True), else after
+    its guard and the blank line below it (False)."""
+    includes = list(ctext.INCLUDE_LINE.finditer(header))
+    if includes:
+        return includes[-1].end(), True
+    guard = ctext.GUARD.search(header)
+    if guard is None:
+        return 0, False
+    end = ctext.line_end(header, guard.end())
+    following = ctext.line_end(header, end + 1)
+    return (following if end < len(header) and not header[end:following].strip() else end), False

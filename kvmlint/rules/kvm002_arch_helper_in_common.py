@@ -43,8 +43,14 @@ The move is safe when the helper's body uses nothing private to the common
 file (no file-static names, no members of a struct defined there): the
 definition moves unchanged, the stub moves with its build-file line, every
 caller gets the include it needs, and the common copies go.  A helper that
-reads private state is reported without a fix.  A return-type correction
-(`int` to `bool` for a predicate) is offered only as its own, unsafe change.
+reads private state is reported without a fix.  So is a helper with a caller
+that could not include the target's header: one compiled once for every
+target (`common-obj-y`, meson's `system_ss`), or built for other targets too
+(common code calling it under `#ifdef TARGET_<ARCH>`); the message names that
+caller.  A moved prototype takes its doc comment, and the target header gets
+the includes and forward declarations its types need.  A return-type
+correction (`int` to `bool` for a predicate) is offered only as its own,
+unsafe change, also after an earlier run moved the helper.
 The alias `irq0-override` selects just `kvm_allows_irq0_override`.
 """
 
@@ -58,6 +64,7 @@ from kvmlint.model.machines import machine_arch
 from kvmlint.model.vocabulary import capability_arches, concept_arch, names_generic_concept
 from kvmlint.prose import arch_name, article
 from kvmlint.scope import ARCH_FAMILIES, arch_family
+from kvmlint.scope.build import TARGET_INDEPENDENT
 from kvmlint.scope.families import path_convention
 
 CODE = "KVM002"
@@ -84,9 +91,26 @@ def is_common_kvm_file(analysis, path: str) -> bool:
     return path in analysis.kvm_layer
 
 
+PREDICATE_NAME = re.compile(r"^kvm_(allows|has|is|can)_|_(enabled|allowed|in_kernel)$")
+BOOLEAN_RETURN = re.compile(r"return\s+(?:[01]|true|false|!|[^;]*(?:\|\||&&|==|!=|[<>]=?))")
+
+
+def returns_int_truth_value(name: str, definition_text: str) -> bool:
+    """A predicate by name that returns `int` although every return is a truth value."""
+    returns = re.findall(r"return\b[^;]*;", definition_text)
+    return bool(
+        PREDICATE_NAME.search(name) and definition_text.startswith("int ") and returns
+        and all(BOOLEAN_RETURN.match(r) for r in returns)
+    )
+
+
 def check(analysis, symbols=None) -> Iterator[Finding]:
     for name, located in sorted(analysis.index.definitions.items()):
         if symbols is not None and name not in symbols:
+            continue
+        moved = _moved_int_predicate(analysis, name, located)
+        if moved is not None:
+            yield moved
             continue
         in_common = [
             d for d in located
@@ -221,17 +245,81 @@ def _movable(analysis, definitions) -> str | None:
     return None
 
 
+def _callers_that_cannot_follow(analysis, name: str, arch: str, definitions) -> str | None:
+    """Why a caller could not include the target's header after a move, or None.
+
+    A moved prototype lives in a target header, found only on a per-target
+    unit's include path, and only for that target: a caller compiled once for
+    every target, or for other targets too (even under `#ifdef TARGET_<ARCH>`),
+    cannot include it.
+    """
+    own = {(d.path, d.item.span.start_byte, d.item.span.end_byte) for d in definitions}
+    own_static = {d.path for d in definitions if "static" in d.item.storage}
+    for use in analysis.index.callers_of(name):
+        ref = use.item
+        if ref.function == name or ref.macro == name or _inside(ref, use.path, own) or use.path in own_static:
+            continue
+        scope = analysis.scope(use.path)
+        if scope.unit == TARGET_INDEPENDENT:
+            return (f"{use.path} calls it and is compiled once for every target ({scope.unit_reason}), "
+                    f"with no target folder on its include path")
+        if scope.common or scope.arches != {arch}:
+            guard = next((c.strip() for c in reversed(ref.preprocessor) if TARGET_GUARD.match(c.strip())), None)
+            where = "" if guard is None else f" under #ifdef {guard}" if guard.isidentifier() else f" under #if {guard}"
+            return (f"{use.path} calls it{where} but is built for other targets too ({scope.label}), "
+                    f"where the {arch} target header is not on the include path")
+    return None
+
+
+def _moved_int_predicate(analysis, name: str, located) -> Finding | None:
+    """A helper of this rule already in its target (an earlier fix moved it) that still returns
+    int: the move's return-type follow-up, offered on its own (unsafe)."""
+    if any(is_common_kvm_file(analysis, d.path) for d in located):
+        return None
+    functions = [d for d in located if d.item.kind == "function" and "stub" not in d.path and "static" not in d.item.storage]
+    if len(functions) != 1 or not returns_int_truth_value(name, functions[0].item.text):
+        return None
+    definition = functions[0]
+    scope = analysis.scope(definition.path)
+    if scope.common or len(scope.arches) != 1 or "kvm" not in definition.path.rsplit("/", 1)[-1].lower():
+        return None
+    arch = next(iter(scope.arches))
+    own = {d.path for d in located}
+    caller_paths = {use.path for use in analysis.index.callers_of(name)} - own
+    reason = _concept_reason(analysis, name, located, arch, caller_paths) if caller_paths else None
+    if reason is None:
+        return None
+    span = definition.item.span
+    return Finding(
+        CODE, NAME, definition.path, span.line, span.column, span.end_line, span.end_column,
+        f"{name}() is a predicate but returns int: make it return bool",
+        function=name, symbol=name, arch=arch, confidence="medium",
+        fix=Fix("unsafe", f"make {name}() return bool", (("symbol", name), ("arch", arch), ("retype", True))),
+        details=(f"{arch}-specific: {reason}", f"already in its target: {definition.path}",
+                 "every return is a truth value"),
+    )
+
+
 def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
     first = min(in_common, key=lambda d: (not d.path.endswith(".c"), d.path, d.item.span.line))
     span = first.item.span
     places = ", ".join(sorted({d.path for d in in_common}))
     blocked = _movable(analysis, in_common)
+    stranded = _callers_that_cannot_follow(analysis, name, arch, analysis.index.definitions_of(name))
     message = f"{name}() is {arch}-specific but lives in common KVM files: move it into the {arch} target"
     details = (f"{arch}-specific: {reason}; only {arch} code calls it", f"common KVM files: {places}")
     fix = None
     if blocked:
         message += " by hand"
         details += (f"not moved automatically: {blocked}",)
+    elif stranded:
+        message = (f"{name}() is {arch}-specific but lives in common KVM files; no move offered: "
+                   f"a caller cannot include the {arch} target header")
+        details += (
+            f"no move offered: {stranded}",
+            "options: keep the declaration where that caller sees it, or have the caller ask through "
+            "a target-independent hook or flag, then move the helper",
+        )
     else:
         # A prototype alone may name types the target header cannot see yet.
         whole = any(d.item.kind == "function" for d in in_common)

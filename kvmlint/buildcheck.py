@@ -1,0 +1,564 @@
+"""Prove fixes with the real compiler: recompile what a change touches, as the build does.
+
+A configured QEMU build directory holds `compile_commands.json` (meson writes
+it; for a make build `bear -- make` does): one entry per translation unit and
+per target, with the exact compiler command.  A change to a file recompiles
+every unit whose source it is or that includes it.  Which units include a
+header comes from the build's dependency information: the `.d` file beside
+each object (make), `ninja -t deps` (ninja deletes the `.d` files), or, for
+units never built, the include graph read from the sources with the
+command's own include path (a superset: `#if` branches are not evaluated).
+
+Each command runs unchanged except for its outputs (`-o`, `-MF`), which go to a
+temporary directory, so the build directory's objects and dependency records
+stay those of the build.  A new C file has no entry of its own: it is compiled
+with the commands of the units in its own directory, with the source swapped.
+
+For `kvmlint fix --build-check`, every change set is written, the affected
+units are compiled in parallel, and change sets whose units fail are rolled
+back one by one (with any change set built on top of them), each with the
+compiler's first error lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvmlint.codemods import transaction
+from kvmlint.codemods.engine import ChangeSet, Plan
+from kvmlint.errors import UsageError
+from kvmlint.source import is_c_file
+
+DATABASE = "compile_commands.json"
+ERROR_LINES = 4
+INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]', re.MULTILINE)
+OUTPUT_OPTIONS = ("-o", "-MF")
+INCLUDE_OPTIONS = ("-I", "-iquote", "-isystem", "-idirafter")
+
+
+@dataclass(frozen=True)
+class CompileUnit:
+    source: Path  # resolved
+    directory: Path
+    arguments: tuple[str, ...]
+    output: str  # as recorded, relative to `directory` (or absolute)
+
+    @property
+    def label(self) -> str:
+        return self.output or self.source.name
+
+    def with_source(self, source: Path) -> CompileUnit:
+        """The same command compiling another file (for a new file beside this unit's source)."""
+        old = {str(self.source), _recorded_source(self)}
+        arguments = tuple(str(source) if a in old else a for a in self.arguments)
+        return CompileUnit(source, self.directory, arguments, f"{self.output} (as {source.name})")
+
+
+def _recorded_source(unit: CompileUnit) -> str:
+    return next((a for a in unit.arguments if _resolve(unit.directory, a) == unit.source), str(unit.source))
+
+
+@dataclass(frozen=True)
+class Failure:
+    unit: CompileUnit
+    errors: str  # the compiler's first error lines
+
+    def format(self, root: Path) -> str:
+        return f"{_display(root, self.unit.source)} ({self.unit.label}):\n{self.errors}"
+
+
+@dataclass
+class Compilation:
+    units: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _resolve(directory: Path, name: str) -> Path:
+    return Path(os.path.normpath(os.path.join(directory, name)))
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class CompileDatabase:
+    """The units of one or more build directories (say, with KVM and without), and which of
+    them a set of changed files affects."""
+
+    def __init__(self, build_dirs: list[Path], root: Path) -> None:
+        self.build_dirs = [Path(d).resolve() for d in build_dirs]
+        self.root = root.resolve()
+        self.units = [unit for build_dir in self.build_dirs for unit in self._load(build_dir)]
+        self._depfile_deps: dict[CompileUnit, frozenset[Path] | None] = {}
+        self._ninja_deps: dict[Path, frozenset[Path]] | None = None
+        self._include_names: dict[Path, list[tuple[bytes, str]]] = {}
+        self._resolved: dict[tuple[str, tuple[Path, ...]], Path | None] = {}
+        self._files: dict[str, bool] = {}
+
+    @property
+    def label(self) -> str:
+        return ", ".join(str(d) for d in self.build_dirs)
+
+    def _load(self, build_dir: Path) -> list[CompileUnit]:
+        path = build_dir / DATABASE
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"{build_dir}: no {DATABASE} (configure the QEMU build first)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UsageError(f"{path}: cannot read it ({error})") from None
+        if not isinstance(entries, list):
+            raise UsageError(f"{path}: not a list of compile commands")
+        units = []
+        for number, entry in enumerate(entries):
+            try:
+                directory = Path(entry["directory"])
+                arguments = tuple(entry["arguments"]) if "arguments" in entry else _split_command(entry["command"])
+                source = _resolve(directory, entry["file"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise UsageError(f"{path}: entry {number} is not a compile command ({error})") from None
+            output = entry.get("output") or _option_value(arguments, "-o") or ""
+            units.append(CompileUnit(source, directory, arguments, output))
+        mine = [u for u in units if self.root in u.source.parents]
+        if not mine:
+            raise UsageError(f"{path}: compiles no file of the tree at {self.root}")
+        compiler = mine[0].arguments[0]
+        if shutil.which(compiler, path=os.environ.get("PATH")) is None and not Path(mine[0].directory, compiler).exists():
+            raise UsageError(f"{path}: its compiler {compiler} is not installed")
+        return mine
+
+    # --- which units a change affects -------------------------------------------------------
+
+    def affected(self, changed: Iterable[Path], new: Iterable[Path] = ()) -> list[CompileUnit]:
+        """Every unit that compiles or includes one of `changed` (C files; others are ignored),
+        and, for each `new` C source, the commands of its directory's units applied to it."""
+        changed = {Path(p).resolve() for p in changed if is_c_file(str(p))}
+        if not changed:
+            return []
+        included = {p for p in changed if p.suffix != ".c"}  # headers and .c.inc: read through #include
+        reaching: dict[tuple[Path, tuple[Path, ...]], bool] = {}
+        chosen = [u for u in self.units if u.source in changed or (included and self._reads_any(u, included, reaching))]
+        known_sources = {u.source for u in self.units}
+        new = {Path(p).resolve() for p in new}
+        for new_source in sorted(p for p in changed & new if p.suffix == ".c" and p not in known_sources):
+            siblings = [u for u in self.units if u.source.parent == new_source.parent]
+            chosen.extend({_configuration(u): u.with_source(new_source) for u in siblings}.values())
+        return chosen
+
+    def not_compiled(self, changed: set[Path], new: set[Path]) -> set[Path]:
+        """The changed files no unit reads: build files, files of targets not configured, and
+        new headers that no changed source includes."""
+        left = {p for p in changed if not self.affected([p], new)}
+        if left:
+            changed_units = [u for u in self.units if u.source in changed]
+            left -= {p for u in changed_units for p in self.include_graph(u)}
+        return left
+
+    def _reads_any(self, unit: CompileUnit, wanted: set[Path], reaching: dict) -> bool:
+        """Whether `unit` reads one of `wanted`: by the build's record, else by the include
+        graph (memoised per file and include path across units, in `reaching`)."""
+        recorded = self._from_depfile(unit)
+        if recorded is None:
+            recorded = self._from_ninja(unit)
+        if recorded is not None:
+            return bool(recorded & wanted)
+        search = tuple(_resolve(unit.directory, d) for d in _include_dirs(unit.arguments))
+        active: set[Path] = set()
+        cut = False  # whether the current answer passed through a file still being explored
+
+        def reaches(path: Path) -> bool:
+            nonlocal cut
+            key = (path, search)
+            if key in reaching:
+                return reaching[key]
+            if path in active:
+                cut = True
+                return False
+            active.add(path)
+            outer, cut = cut, False
+            result = any(p in wanted or reaches(p) for p in self._includes_of(path, search))
+            if result or not cut:  # a "no" found through an include cycle may be incomplete
+                reaching[key] = result
+            active.discard(path)
+            cut = cut or outer
+            return result
+
+        try:
+            return reaches(unit.source)
+        except RecursionError:
+            return bool(self.include_graph(unit) & wanted)
+
+    def dependencies(self, unit: CompileUnit) -> frozenset[Path]:
+        """The files `unit` reads: the build's record, else its include graph."""
+        recorded = self._from_depfile(unit)
+        if recorded is None:
+            recorded = self._from_ninja(unit)
+        if recorded is None:
+            recorded = self.include_graph(unit)
+        return recorded
+
+    def _from_depfile(self, unit: CompileUnit) -> frozenset[Path] | None:
+        if unit in self._depfile_deps:
+            return self._depfile_deps[unit]
+        candidates = []
+        if (depfile := _option_value(unit.arguments, "-MF")) is not None:
+            candidates.append(depfile)
+        if unit.output:
+            candidates += [unit.output + ".d", str(Path(unit.output).with_suffix(".d"))]
+        found = None
+        for candidate in candidates:
+            path = _resolve(unit.directory, candidate)
+            try:
+                text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            except OSError:
+                continue
+            found = frozenset(_resolve(unit.directory, name) for name in parse_depfile(text))
+            break
+        self._depfile_deps[unit] = found
+        return found
+
+    def _from_ninja(self, unit: CompileUnit) -> frozenset[Path] | None:
+        if self._ninja_deps is None:
+            self._ninja_deps = self._read_ninja_deps()
+        return self._ninja_deps.get(_resolve(unit.directory, unit.output)) if unit.output else None
+
+    def _read_ninja_deps(self) -> dict[Path, frozenset[Path]]:
+        found: dict[Path, frozenset[Path]] = {}
+        for build_dir in self.build_dirs:
+            if not (build_dir / "build.ninja").exists() or shutil.which("ninja") is None:
+                continue
+            result = subprocess.run(
+                ["ninja", "-C", str(build_dir), "-t", "deps"], capture_output=True, text=True, errors="surrogateescape"
+            )
+            if result.returncode == 0:
+                found.update(parse_ninja_deps(result.stdout, build_dir))
+        return found
+
+    def include_graph(self, unit: CompileUnit) -> frozenset[Path]:
+        """Every file of the tree `unit` may include, following its -I/-iquote/-isystem path."""
+        search = tuple(_resolve(unit.directory, d) for d in _include_dirs(unit.arguments))
+        seen: set[Path] = set()
+        pending = [unit.source]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            pending.extend(self._includes_of(current, search))
+        seen.discard(unit.source)
+        return frozenset(seen)
+
+    def _includes_of(self, path: Path, search: tuple[Path, ...]) -> set[Path]:
+        """The tree's files that `path` includes, resolved as the compiler would (every file is
+        read once; a name is resolved once per search path)."""
+        if path not in self._include_names:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            self._include_names[path] = [(k, n.decode("utf-8", "surrogateescape")) for k, n in INCLUDE.findall(data)]
+        found = set()
+        for kind, name in self._include_names[path]:
+            beside = os.path.join(path.parent, name)
+            if kind == b'"' and self._is_file(beside):  # a quoted include looks beside the file first
+                hit = self._inside(beside)
+            else:
+                key = (name, search)
+                if key not in self._resolved:
+                    first = next((os.path.join(f, name) for f in search if self._is_file(os.path.join(f, name))), None)
+                    self._resolved[key] = self._inside(first) if first else None
+                hit = self._resolved[key]
+            if hit is not None:
+                found.add(hit)
+        return found
+
+    def _is_file(self, name: str) -> bool:
+        if name not in self._files:
+            self._files[name] = os.path.isfile(name)
+        return self._files[name]
+
+    def _inside(self, name: str) -> Path | None:
+        """The tree's file at `name`, or None for a system header."""
+        path = Path(os.path.normpath(name))
+        return path if self.root in path.parents else None
+
+
+def _split_command(command: str) -> tuple[str, ...]:
+    """A recorded command as the shell splits it (a plain split when nothing is quoted)."""
+    if any(c in command for c in "'\"\\$`"):
+        return tuple(shlex.split(command))
+    return tuple(command.split())
+
+
+def _configuration(unit: CompileUnit) -> tuple[str, ...]:
+    """A unit's command without its source and outputs: units of one directory that share it
+    are one configuration (one target), so a new file there is compiled once per target."""
+    recorded = _recorded_source(unit)
+    kept, skip = [], False
+    for argument in unit.arguments:
+        if skip:
+            skip = False
+            continue
+        if argument in OUTPUT_OPTIONS or argument in ("-MQ", "-MT"):
+            skip = True
+            continue
+        if argument != recorded:
+            kept.append(argument)
+    return (str(unit.directory), *kept)
+
+
+def _option_value(arguments: tuple[str, ...], option: str) -> str | None:
+    for index, argument in enumerate(arguments):
+        if argument == option and index + 1 < len(arguments):
+            return arguments[index + 1]
+        if argument.startswith(option) and len(argument) > len(option):
+            return argument[len(option):]
+    return None
+
+
+def _include_dirs(arguments: tuple[str, ...]) -> list[str]:
+    found = []
+    for index, argument in enumerate(arguments):
+        for option in INCLUDE_OPTIONS:
+            if argument == option and index + 1 < len(arguments):
+                found.append(arguments[index + 1])
+            elif argument.startswith(option) and len(argument) > len(option):
+                found.append(argument[len(option):])
+    return found
+
+
+def parse_depfile(text: str) -> list[str]:
+    """The prerequisites of a make-format dependency file's first rule (`-MP` phony rules
+    and escaped spaces understood)."""
+    joined = text.replace("\\\r\n", " ").replace("\\\n", " ")
+    for line in joined.splitlines():
+        target, colon, prerequisites = line.partition(": ")
+        if not colon:
+            continue
+        words = re.findall(r"(?:\\ |[^\s])+", prerequisites)
+        return [word.replace("\\ ", " ").replace("$$", "$") for word in words]
+    return []
+
+
+def parse_ninja_deps(text: str, build_dir: Path) -> dict[Path, frozenset[Path]]:
+    """`ninja -t deps` output: `target: #deps N, ...` then one indented path per line."""
+    result: dict[Path, frozenset[Path]] = {}
+    target, deps = None, []
+    for line in text.splitlines() + [""]:
+        if line.startswith((" ", "\t")) and target is not None:
+            deps.append(_resolve(build_dir, line.strip()))
+            continue
+        if target is not None:
+            result[target] = frozenset(deps)
+            target, deps = None, []
+        if ": #deps" in line:
+            target = _resolve(build_dir, line.split(": #deps", 1)[0])
+    return result
+
+
+# --- compiling -------------------------------------------------------------------------------
+
+def compile_units(units: list[CompileUnit], jobs: int) -> Compilation:
+    """Run every unit's recorded command (outputs sent to a temporary directory), in parallel."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kvmlint-build-") as scratch:
+        def run(numbered: tuple[int, CompileUnit]) -> Failure | None:
+            number, unit = numbered
+            arguments = _redirect_outputs(unit.arguments, Path(scratch) / str(number))
+            try:
+                result = subprocess.run(arguments, cwd=unit.directory, capture_output=True, text=True, errors="replace")
+            except OSError as error:
+                return Failure(unit, f"cannot run {arguments[0]}: {error.strerror or error}")
+            return None if result.returncode == 0 else Failure(unit, first_errors(result.stderr))
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            failures = [f for f in pool.map(run, enumerate(units)) if f is not None]
+    return Compilation(len(units), time.perf_counter() - started, failures)
+
+
+def _redirect_outputs(arguments: tuple[str, ...], prefix: Path) -> list[str]:
+    redirected = list(arguments)
+    for index, argument in enumerate(arguments[:-1]):
+        if argument == "-o":
+            redirected[index + 1] = f"{prefix}.o"
+        elif argument == "-MF":
+            redirected[index + 1] = f"{prefix}.d"
+    return redirected
+
+
+def first_errors(stderr: str) -> str:
+    """The compiler's first error and the lines right after it (its context)."""
+    lines = stderr.splitlines()
+    first = next((i for i, line in enumerate(lines) if "error" in line), 0)
+    return "\n".join(lines[first : first + ERROR_LINES]) or "(the compiler failed without a message)"
+
+
+# --- fix --build-check: apply, compile, roll back ------------------------------------------
+
+@dataclass
+class RolledBack:
+    change_set: ChangeSet
+    why: str  # the compiler's errors, or the change set it depended on
+
+
+@dataclass
+class BuildCheck:
+    kept: list[ChangeSet]
+    rolled_back: list[RolledBack]
+    compiled: int  # compiler runs
+    seconds: float
+    unchecked: list[str]  # changed files no unit compiles (build files, files of other builds)
+    still_failing: list[Failure]  # failures no change set explains: the tree failed before
+
+
+def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase, jobs: int) -> BuildCheck:
+    """Compile the units `written` affects; roll back the change sets that break them.
+
+    All change sets are compiled together first.  When units fail, the change
+    sets that touch their files are suspects: they are rolled back, then put
+    back one at a time and kept only when the failing units compile with them.
+    A change set that edits what a rolled-back one created or rewrote goes too.
+    """
+    started = time.perf_counter()
+    root = plan.root.resolve()
+    touched = {id(s): {root / p for p in s.paths()} for s in written}
+    created = {root / n.path for s in written for n in s.new_files}
+    compiled = 0
+
+    def compile_for(change_sets: list[ChangeSet], only: list[CompileUnit] | None = None) -> list[Failure]:
+        nonlocal compiled
+        units = database.affected((p for s in change_sets for p in touched[id(s)]), created)
+        if only is not None:
+            wanted = {(u.directory, u.output) for u in only}
+            units = [u for u in units if (u.directory, u.output) in wanted]
+        result = compile_units(units, jobs)
+        compiled += result.units
+        return result.failures
+
+    failures = compile_for(written)
+    kept, rolled_back, still_failing = list(written), [], []
+    if failures:
+        suspects = [s for s in written if any(_reads(database, f.unit, touched[id(s)]) for f in failures)]
+        kept = [s for s in written if s not in suspects]
+        _materialise(plan, written, kept)
+        # A unit that fails without the suspects was broken before: it judges none of them.
+        before = compile_units([f.unit for f in failures], jobs)
+        compiled += before.units
+        still_failing = before.failures
+        broken_before = {(f.unit.directory, f.unit.output) for f in still_failing}
+        judges = [f.unit for f in failures if (f.unit.directory, f.unit.output) not in broken_before]
+        for change_set in suspects:
+            blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
+            if blocker is not None:
+                rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+                continue
+            _materialise(plan, written, kept + [change_set])
+            errors = compile_for([change_set], only=judges) if judges else []
+            if errors:
+                rolled_back.append(RolledBack(change_set, "does not compile:\n" + "\n".join(e.format(root) for e in errors)))
+                _materialise(plan, written, kept)
+            else:
+                kept.append(change_set)
+        for change_set in [s for s in kept if s not in suspects]:
+            blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
+            if blocker is not None:
+                kept.remove(change_set)
+                rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+        kept = [s for s in written if s in kept]  # the series' own order
+        _materialise(plan, written, kept)
+    changed = {p for s in kept for p in touched[id(s)]}
+    return BuildCheck(kept, rolled_back, compiled, time.perf_counter() - started,
+                      [_display(root, p) for p in sorted(database.not_compiled(changed, created))], still_failing)
+
+
+def _reads(database: CompileDatabase, unit: CompileUnit, paths: set[Path]) -> bool:
+    return unit.source in paths or bool(paths & database.dependencies(unit)) or bool(paths & database.include_graph(unit))
+
+
+def _depends_on(change_set: ChangeSet, earlier: ChangeSet) -> bool:
+    """Whether `change_set` edits a file `earlier` creates, or rewrites text in a file it changes."""
+    created = {n.path for n in earlier.new_files}
+    if {e.path for e in change_set.edits} & created:
+        return True
+    return bool({r.path for r in change_set.replacements} & earlier.paths())
+
+
+def _materialise(plan: Plan, written: list[ChangeSet], change_sets: list[ChangeSet]) -> None:
+    """Make the files `written` touched hold exactly what `change_sets` (a subset) produce,
+    all or nothing, through the same journal as the fix itself."""
+    after = plan.contents_after(change_sets)
+    changes, created = [], []
+    for path in sorted({p for s in written for p in s.paths()}):
+        target = plan.root / path
+        wanted = after.get(path, plan.originals.get(path))
+        current = target.read_bytes() if target.exists() else None
+        if wanted is None:
+            if current is not None:
+                created.append(target)  # a new file of a change set rolled back
+        elif current != wanted:
+            changes.append(transaction.FileChange(path, current, wanted))
+    if changes:
+        try:
+            transaction.commit(plan.root, changes)
+        except transaction.NotWritten as why:
+            raise UsageError(f"cannot roll back a fix that does not build: {why}") from None
+    for target in created:
+        target.unlink()
+
+
+# --- validate-build: a tree already changed ------------------------------------------------
+
+def changed_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(changed, new): files git sees as changed against HEAD (staged or not) or new, in the
+    work tree at `root`; new ones are also in the first list."""
+    out = _git_status(root)
+    if out is None:
+        raise UsageError(f"{root} is not a git work tree (or git is missing): name the changed files")
+    changed, new, skip_next = [], [], False
+    for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+        if skip_next or len(entry) < 4:
+            skip_next = False
+            continue
+        status, name = entry[:2], entry[3:]
+        if "R" in status or "C" in status:
+            skip_next = True  # the rename's old name follows
+        if "D" in status:
+            continue
+        changed.append(root / name)
+        if status in ("??", "A ", "AM"):
+            new.append(root / name)
+    return changed, new
+
+
+def untracked(root: Path, paths: list[Path]) -> list[Path]:
+    """Those of `paths` that git does not track (new files); none outside a git work tree."""
+    out = _git_status(root)
+    if out is None:
+        return []
+    fresh = {root / entry[3:] for entry in out.decode("utf-8", "surrogateescape").split("\0") if entry[:2] in ("??", "A ", "AM")}
+    return [p for p in paths if p in fresh]
+
+
+def _git_status(root: Path) -> bytes | None:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "-z", "--untracked-files=all"],
+            capture_output=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None

@@ -1,0 +1,234 @@
+"""`kvmlint fix --build-check BUILD_DIR` and `kvmlint validate-build`: fixes proven with gcc.
+
+The build-gate fixture's `configure` writes a `compile_commands.json` for its
+i386 and arm targets, as QEMU's configure does; the tests run kvmlint on a
+copy and compile with the recorded commands.  KVMLINT_QEMU_BUILD (a
+configured build directory of a real QEMU checkout) runs the same check on
+real QEMU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvmlint.buildcheck import CompileDatabase, parse_depfile, parse_ninja_deps
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
+needs_gcc = pytest.mark.skipif(shutil.which("cc") is None or shutil.which("gcc") is None, reason="needs gcc")
+
+
+def kvmlint(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kvmlint", *arguments], capture_output=True, text=True, cwd=cwd)
+
+
+def configured_tree(tmp_path: Path, *options: str) -> Path:
+    tree = tmp_path / "qemu"
+    shutil.copytree(FIXTURE, tree)
+    (tree / "build").mkdir()
+    subprocess.run([str(tree / "configure"), *options], cwd=tree / "build", check=True, capture_output=True)
+    return tree
+
+
+def build_everything(tree: Path) -> None:
+    """What `make` would do: run every recorded command (leaving a .d file per object)."""
+    for entry in json.loads((tree / "build" / "compile_commands.json").read_text()):
+        subprocess.run(shlex.split(entry["command"]), cwd=entry["directory"], check=True, capture_output=True)
+
+
+def compile_hw_pc_once(tree: Path) -> None:
+    """Make the build compile hw/pc.c once for every target (no target folder on its
+    include path), as current QEMU compiles a system_ss file, while the Makefiles
+    kvmlint reads still say it is i386's."""
+    database = tree / "build" / "compile_commands.json"
+    entries = json.loads(database.read_text())
+    for entry in entries:
+        if entry["file"].endswith("hw/pc.c"):
+            for flag in (f"-I{tree}/target-i386", "-DNEED_CPU_H", "-DTARGET_I386", "-DCONFIG_KVM"):
+                entry["command"] = entry["command"].replace(f" {flag}", "")
+    database.write_text(json.dumps(entries, indent=1))
+
+
+def commit_all(tree: Path) -> None:
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    (tree / ".gitignore").write_text("build/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "pristine"], check=True)
+
+
+def snapshot(tree: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(tree).as_posix(): p.read_bytes()
+        for p in sorted(tree.rglob("*")) if p.is_file() and "build" not in p.relative_to(tree).parts
+    }
+
+
+@needs_gcc
+@pytest.mark.parametrize("options", [(), ("--disable-kvm",)], ids=["kvm", "nokvm"])
+def test_every_fix_compiles_in_the_fixture(tmp_path, options):
+    tree = configured_tree(tmp_path, *options)
+    result = kvmlint("fix", "--unsafe-fixes", "--build-check", "build", str(tree), cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert "fixed: kvm: Move kvm_allows_irq0_override() to target-i386" in result.stdout
+    assert "0 rolled back" in result.stderr
+    assert (tree / "target-i386" / "kvm_i386.h").is_file()
+    # The changed tree compiles unit by unit with the build's own commands.
+    changed = changed_files(tree)
+    assert "kvm.h" in changed and "target-i386/kvm_i386.h" in changed
+    validated = kvmlint("validate-build", "build", *changed, cwd=tree)
+    assert validated.returncode == 0, validated.stdout
+    assert " 0 failed" in validated.stdout
+
+
+def changed_files(tree: Path) -> list[str]:
+    """The files that differ from the fixture (new ones included)."""
+    before = snapshot(FIXTURE)
+    return [path for path, data in snapshot(tree).items() if before.get(path) != data]
+
+
+@needs_gcc
+def test_a_fix_that_breaks_the_build_is_rolled_back_with_the_compiler_error(tmp_path):
+    tree = configured_tree(tmp_path)
+    compile_hw_pc_once(tree)
+    before = snapshot(tree)
+    result = kvmlint("fix", "--unsafe-fixes", "--build-check", "build", str(tree), cwd=tree)
+    assert result.returncode == 1, "a rolled-back fix leaves a finding: exit 1"
+    assert "rolled back: kvm: Move kvm_allows_irq0_override() to target-i386: does not compile:" in result.stderr
+    assert "hw/pc.c" in result.stderr and "fatal error: kvm_i386.h: No such file or directory" in result.stderr
+    # The follow-up that retypes the moved helper goes with it.
+    assert "rolled back: kvm: Make kvm_allows_irq0_override() return bool: it builds on" in result.stderr
+    assert "fixed: kvm: Move" not in result.stdout
+    after = snapshot(tree)
+    assert not (tree / "target-i386" / "kvm_i386.h").exists()
+    assert not (tree / "target-i386" / "kvm-stub.c").exists()
+    assert after["target-i386/Makefile.objs"] == before["target-i386/Makefile.objs"]
+    assert "kvm_allows_irq0_override" in after["kvm.h"].decode()
+    assert b"kvm_i386.h" not in after["hw/pc.c"]
+    # The other fixes stay, and everything compiles.
+    assert "fixed: kvm: Rename kvm_irqchip_set_irq() to kvm_set_irq()" in result.stdout
+    assert b"kvm_set_irq(" in after["kvm.h"]
+    validated = kvmlint("validate-build", "build", *changed_files(tree), cwd=tree)
+    assert validated.returncode == 0, validated.stdout
+
+
+@needs_gcc
+def test_validate_build_without_files_compiles_what_git_sees_changed(tmp_path):
+    tree = configured_tree(tmp_path)
+    commit_all(tree)
+    clean = kvmlint("validate-build", "build", cwd=tree)
+    assert clean.returncode == 0 and clean.stdout.startswith("0 unit(s) compiled"), clean.stdout
+    pc = tree / "hw" / "pc.c"
+    pc.write_text(pc.read_text() + "static int unused;\n")  # -Werror: an unused variable fails
+    result = kvmlint("validate-build", "../build", cwd=tree / "hw")
+    assert result.returncode == 1
+    assert "does not compile: hw/pc.c (i386-softmmu/hw_pc.c.o)" in result.stdout
+    assert re.search(r"error: .unused. defined but not used", result.stdout), result.stdout
+
+
+@needs_gcc
+def test_validate_build_reports_the_first_error_of_each_failing_unit(tmp_path):
+    tree = configured_tree(tmp_path)
+    msix = tree / "hw" / "msix.c"
+    msix.write_text(msix.read_text().replace('#include "msix.h"', '#include "msix.h"\n#include "cpu.h"', 1))
+    result = kvmlint("validate-build", str(tree / "build"), str(msix))
+    assert result.returncode == 1
+    assert "does not compile: hw/msix.c (common/hw_msix.c.o):" in result.stdout
+    assert "fatal error: cpu.h: No such file or directory" in result.stdout
+    assert "1 unit(s) compiled" in result.stdout
+
+
+@needs_gcc
+def test_a_header_recompiles_exactly_its_includers_by_depfile_and_by_include_graph(tmp_path):
+    tree = configured_tree(tmp_path)
+    header = tree / "hw" / "msix.h"
+    expected = {
+        (entry["output"]) for entry in json.loads((tree / "build" / "compile_commands.json").read_text())
+        if '"msix.h"' in Path(entry["file"]).read_text()
+    }
+    assert expected == {"common/hw_msix.c.o", "common/hw_virtio-pci.c.o"}
+    by_graph = CompileDatabase([tree / "build"], tree)
+    assert {u.output for u in by_graph.affected([header])} == expected
+    build_everything(tree)
+    by_depfile = CompileDatabase([tree / "build"], tree)
+    assert {u.output for u in by_depfile.affected([header])} == expected
+    # the .d files were read: they also name system headers, which the include graph leaves out
+    unit = next(u for u in by_depfile.units if u.output == "common/hw_msix.c.o")
+    assert any(not str(p).startswith(str(tree)) for p in by_depfile.dependencies(unit))
+
+
+@needs_gcc
+def test_a_new_source_file_is_compiled_with_its_directory_units_commands(tmp_path):
+    tree = configured_tree(tmp_path)
+    commit_all(tree)
+    new = tree / "target-i386" / "helper.c"
+    new.write_text('#include "qemu-common.h"\nint unused_helper(void);\nint unused_helper(void) { return missing; }\n')
+    result = kvmlint("validate-build", str(tree / "build"), str(new))
+    assert result.returncode == 1
+    assert "target-i386/helper.c (i386-softmmu/target-i386_kvm.c.o (as helper.c))" in result.stdout
+    assert re.search(r"error: .missing. undeclared", result.stdout), result.stdout
+
+
+def test_depfile_and_ninja_deps_formats(tmp_path):
+    depfile = "obj/a.o: ../a.c ../include/my\\ header.h \\\n  /usr/include/stdio.h\n../a.c:\n"
+    assert parse_depfile(depfile) == ["../a.c", "../include/my header.h", "/usr/include/stdio.h"]
+    ninja = (
+        "libcommon.fa.p/hw_a.c.o: #deps 2, deps mtime 1 (VALID)\n    ../hw/a.c\n    ../include/b.h\n\n"
+        "other.o: #deps 1, deps mtime 1 (STALE)\n    ../c.h\n\n"
+    )
+    deps = parse_ninja_deps(ninja, tmp_path / "build")
+    assert deps[tmp_path / "build" / "libcommon.fa.p" / "hw_a.c.o"] == {tmp_path / "hw" / "a.c", tmp_path / "include" / "b.h"}
+    assert deps[tmp_path / "build" / "other.o"] == {tmp_path / "c.h"}
+
+
+def test_bad_build_directories_are_one_line_errors(tmp_path):
+    tree = tmp_path / "qemu"
+    shutil.copytree(FIXTURE, tree)
+    (tree / "build").mkdir()
+    missing = kvmlint("fix", "--build-check", str(tree / "build"), str(tree))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("kvmlint: ") and "no compile_commands.json" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tree / "build" / "compile_commands.json").write_text("[{]")
+    broken = kvmlint("validate-build", str(tree / "build"), str(tree / "cpus.c"))
+    assert broken.returncode == 2 and "cannot read it" in broken.stderr
+    (tree / "build" / "compile_commands.json").write_text(json.dumps(
+        [{"directory": "/elsewhere", "file": "/elsewhere/a.c", "command": "cc -c a.c"}]))
+    foreign = kvmlint("fix", "--build-check", str(tree / "build"), str(tree))
+    assert foreign.returncode == 2 and "compiles no file of the tree" in foreign.stderr
+    assert snapshot(tree) == snapshot(FIXTURE), "nothing is written when the build directory is unusable"
+
+
+@pytest.mark.skipif(not os.environ.get("KVMLINT_QEMU_BUILD"), reason="KVMLINT_QEMU_BUILD (a configured QEMU build directory) not set")
+def test_real_qemu_fixes_compile(tmp_path):
+    """`kvmlint fix --build-check` on a configured QEMU checkout (it writes the fixes there:
+    use a copy).  Every fix it keeps compiles; none is rolled back."""
+    build_dir = Path(os.environ["KVMLINT_QEMU_BUILD"]).resolve()
+    tree = build_dir.parent
+    result = kvmlint("fix", "--build-check", str(build_dir), str(tree))
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 1), result.stderr
+    assert " 0 rolled back" in result.stderr, result.stderr
+    assert "fails without the fixes too" not in result.stderr, result.stderr
+
+
+@needs_gcc
+def test_build_check_with_and_without_kvm_checks_the_stub_files_too(tmp_path):
+    tree = configured_tree(tmp_path)
+    (tree / "build-nokvm").mkdir()
+    subprocess.run([str(tree / "configure"), "--disable-kvm"], cwd=tree / "build-nokvm", check=True, capture_output=True)
+    one = configured_tree(tmp_path / "one")
+    only_kvm = kvmlint("fix", "--build-check", "build", str(one), cwd=one)
+    assert "build-check: kvm-stub.c: no unit of" in only_kvm.stderr  # built only without KVM
+    both = kvmlint("fix", "--build-check", "build", "--build-check", "build-nokvm", str(tree), cwd=tree)
+    assert both.returncode == 0, both.stderr
+    assert "kvm-stub.c: no unit" not in both.stderr
+    assert "0 rolled back" in both.stderr
