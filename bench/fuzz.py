@@ -268,7 +268,10 @@ def main() -> int:
             if not passed:
                 failures += 1
                 kept = keep / f"case-{seed}-{cases - 1}"
-                shutil.copytree(workspace / "tree", kept, symlinks=True, ignore_dangling_symlinks=True)
+                try:
+                    shutil.copytree(workspace / "tree", kept, symlinks=True)
+                except shutil.Error:
+                    pass  # FIFOs and the like are not copied; the description names them
                 (kept.parent / f"{kept.name}.txt").write_text(description + "\n")
             shutil.rmtree(workspace, ignore_errors=True)
     print(f"{cases} cases, {failures} failed" + (f"; failing trees in {keep}" if failures else ""))
