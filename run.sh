@@ -9,6 +9,10 @@ if [ ! -x "$here/.venv/bin/kvmlint" ]; then
     "$here/.venv/bin/pip" install --quiet --upgrade pip
     "$here/.venv/bin/pip" install --quiet -e "$here"
 fi
+if [ $# -eq 0 ]; then
+    # The bundled sample lives in this repository: keep its cache out of it.
+    export KVMLINT_CACHE_DIR="${KVMLINT_CACHE_DIR:-$here/.venv/kvmlint-cache}"
+fi
 tree="${1:-$here/fixtures/qemu-snippets/qemu-2012}"
 shift || true
 exec "$here/.venv/bin/kvmlint" check "$tree" "$@"

@@ -119,6 +119,7 @@ def analyse(
     finally:
         if build_reading is not None:
             build_reading.join()
+    extraction.skipped[:0] = sources.skipped
     parsed = time.perf_counter()
     index = Index.build(extraction.facts)
     indexed = time.perf_counter()

@@ -38,6 +38,7 @@ from pathlib import Path
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Plan
 from kvmlint.errors import UsageError
+from kvmlint.git import GitError, git_output
 from kvmlint.source import is_c_file
 
 DATABASE = "compile_commands.json"
@@ -556,9 +557,6 @@ def untracked(root: Path, paths: list[Path]) -> list[Path]:
 
 def _git_status(root: Path) -> bytes | None:
     try:
-        return subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "-z", "--untracked-files=all"],
-            capture_output=True, check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
+        return git_output(root, "status", "--porcelain", "-z", "--untracked-files=all")
+    except GitError:
         return None

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kvmlint import __version__
+from kvmlint.source import UnreadableFile, read_regular_file
 
 CACHE_DIR_NAME = ".kvmlint_cache"
 ENV_CACHE_DIR = "KVMLINT_CACHE_DIR"
@@ -359,10 +360,10 @@ def _folder_listing(root: Path, folder: str) -> tuple[str, ...]:
 
 
 def _file_sha256(path: Path) -> str | None:
+    """The hash of a regular file; None for a FIFO, a device, an oversized or unreadable file."""
     try:
-        with open(path, "rb") as stream:
-            return hashlib.file_digest(stream, "sha256").hexdigest()
-    except OSError:
+        return hashlib.sha256(read_regular_file(path)).hexdigest()
+    except UnreadableFile:
         return None
 
 

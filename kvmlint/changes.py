@@ -10,16 +10,16 @@ shows them, plus any uncommitted edits.  A new file is all new lines.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from kvmlint.errors import UsageError
+from kvmlint.git import SAFE_DIFF_OPTIONS, GitError, git_output
 
 HUNK_HEADER = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 # Stable output whatever the user's git configuration says.
 GIT_DIFF = (
-    "git", "-c", "core.quotePath=false", "diff", "--unified=0", "--no-color", "--no-ext-diff",
+    "diff", "--unified=0", *SAFE_DIFF_OPTIONS,
     "--relative", "--src-prefix=a/", "--dst-prefix=b/", "--diff-filter=ACMR",
 )
 
@@ -44,7 +44,7 @@ def staged_changes(root: Path) -> ChangedLines:
 
 
 def changes_since(root: Path, base_ref: str) -> ChangedLines:
-    merge_base = _git(root, f"--diff-base {base_ref}", "git", "merge-base", base_ref, "HEAD").decode().strip()
+    merge_base = _git(root, f"--diff-base {base_ref}", "merge-base", "--end-of-options", base_ref, "HEAD").decode().strip()
     return ChangedLines(parse_diff(_git(root, f"--diff-base {base_ref}", *GIT_DIFF, merge_base, "--")))
 
 
@@ -67,12 +67,8 @@ def _strip_prefix(target: str) -> str:
     return target[2:] if target.startswith("b/") else target
 
 
-def _git(root: Path, purpose: str, *command: str) -> bytes:
+def _git(root: Path, purpose: str, *args: str) -> bytes:
     try:
-        return subprocess.run(command, cwd=root, capture_output=True, check=True).stdout
-    except FileNotFoundError:
-        raise UsageError("git is needed for --staged and --diff-base, and was not found") from None
-    except subprocess.CalledProcessError as error:
-        message = error.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = message[0] if message else f"exit status {error.returncode}"
-        raise UsageError(f"{purpose}: {reason}") from None
+        return git_output(root, *args)
+    except GitError as error:
+        raise UsageError(f"{purpose}: {error}") from None

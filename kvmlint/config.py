@@ -1,8 +1,11 @@
 """Project configuration: `kvmlint.toml`, or `[tool.kvmlint]` in `pyproject.toml`.
 
-The nearest one at or above the checked root wins; the search stops at the
-filesystem root or at the directory that holds `.git` (the repository's top).
-Command-line flags override what the file says.
+The nearest one at or above the checked root wins.  The search goes up only
+to the directory that holds `.git` (the repository's top); outside a git
+repository only the checked root itself is searched, so a file in some
+parent directory cannot silently apply.  A tree's file chooses what to check,
+never where kvmlint writes outside the tree.  Command-line flags override what
+the file says.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from pathlib import Path
 
 from kvmlint import rules
 from kvmlint.errors import UsageError
+from kvmlint.parallel import default_jobs
 from kvmlint.reporters import FORMATS
+from kvmlint.source import UnreadableFile, read_regular_file
 
 ERAS = ("2012", "current")
 KEYS = ("select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,39 +50,80 @@ class Config:
         return codes
 
 
-def find_config_file(root: Path) -> tuple[Path, bool] | None:
-    """The config file for `root` and whether it is a pyproject.toml, or None."""
-    for directory in (root, *root.parents):
+def _searched_directories(root: Path) -> list[Path]:
+    """`root` and its parents up to the repository's top; only `root` outside a repository."""
+    directories = [root, *root.parents]
+    for index, directory in enumerate(directories):
+        if _exists(directory / ".git"):
+            return directories[: index + 1]
+    return [root]
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def find_config(root: Path) -> tuple[Path, dict] | None:
+    """The config file for `root` and its kvmlint table, or None."""
+    for directory in _searched_directories(root):
         candidate = directory / "kvmlint.toml"
-        if candidate.is_file():
-            return candidate, False
+        if _exists(candidate):
+            return candidate, _read_toml(candidate)
         pyproject = directory / "pyproject.toml"
-        if pyproject.is_file() and b"[tool.kvmlint" in pyproject.read_bytes():
-            return pyproject, True
-        if (directory / ".git").exists():
-            return None
+        if _exists(pyproject):
+            table = _kvmlint_table(pyproject)
+            if table is not None:
+                return pyproject, table
     return None
 
 
-def load_config(root: Path) -> Config:
-    found = find_config_file(root)
-    if found is None:
-        return Config()
-    path, is_pyproject = found
+def _read_toml(path: Path, data: bytes | None = None) -> dict:
     name = _display(path)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{name}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+        data = read_regular_file(path, MAX_CONFIG_BYTES) if data is None else data
+        return tomllib.loads(data.decode("utf-8"))
+    except UnreadableFile as problem:
+        raise UsageError(f"{name}: {str(problem).removesuffix('; skipped')}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{name}: cannot be read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{name}: invalid TOML: {error}") from None
-    if is_pyproject:
-        name = f"{name}: [tool.kvmlint]"
-        table = document.get("tool", {}).get("kvmlint", {})
-        if not isinstance(table, dict):
-            raise UsageError(f"{name} must be a table")
-    else:
-        table = document
+    except RecursionError:
+        raise UsageError(f"{name}: invalid TOML: nested too deeply") from None
+
+
+def _kvmlint_table(pyproject: Path) -> dict | None:
+    """`[tool.kvmlint]` of a pyproject.toml in any TOML spelling, or None without one.
+
+    A pyproject.toml that does not mention kvmlint belongs to someone else:
+    it may be broken without stopping kvmlint.
+    """
+    try:
+        data = read_regular_file(pyproject, MAX_CONFIG_BYTES)
+    except UnreadableFile:
+        return None
+    if b"kvmlint" not in data:
+        return None
+    tool = _read_toml(pyproject, data).get("tool", {})
+    name = _display(pyproject)
+    if not isinstance(tool, dict):
+        raise UsageError(f"{name}: 'tool' must be a table")
+    if "kvmlint" not in tool:
+        return None
+    if not isinstance(tool["kvmlint"], dict):
+        raise UsageError(f"{name}: [tool.kvmlint] must be a table")
+    return tool["kvmlint"]
+
+
+def load_config(root: Path) -> Config:
+    found = find_config(root)
+    if found is None:
+        return Config()
+    path, table = found
+    name = _display(path) + (": [tool.kvmlint]" if path.name == "pyproject.toml" else "")
     return _parse(table, name, path.parent)
 
 
@@ -86,6 +133,9 @@ def _parse(table: dict, name: str, directory: Path) -> Config:
             raise UsageError(f"{name}: unknown key '{key}'")
     read = _Reader(table, name)
     output_file = read.string("output-file")
+    if output_file is not None and not _inside(directory, output_file):
+        read.fail("output-file", "must name a file inside the tree")
+    jobs = read.positive_int("jobs")
     return Config(
         source=name,
         select=read.rules("select"),
@@ -93,7 +143,7 @@ def _parse(table: dict, name: str, directory: Path) -> Config:
         exclude=read.strings("exclude"),
         per_file_ignores=read.per_file_ignores(),
         era=read.choice("era", ERAS),
-        jobs=read.positive_int("jobs"),
+        jobs=min(jobs, default_jobs()) if jobs else None,  # a tree cannot start more processes than CPUs
         format=read.choice("format", FORMATS),
         output_file=directory / output_file if output_file else None,
         directory=directory,
@@ -160,6 +210,13 @@ class _Reader:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             self.fail(key, "must be a positive integer")
         return value
+
+
+def _inside(directory: Path, relative: str) -> bool:
+    """Whether `directory/relative` stays in `directory`, symlinks followed."""
+    base = os.path.realpath(directory)
+    target = os.path.realpath(os.path.join(base, relative))
+    return target != base and target.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def _display(path: Path) -> str:

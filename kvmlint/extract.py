@@ -28,9 +28,12 @@ from kvmlint.facts import (
 )
 
 KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
-SUPPRESSION = re.compile(
-    rb"(?://|/\*)[^\n]*?kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])?", re.IGNORECASE
-)
+KERNEL_IRQCHIP = re.compile(rb"kernel[_-]irqchip")
+# A suppression is this, after a comment opener on the same line.  The two are
+# matched apart: one pattern spanning both backtracks quadratically on a long
+# line of slashes.
+SUPPRESSION = re.compile(rb"kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])?", re.IGNORECASE)
+COMMENT_OPENER = re.compile(rb"//|/\*")
 # Macro bodies are re-parsed only for uses of QEMU's own kvm_* names (not KVM_* ABI constants).
 QEMU_KVM_NAME = re.compile(rb"\bkvm_")
 # Uses of these symbols get a SiteContext: the evidence a rule needs to decide
@@ -45,6 +48,12 @@ MOSTLY_UNPARSEABLE = "mostly unparseable"
 UNPLACED_NAME = re.compile(rb"\b(?:kvm|KVM)\w*")
 UNPLACED_OPTION = re.compile(rb"kernel[_-]irqchip=")
 MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
+# Bounds that keep absurd input linear; real code stays far below them.
+MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
+SHALLOW_DEPTH = 100  # nodes deeper than this make the whole tree be mapped top-down
+MAX_EXPRESSION_WALK = 256  # levels climbed from a call to the statement that consumes it
+MAX_EVIDENCE_NODES = 5000  # nodes read from one guarded branch for its evidence
+EVIDENCE_NODES_PER_NODE = 4  # evidence nodes read per node of the file, all sites together
 
 
 @lru_cache(maxsize=1)
@@ -59,18 +68,21 @@ def _parser() -> tree_sitter.Parser:
 
 @lru_cache(maxsize=1)
 def _queries() -> dict[str, tree_sitter.Query]:
+    # No text predicates (#match?): tree-sitter decodes the node's text as
+    # UTF-8 for them, and a non-UTF-8 byte in a string literal then raises or
+    # crashes the process.  The names are filtered on their bytes instead.
     lang = _language()
-    symbols = r'((identifier) @id (#match? @id "^(kvm|KVM)"))'
+    symbols = "(identifier) @id"
     errors = "(ERROR) @error"
     # Every query walks the whole tree, so the extractor asks everything in one.
     facts = "\n".join(
         [
             symbols,
             errors,
-            r'((string_literal) @s (#match? @s "kernel[_-]irqchip"))',
-            r'(assignment_expression left: (identifier) @lhs (#match? @lhs "^kvm_")) @assign',
-            r'(assignment_expression left: (field_expression field: (field_identifier) @member)'
-            r' right: (_) @capability (#match? @capability "KVM_CAP_")) @member_assign',
+            "(string_literal) @s",
+            "(assignment_expression left: (identifier) @lhs) @assign",
+            "(assignment_expression left: (field_expression field: (field_identifier) @member)"
+            " right: (_) @capability) @member_assign",
         ]
     )
     return {
@@ -117,29 +129,101 @@ def declarator_name(node: tree_sitter.Node | None) -> tree_sitter.Node | None:
     return None
 
 
-def enclosing_function(node: tree_sitter.Node) -> str | None:
-    parent = node.parent
-    while parent is not None:
+class Ancestry:
+    """Parent, enclosing function and `#if` conditions of the nodes of one tree.
+
+    tree-sitter finds a node's parent by descending from the root, so in a
+    deeply nested tree walking up from each of many nodes takes quadratic
+    time.  Shallow trees (real code) are walked up as usual; the first walk
+    that passes SHALLOW_DEPTH maps the whole tree in one top-down pass instead.
+    """
+
+    def __init__(self, root: tree_sitter.Node):
+        self.root = root
+        self.deep_preprocessor_line: int | None = None  # where nesting passed the bound
+        # node id -> (parent, enclosing function_definition, #if conditions outermost first), once mapped
+        self._info: dict[int, tuple] | None = None
+        self._branches: dict[tuple[int, bool], str] = {}  # (container id, in #else) -> condition
+        self._shallow: dict[int, tuple] = {}  # the same, for nodes walked up before any mapping
+
+    def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
+        return self._lookup(node)[0]
+
+    def function(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
+        return self._lookup(node)[1]
+
+    def function_name(self, node: tree_sitter.Node) -> str | None:
+        function = self.function(node)
+        if function is None:
+            return None
+        name = declarator_name(function.child_by_field_name("declarator"))
+        return text(name) if name is not None else None
+
+    def conditions(self, node: tree_sitter.Node) -> tuple[str, ...]:
+        return self._lookup(node)[2]
+
+    def _lookup(self, node: tree_sitter.Node) -> tuple:
+        if self._info is None and node.id not in self._shallow:
+            chain = []  # ancestors, innermost first
+            ancestor = node.parent
+            while ancestor is not None and len(chain) <= SHALLOW_DEPTH:
+                chain.append(ancestor)
+                ancestor = ancestor.parent
+            if ancestor is None:
+                self._shallow[node.id] = self._from_chain(node, chain)
+            else:
+                self._map_tree()
+        return self._shallow[node.id] if self._info is None else self._info[node.id]
+
+    def _from_chain(self, node: tree_sitter.Node, chain: list[tree_sitter.Node]) -> tuple:
+        function = next((ancestor for ancestor in chain if ancestor.type == "function_definition"), None)
+        conditions = []
+        child = node
+        for ancestor in chain:
+            if ancestor.type in PREPROC_CONTAINERS:
+                branch = self._branch(ancestor, ancestor.child_by_field_name("alternative") == child)
+                if branch:
+                    conditions.append(branch)
+            child = ancestor
+        return (chain[0] if chain else None, function, tuple(reversed(conditions)))
+
+    def _branch(self, container: tree_sitter.Node, in_else: bool) -> str:
+        key = (container.id, in_else)
+        if key not in self._branches:
+            self._branches[key] = _branch_condition(container, in_else)
+        return self._branches[key]
+
+    def _map_tree(self) -> None:
+        self._info = {self.root.id: (None, None, ())}
+        cursor = self.root.walk()
+        path = [self.root]  # the cursor's node and its ancestors
+        while True:
+            if not cursor.goto_first_child():
+                while not cursor.goto_next_sibling():
+                    if not cursor.goto_parent():
+                        return
+                    path.pop()
+                path.pop()
+            node = cursor.node
+            self._enter(node, path[-1], cursor.field_name)
+            path.append(node)
+
+    def _enter(self, node: tree_sitter.Node, parent: tree_sitter.Node, field: str | None) -> None:
+        _, function, conditions = self._info[parent.id]
         if parent.type == "function_definition":
-            name = declarator_name(parent.child_by_field_name("declarator"))
-            return text(name) if name is not None else None
-        parent = parent.parent
-    return None
+            function = parent
+        elif parent.type in PREPROC_CONTAINERS:
+            branch = self._branch(parent, field == "alternative")
+            if branch and len(conditions) >= MAX_PREPROCESSOR_NESTING:
+                if self.deep_preprocessor_line is None:
+                    self.deep_preprocessor_line = node.start_point[0] + 1
+            elif branch:
+                conditions = (*conditions, branch)
+        self._info[node.id] = (parent, function, conditions)
 
 
-def preprocessor_conditions(node: tree_sitter.Node) -> tuple[str, ...]:
-    """Enclosing #if conditions, outermost first; an #else branch is negated."""
-    conditions = []
-    child, parent = node, node.parent
-    while parent is not None:
-        if parent.type in PREPROC_CONTAINERS:
-            conditions.append(_branch_condition(parent, child))
-        child, parent = parent, parent.parent
-    return tuple(reversed([c for c in conditions if c]))
-
-
-def _branch_condition(container: tree_sitter.Node, child: tree_sitter.Node) -> str:
-    in_else = container.child_by_field_name("alternative") == child
+def _branch_condition(container: tree_sitter.Node, in_else: bool) -> str:
+    """The condition under which a child of an #if container is compiled; an #else branch is negated."""
     if container.type in ("preproc_else",):
         return ""  # the owning #if records the negation
     if container.type == "preproc_ifdef":
@@ -158,16 +242,24 @@ def negate_condition(condition: str) -> str:
     return "!" + condition if re.fullmatch(r"\w+", condition) else f"!({condition})"
 
 
-def _callees(node: tree_sitter.Node) -> list[str]:
-    names = []
+def _descendants(node: tree_sitter.Node, limit: int | None = None) -> list[tree_sitter.Node]:
+    """`node` and the nodes below it (at most `limit`), walked without recursion."""
+    found = []
     stack = [node]
-    while stack:
+    while stack and (limit is None or len(found) < limit):
         current = stack.pop()
+        found.append(current)
+        stack.extend(current.children)
+    return found
+
+
+def _callees(nodes: list[tree_sitter.Node]) -> list[str]:
+    names = []
+    for current in nodes:
         if current.type == "call_expression":
             function = current.child_by_field_name("function")
             if function is not None and function.type == "identifier":
                 names.append(text(function))
-        stack.extend(current.children)
     return names
 
 
@@ -176,37 +268,22 @@ FIELD_TYPES = frozenset({"field_identifier"})
 NAME_AND_FIELD_TYPES = NAME_TYPES | FIELD_TYPES
 
 
-def _identifiers(node: tree_sitter.Node, kinds: frozenset[str] = NAME_AND_FIELD_TYPES) -> list[str]:
-    names = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if current.type in kinds:
-            names.append(text(current))
-        stack.extend(current.children)
-    return names
+def _identifiers(nodes: list[tree_sitter.Node], kinds: frozenset[str] = NAME_AND_FIELD_TYPES) -> list[str]:
+    return [text(current) for current in nodes if current.type in kinds]
 
 
-def _returns(node: tree_sitter.Node) -> list[str]:
+def _returns(nodes: list[tree_sitter.Node]) -> list[str]:
     values = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
+    for current in nodes:
         if current.type == "return_statement":
             value = [c for c in current.named_children if c.type != "comment"]
             values.append(text(value[0]) if value else "")
-        stack.extend(current.children)
     return values
 
 
-def _contains(node: tree_sitter.Node, node_type: str) -> bool:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if current.type == node_type:
-            return True
-        stack.extend(current.children)
-    return False
+def _kvm_names(identifiers: list[tree_sitter.Node]) -> list[tree_sitter.Node]:
+    """The kvm/KVM names among `identifiers`, in source order."""
+    return sorted((node for node in identifiers if KVM_SYMBOL.match(node.text)), key=lambda node: node.start_byte)
 
 
 def _unique(items) -> tuple[str, ...]:
@@ -219,14 +296,51 @@ def _strip_parens(node: tree_sitter.Node) -> tree_sitter.Node:
     return node
 
 
-def site_context(call: tree_sitter.Node, lines: LineIndex, offset: int, in_macro: bool) -> SiteContext:
+class EvidenceReader:
+    """Reads the nodes that a site's evidence comes from, within one budget for the file.
+
+    Guarded branches nest: with thousands of nested uses, reading each
+    branch whole would take quadratic time, so later sites get less once the
+    budget is spent.  Each function body is read once, however many uses it has.
+    """
+
+    def __init__(self, root: tree_sitter.Node):
+        self.budget = EVIDENCE_NODES_PER_NODE * root.descendant_count
+        self.exhausted_line: int | None = None
+        self._functions: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def nodes(self, node: tree_sitter.Node) -> list[tree_sitter.Node]:
+        found = _descendants(node, max(0, min(MAX_EVIDENCE_NODES, self.budget)))
+        self.budget -= len(found)
+        if self.budget <= 0 and self.exhausted_line is None:
+            self.exhausted_line = node.start_point[0] + 1
+        return found
+
+    def function(self, body: tree_sitter.Node) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The calls and identifiers of a function body."""
+        if body.id not in self._functions:
+            nodes = _descendants(body)
+            self._functions[body.id] = (_unique(_callees(nodes)), _unique(_identifiers(nodes)))
+        return self._functions[body.id]
+
+
+def site_context(
+    call: tree_sitter.Node,
+    ancestry: Ancestry,
+    lines: LineIndex,
+    offset: int,
+    in_macro: bool,
+    evidence: EvidenceReader,
+) -> SiteContext:
     """Describe how the expression around `call` is consumed and what it guards."""
     negated = False
     condition = call
-    child, parent = call, call.parent
+    child, parent = call, ancestry.parent(call)
     statement, guarded = "expression", []
     following: list[tree_sitter.Node] = []  # statements after an early exit: controlled too
-    while parent is not None:
+    for _ in range(MAX_EXPRESSION_WALK):
+        if parent is None:
+            break
         kind = parent.type
         if kind == "unary_expression" and text(parent.child_by_field_name("operator")) == "!":
             negated = not negated
@@ -245,10 +359,13 @@ def site_context(call: tree_sitter.Node, lines: LineIndex, offset: int, in_macro
             statement = "ternary"
             guarded = [parent.child_by_field_name("consequence"), parent.child_by_field_name("alternative")]
             break
-        elif kind == "argument_list" and parent.parent is not None and parent.parent.type == "call_expression":
-            callee = parent.parent.child_by_field_name("function")
-            if callee is not None and text(callee) in ASSERT_FUNCTIONS:
-                statement = "assert"
+        elif kind == "argument_list":
+            owner = ancestry.parent(parent)
+            if owner is not None and owner.type == "call_expression":
+                callee = owner.child_by_field_name("function")
+                if callee is not None and text(callee) in ASSERT_FUNCTIONS:
+                    statement = "assert"
+                break
             break
         elif kind == "return_statement":
             statement = "return"
@@ -256,27 +373,30 @@ def site_context(call: tree_sitter.Node, lines: LineIndex, offset: int, in_macro
         else:
             break
         condition = parent if kind != "parenthesized_expression" else condition
-        child, parent = parent, parent.parent
+        child, parent = parent, ancestry.parent(parent)
     if in_macro and statement == "expression":
         statement = "macro"
     condition = _strip_parens(condition)
-    guarded = [g for g in guarded if g is not None]
-    function_body = _function_body(call)
+    guarded_nodes = [node for g in guarded if g is not None for node in evidence.nodes(g)]
+    following_nodes = [node for statement in following for node in evidence.nodes(statement)]
+    function = ancestry.function(call)
+    function_body = function.child_by_field_name("body") if function is not None else None
+    function_calls, function_identifiers = evidence.function(function_body) if function_body is not None else ((), ())
     start, end = condition.start_byte + offset, condition.end_byte + offset
     return SiteContext(
-        function=enclosing_function(call) if not in_macro else None,
+        function=ancestry.function_name(call) if not in_macro else None,
         statement=statement,
         negated=negated,
         condition=text(condition),
         condition_span=lines.span(start, end),
-        guarded_calls=_unique(name for g in guarded + following for name in _callees(g)),
-        guarded_returns=_unique(value for g in guarded for value in _returns(g)),
+        guarded_calls=_unique(_callees(guarded_nodes + following_nodes)),
+        guarded_returns=_unique(_returns(guarded_nodes)),
         guarded_identifiers=_unique(
-            [*(_identifiers(condition)), *(name for g in guarded + following for name in _identifiers(g))]
+            [*_identifiers(evidence.nodes(condition)), *_identifiers(guarded_nodes + following_nodes)]
         ),
-        function_calls=_unique(_callees(function_body)) if function_body is not None else (),
-        function_identifiers=_unique(_identifiers(function_body)) if function_body is not None else (),
-        preprocessor=preprocessor_conditions(call),
+        function_calls=function_calls,
+        function_identifiers=function_identifiers,
+        preprocessor=ancestry.conditions(call),
     )
 
 
@@ -300,15 +420,6 @@ def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
     return following
 
 
-def _function_body(node: tree_sitter.Node) -> tree_sitter.Node | None:
-    parent = node.parent
-    while parent is not None:
-        if parent.type == "function_definition":
-            return parent.child_by_field_name("body")
-        parent = parent.parent
-    return None
-
-
 class Extractor:
     def __init__(self, path: str, data: bytes):
         self.path = path
@@ -320,6 +431,8 @@ class Extractor:
     def run(self) -> FileFacts:
         tree = parse(self.data)
         root = tree.root_node
+        self.ancestry = Ancestry(root)
+        self.evidence = EvidenceReader(root)
         found = captures("facts", root)
         errors = found.get("error", [])
         self.facts.error_nodes = len(errors)
@@ -336,11 +449,23 @@ class Extractor:
         except UnicodeDecodeError as error:
             line, _ = self.lines.position(error.start)
             self.facts.warnings.append(f"not valid UTF-8 (line {line}); analysed as bytes")
-        self._references(found.get("id", []))
+        self._references(_kvm_names(found.get("id", [])), self.ancestry)
         self._definitions(root)
-        self._assignments(found.get("assign", []))
-        self._capability_assignments(found.get("member_assign", []))
-        self._strings(found.get("s", []))
+        if self.evidence.exhausted_line is not None:
+            self.facts.warnings.append(
+                f"too many nested uses to read all their guarded code (from line "
+                f"{self.evidence.exhausted_line}); later uses have less evidence"
+            )
+        self._assignments([n for n in found.get("assign", []) if n.child_by_field_name("left").text.startswith(b"kvm_")])
+        self._capability_assignments(
+            [n for n in found.get("member_assign", []) if b"KVM_CAP_" in n.child_by_field_name("right").text]
+        )
+        self._strings([n for n in found.get("s", []) if KERNEL_IRQCHIP.search(n.text)])
+        if self.ancestry.deep_preprocessor_line is not None:
+            self.facts.warnings.append(
+                f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
+                f"{self.ancestry.deep_preprocessor_line}); the inner conditions are not recorded"
+            )
         self._suppressions()
         self.facts.private_names = frozenset(self.private)
         if mostly_unparseable:
@@ -362,12 +487,13 @@ class Extractor:
     def _references(
         self,
         identifiers: list[tree_sitter.Node],
+        ancestry: Ancestry,
         offset: int = 0,
         macro: str | None = None,
         macro_preprocessor: tuple[str, ...] = (),
     ) -> None:
         for node in identifiers:
-            parent = node.parent
+            parent = ancestry.parent(node)
             is_call = parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node
             if parent is not None and parent.type in ("function_declarator", "preproc_function_def", "preproc_def", "preproc_ifdef", "init_declarator"):
                 continue  # a definition or a test of the name, not a use
@@ -378,7 +504,9 @@ class Extractor:
             span = self.lines.span(spanned.start_byte + offset, spanned.end_byte + offset)
             context = None
             if is_call and name in CONTEXT_SYMBOLS:
-                context = site_context(parent, self.lines, offset, in_macro=macro is not None)
+                context = site_context(
+                    parent, ancestry, self.lines, offset, macro is not None, self.evidence
+                )
                 if macro is not None:
                     context = replace(context, preprocessor=macro_preprocessor)
             self.facts.references.append(
@@ -386,10 +514,10 @@ class Extractor:
                     symbol=name,
                     span=span,
                     kind="call" if is_call else "identifier",
-                    function=enclosing_function(node) if macro is None else None,
+                    function=ancestry.function_name(node) if macro is None else None,
                     macro=macro,
                     context=context,
-                    preprocessor=macro_preprocessor if macro is not None else preprocessor_conditions(node),
+                    preprocessor=macro_preprocessor if macro is not None else ancestry.conditions(node),
                 )
             )
 
@@ -399,18 +527,24 @@ class Extractor:
             return
         # Keep byte offsets: a backslash-newline becomes two spaces.
         body = value.text.replace(b"\\\n", b"  ")
-        wrapped = MACRO_WRAPPER_PREFIX + body + b"\n;}"
+        wrapped = parse(MACRO_WRAPPER_PREFIX + body + b"\n;}").root_node
         self._references(
-            captures("symbols", parse(wrapped).root_node).get("id", []),
+            _kvm_names(captures("symbols", wrapped).get("id", [])),
+            Ancestry(wrapped),
             offset=value.start_byte - len(MACRO_WRAPPER_PREFIX),
             macro=name,
-            macro_preprocessor=preprocessor_conditions(macro),
+            macro_preprocessor=self.ancestry.conditions(macro),
         )
 
-    def _definitions(self, node: tree_sitter.Node) -> None:
-        for child in node.named_children:
-            if child.type in PREPROC_CONTAINERS:
-                self._definitions(child)
+    def _definitions(self, root: tree_sitter.Node) -> None:
+        """Top-level definitions, also inside #if branches (walked without recursion)."""
+        pending = [iter(root.named_children)]
+        while pending:
+            child = next(pending[-1], None)
+            if child is None:
+                pending.pop()
+            elif child.type in PREPROC_CONTAINERS:
+                pending.append(iter(child.named_children))
             elif child.type in MACRO_TYPES:
                 name_node = child.child_by_field_name("name")
                 if name_node is None:
@@ -477,6 +611,7 @@ class Extractor:
 
     def _add_definition(self, name: str, kind: str, node: tree_sitter.Node) -> None:
         body = node.child_by_field_name("body") or node.child_by_field_name("value") or node
+        body_nodes = _descendants(body)
         self.facts.definitions.append(
             Definition(
                 name=name,
@@ -484,13 +619,13 @@ class Extractor:
                 span=self._span(node),
                 text=text(node),
                 storage=self._storage(node) if kind != "macro" else (),
-                preprocessor=preprocessor_conditions(node),
+                preprocessor=self.ancestry.conditions(node),
                 capabilities=_unique(
                     word.decode() for word in re.findall(rb"\bKVM_CAP_\w+", body.text or b"")
                 ),
-                identifiers=_unique(n for n in _identifiers(body, NAME_TYPES) if n != name),
-                field_access=_contains(body, "field_expression"),
-                fields=_unique(_identifiers(body, FIELD_TYPES)),
+                identifiers=_unique(n for n in _identifiers(body_nodes, NAME_TYPES) if n != name),
+                field_access=any(n.type == "field_expression" for n in body_nodes),
+                fields=_unique(_identifiers(body_nodes, FIELD_TYPES)),
             )
         )
 
@@ -500,7 +635,10 @@ class Extractor:
             if left is None or right is None or text(node.child_by_field_name("operator")) != "=":
                 continue
             self.facts.assignments.append(
-                Assignment(text(left), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
+                Assignment(
+                    text(left), text(right), self._span(node),
+                    self.ancestry.function_name(node), self.ancestry.conditions(node),
+                )
             )
 
     def _capability_assignments(self, assignments: list[tree_sitter.Node]) -> None:
@@ -511,16 +649,27 @@ class Extractor:
                 continue
             member = left.child_by_field_name("field")
             self.facts.capability_assignments.append(
-                Assignment(text(member), text(right), self._span(node), enclosing_function(node), preprocessor_conditions(node))
+                Assignment(
+                    text(member), text(right), self._span(node),
+                    self.ancestry.function_name(node), self.ancestry.conditions(node),
+                )
             )
 
     def _strings(self, literals: list[tree_sitter.Node]) -> None:
         for node in literals:
-            self.facts.strings.append(StringLiteral(text(node)[1:-1], self._span(node), enclosing_function(node)))
+            self.facts.strings.append(StringLiteral(text(node)[1:-1], self._span(node), self.ancestry.function_name(node)))
 
     def _suppressions(self) -> None:
+        first_opener_end: dict[int, int | None] = {}  # line -> end of its first comment opener
         for match in SUPPRESSION.finditer(self.data):
             line, _ = self.lines.position(match.start())
+            if line not in first_opener_end:
+                start = self.lines.starts[line - 1]
+                end = self.data.find(b"\n", start)
+                opener = COMMENT_OPENER.search(self.data, start, len(self.data) if end < 0 else end)
+                first_opener_end[line] = opener.end() if opener else None
+            if first_opener_end[line] is None or first_opener_end[line] > match.start():
+                continue
             end_line, _ = self.lines.position(match.end())
             codes = match.group(1)
             names = frozenset(c.strip().decode() for c in codes.split(b",") if c.strip()) if codes else frozenset({"*"})

@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from kvmlint.errors import UsageError
+from kvmlint.git import GitError, run_git
 
-SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "diff.external=", "-c", "core.quotePath=false")
 # "target/arm/kvm: Use ...", "hw/intc/arm_gic: ...", "kvm: ...", "accel/kvm, target/i386: ..."
 SUBJECT_PREFIX = re.compile(r"^([A-Za-z0-9_.+/-]+(?:, ?[A-Za-z0-9_.+/-]+)*): \S")
 HISTORY_DEPTH = 50  # recent commits that say how the files' subjects are prefixed
@@ -23,9 +23,9 @@ HISTORY_DEPTH = 50  # recent commits that say how the files' subjects are prefix
 
 def git(root: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["git", *SAFE_CONFIG, *args], cwd=root, input=input, capture_output=True)
-    except FileNotFoundError:
-        raise UsageError("git is needed for this, and was not found") from None
+        return run_git(root, *args, input=input)
+    except GitError as error:
+        raise UsageError(f"git is needed for this: {error}") from None
 
 
 def is_work_tree(root: Path) -> bool:

@@ -10,6 +10,7 @@ Returns `kvmlint.facts` records only, like the C extractor.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from dataclasses import dataclass
@@ -26,13 +27,20 @@ SUPPRESSION = re.compile(rb"#[^\n]*?kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])
 TARGET_FOLDER = re.compile(r"(?:^|/)tests/functional/([^/]+)/")
 MACHINE_SETTERS = frozenset({"set_machine"})
 FOLDER_RANK, OWN_MACHINE_RANK, SCOPE_RANK = 0, 1, 2
+# Syntax-tree depth libcst can walk within Python's default recursion limit.
+MAX_NESTING = 150
 
 
 def extract(path: str, data: bytes) -> FileFacts:
     facts = FileFacts(path=path, size=len(data), content_sha256=hashlib.sha256(data).hexdigest())
     lines = LineIndex(data)
+    too_deep = _too_deep(data)
+    if too_deep is not None:
+        facts.warnings.append(f"nested more than {MAX_NESTING} levels deep ({too_deep}); skipped")
+        return facts
     try:
-        wrapper = cst.MetadataWrapper(cst.parse_module(data))
+        # The parsed module is ours alone: no defensive deep copy.
+        wrapper = cst.MetadataWrapper(cst.parse_module(data), unsafe_skip_copy=True)
     except cst.ParserSyntaxError as error:
         facts.warnings.append(f"not valid Python (line {error.raw_line}: {error.message.splitlines()[0]}); skipped")
         return facts
@@ -44,6 +52,28 @@ def extract(path: str, data: bytes) -> FileFacts:
     facts.irqchip_options = reader.options()
     facts.suppressions = _suppressions(data, lines)
     return facts
+
+
+def _too_deep(data: bytes) -> str | None:
+    """Where the syntax tree passes MAX_NESTING levels ("line N"), or None.
+
+    libcst walks the tree recursively, several Python frames a level: a
+    600-term `a + b + ...` would exhaust the interpreter's stack.  Python's
+    own parser goes deeper, and its tree is walked here without recursion.
+    """
+    try:
+        tree = ast.parse(data)
+    except (RecursionError, MemoryError):
+        return "deeper than Python's own parser goes"
+    except (SyntaxError, ValueError):
+        return None  # libcst says what is wrong with it
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_NESTING:
+            return f"line {getattr(node, 'lineno', 1)}"
+        pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
 
 
 def _suppressions(data: bytes, lines: LineIndex) -> dict[int, frozenset[str]]:

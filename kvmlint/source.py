@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from kvmlint.errors import UsageError
+from kvmlint.git import GitError, git_output
 
 C_SUFFIXES = (".c", ".h", ".c.inc", ".h.inc")
 PYTHON_SUFFIXES = (".py",)
@@ -27,11 +28,16 @@ SKIPPED_DIR_NAMES = {".git", ".kvmlint_cache", "__pycache__", ".venv", "node_mod
 BUILD_DIR_MARKERS = frozenset({"build.ninja", "config-host.mak"})
 
 
+# How deep below a checked directory to look for QEMU checkouts when it is not in one.
+ROOT_SEARCH_DEPTH = 3
+
+
 @dataclass(frozen=True)
 class SourceSet:
     root: Path  # the QEMU checkout root: scopes and build files are read from here
     display_base: Path  # finding paths are shown relative to this
     files: tuple[str, ...]  # root-relative, forward slashes, sorted
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, why) for what discovery could not look into
 
 
 @dataclass(frozen=True)
@@ -48,13 +54,99 @@ def is_python_file(relpath: str) -> bool:
     return relpath.endswith(PYTHON_SUFFIXES)
 
 
+class UnreadableFile(Exception):
+    """A file kvmlint will not read; the message says why."""
+
+
+def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, else UnreadableFile.
+
+    FIFOs, devices and sockets (also behind symlinks) are refused before they
+    are opened, and again on the open descriptor, so reading never blocks on a
+    FIFO or streams /dev/zero forever.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UnreadableFile("not a regular file; skipped")
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile("not a regular file; skipped")
+        too_large = UnreadableFile(f"larger than {_size(max_bytes)}; skipped")
+        if info.st_size > max_bytes:
+            raise too_large
+        chunks, size = [], 0
+        # Ask for the size fstat gave (a bigger buffer, shrunk after, fragments the heap).
+        want = info.st_size + 1
+        while chunk := os.read(descriptor, min(want, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:  # it grew while being read
+                raise too_large
+            want = 64 * 1024
+        return b"".join(chunks)
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
+    finally:
+        os.close(descriptor)
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists(), but a path that cannot be looked at (EACCES, ENAMETOOLONG) does not exist."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _is_root(directory: Path) -> bool:
+    return any(_exists(directory / marker) for marker in ROOT_MARKERS)
+
+
 def find_root(start: Path) -> Path:
     """The nearest directory at or above `start` that looks like a checkout root."""
-    start = start if start.is_dir() else start.parent
+    return _find_root(start) or (start if _is_dir(start) else start.parent)
+
+
+def _find_root(start: Path) -> Path | None:
+    start = start if _is_dir(start) else start.parent
     for candidate in (start, *start.parents):
-        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+        if _is_root(candidate):
             return candidate
-    return start
+    return None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def roots_below(directory: Path, depth: int = ROOT_SEARCH_DEPTH) -> list[Path]:
+    """QEMU checkouts in `directory`'s subdirectories, down to `depth` levels (symlinks not followed)."""
+    found, level = [], [directory]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name in SKIPPED_DIR_NAMES or not entry.is_dir(follow_symlinks=False):
+                    continue
+                candidate = Path(entry.path)
+                (found if _is_root(candidate) else below).append(candidate)
+        level = below
+    return found
 
 
 def _is_build_dir(path: Path | str) -> bool:
@@ -63,21 +155,24 @@ def _is_build_dir(path: Path | str) -> bool:
 
 def _git_files(root: Path) -> list[str] | None:
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
+        out = git_output(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    except GitError:
         return None
     return [name for name in out.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
-def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...]) -> list[str]:
+def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...], skipped: list[tuple[str, str]]) -> list[str]:
+    """Files under `directory` ending in `suffixes`; a directory that cannot be listed is a warning,
+    not the end of the run."""
+
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename).relative_to(root).as_posix() if error.filename else directory.as_posix()
+        skipped.append((where, f"directory cannot be read ({error.strerror or error}); skipped"))
+
     found = []
     root_text = str(root)
     top = str(directory)
-    for dirpath, dirnames, filenames in os.walk(directory):
+    for dirpath, dirnames, filenames in os.walk(directory, onerror=unreadable):
         if dirpath != top and BUILD_DIR_MARKERS.intersection(filenames):
             dirnames[:] = []  # a build directory: its listing says so, no stat needed
             continue
@@ -103,19 +198,26 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
     resolved = []
     for raw in paths or ["."]:
         path = Path(raw)
-        if not path.exists():
-            raise UsageError(f"{raw}: no such file or directory")
-        resolved.append(path.resolve())
+        try:
+            if not path.exists():
+                raise UsageError(f"{raw}: no such file or directory")
+            resolved.append(path.resolve())
+        except OSError as error:
+            raise UsageError(f"{raw[:200]}: cannot be read ({error.strerror or error})") from None
     common = Path(os.path.commonpath([str(p) for p in resolved]))
-    root = find_root(common)
-    display_base = resolved[0] if len(resolved) == 1 and resolved[0].is_dir() else root
+    root = _find_root(common)
+    skipped: list[tuple[str, str]] = []
+    display_base = resolved[0] if len(resolved) == 1 and _is_dir(resolved[0]) else None
+    if root is None:
+        root, resolved = _root_below(common, resolved, skipped)
+    display_base = display_base or root
 
     # git's file list only when a folder is to be listed: a pre-commit run names its files
-    in_git = any(path.is_dir() for path in resolved) and (root / ".git").exists() and _git_files(root)
+    in_git = any(_is_dir(path) for path in resolved) and _exists(root / ".git") and _git_files(root)
     selected: set[str] = set()
     build_dir_cache: dict[str, bool] = {}
     for path in resolved:
-        if path.is_file():
+        if not _is_dir(path):
             selected.add(path.relative_to(root).as_posix())
             continue
         rel = path.relative_to(root).as_posix()
@@ -127,11 +229,33 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
             if build_dirs:
                 candidates = [f for f in candidates if f.rpartition("/")[0] not in build_dirs]
         else:
-            candidates = _walk_files(path, root, suffixes)
+            candidates = _walk_files(path, root, suffixes, skipped)
         selected.update(f for f in candidates if f.endswith(suffixes))
     if excludes:
         selected = {f for f in selected if not _excluded(f, excludes)}
-    return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)))
+    return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped))
+
+
+def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path, list[Path]]:
+    """No checkout at or above the checked paths: the one below a checked directory, if any.
+
+    Checking the parent of a checkout would otherwise read its files without
+    its build files, and call everything common code.
+    """
+    directory = common if _is_dir(common) else common.parent
+    found = roots_below(directory) if len(resolved) == 1 and _is_dir(resolved[0]) else []
+    if len(found) == 1:
+        return found[0], found
+    if len(found) > 1:
+        names = ", ".join(os.path.relpath(path) for path in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise UsageError(f"{os.path.relpath(directory)} holds {len(found)} QEMU checkouts ({names}): check them one at a time")
+    if _is_dir(common):
+        skipped.append((
+            ".",
+            "no QEMU checkout found here or above (no configure, Makefile.target, configs/targets "
+            "or .git): scopes follow path conventions only",
+        ))
+    return directory, resolved
 
 
 def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
@@ -146,12 +270,9 @@ def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
 
 def read_source(path: Path) -> SourceBytes:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return SourceBytes(None, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; skipped")
-        data = path.read_bytes()
-    except OSError as error:
-        return SourceBytes(None, f"cannot be read ({error.strerror or error}); skipped")
+        data = read_regular_file(path)
+    except UnreadableFile as problem:
+        return SourceBytes(None, str(problem))
     if b"\0" in data[:8192]:
         return SourceBytes(None, "binary file; skipped")
     return SourceBytes(data, None)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import stat
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Report:
 
     def display_path(self, finding: Finding) -> str:
         absolute = self.root / finding.path
-        return Path(os.path.relpath(absolute, self.display_base)).as_posix()
+        return printable(Path(os.path.relpath(absolute, self.display_base)).as_posix())
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
@@ -60,12 +61,24 @@ class Report:
             text = " ".join(line.decode("utf-8", "replace").split())
             key = "\0".join((finding.code, finding.path, finding.function or "", finding.symbol or "", text))
             seen[key] += 1
-            result[finding] = hashlib.sha256(f"{key}\0{seen[key]}".encode()).hexdigest()
+            result[finding] = hashlib.sha256(f"{key}\0{seen[key]}".encode("utf-8", "surrogateescape")).hexdigest()
         return result
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes of a file name that are not UTF-8 (read as
+    surrogate escapes) written `\\xNN`, so every output encoding can carry it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def render(format_name: str, report: Report) -> str:
     module = importlib.import_module(f"kvmlint.reporters.{format_name}_format")
+    # Messages name files; paths stay raw for reading the files, and each format prints them its way.
+    report = replace(
+        report,
+        findings=[replace(f, message=printable(f.message)) for f in report.findings],
+        suppressed=tuple(replace(f, message=printable(f.message)) for f in report.suppressed),
+    )
     return module.render(report)
 
 
@@ -77,8 +90,21 @@ def render_statistics(findings: list[Finding]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Readers of `path` see the old content or the new, never a partial file."""
-    path = Path(path)
+    """Readers of `path` see the old content or the new, never a partial file.
+
+    A symlink is written through: its target gets the report, the link stays.
+    A device, FIFO or terminal (`/dev/stdout`, `/dev/full`) is written into,
+    never renamed over: only a regular file is replaced.
+    """
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
+    path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

@@ -7,6 +7,7 @@ properties, where they would end a value.
 
 from __future__ import annotations
 
+from kvmlint.reporters import printable
 from kvmlint.reporters.text_format import notes_of
 
 
@@ -19,7 +20,7 @@ def _annotation(finding) -> str:
     properties = ",".join(
         f"{key}={escape_property(str(value))}"
         for key, value in (
-            ("file", finding.path),
+            ("file", printable(finding.path)),
             ("line", finding.line),
             ("col", finding.column),
             ("endLine", finding.end_line),

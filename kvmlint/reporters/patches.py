@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections import Counter
 from email.utils import formatdate
 from pathlib import Path
 
 from kvmlint import __version__
 from kvmlint.codemods.engine import ChangeSet, Plan, unified_diff
+from kvmlint.git import GitError, git_output
 from kvmlint.gitwork import history_prefix, path_prefix
 from kvmlint.prose import arch_name, join_words, wrap_message
 
@@ -20,10 +20,8 @@ MIXED_SERIES_TITLE = "Untangle architecture-specific questions from common code"
 def _author(root: Path) -> str:
     def config(key: str) -> str:
         try:
-            return subprocess.run(
-                ["git", "-C", str(root), "config", key], capture_output=True, text=True
-            ).stdout.strip()
-        except OSError:
+            return git_output(root, "config", key).decode("utf-8", "replace").strip()
+        except GitError:
             return ""
 
     name, email = config("user.name"), config("user.email")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 from kvmlint import __version__, rules
 from kvmlint.reporters.text_format import notes_of
@@ -88,7 +89,7 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": {"uri": finding.path, "uriBaseId": SOURCE_ROOT},
+                    "artifactLocation": {"uri": _uri(finding.path), "uriBaseId": SOURCE_ROOT},
                     "region": region,
                 },
                 **(
@@ -114,7 +115,7 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
                 "description": {"text": finding.fix.description},
                 "artifactChanges": [
                     {
-                        "artifactLocation": {"uri": finding.path, "uriBaseId": SOURCE_ROOT},
+                        "artifactLocation": {"uri": _uri(finding.path), "uriBaseId": SOURCE_ROOT},
                         "replacements": [
                             {"deletedRegion": _bare(region), "insertedContent": {"text": finding.replacement}}
                         ],
@@ -133,6 +134,11 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
     if suppressed:
         result["suppressions"] = [{"kind": "inSource"}]
     return result
+
+
+def _uri(path: str) -> str:
+    """A root-relative path as a URI reference: bytes outside RFC 3986's path characters percent-encoded."""
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/-._~!$&'()*+,;=:@")
 
 
 def _message(finding) -> dict:

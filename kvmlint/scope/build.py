@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+
+from kvmlint.source import UnreadableFile, read_regular_file
 
 from .families import Families, family_of_target_symbol, format_families
 
@@ -75,12 +78,22 @@ class ConfigSpace:
         return ""
 
 
+# Build files are small; a bigger one is not a build file anyone wrote.
+MAX_BUILD_FILE_BYTES = 4 * 1024 * 1024
+
+
 def read_text(path: Path) -> str:
-    """A build file's text; missing or unreadable files read as empty."""
+    """A build file's text.  Every build-file read goes through here: missing,
+    unreadable, special (FIFO, device, symlink to one) and huge files read as empty."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        return read_regular_file(path, MAX_BUILD_FILE_BYTES).decode("utf-8", "replace")
+    except UnreadableFile:
         return ""
+
+
+def visit_key(path: Path) -> str:
+    """The key of a visited build file: its real path, so symlinked-folder loops end."""
+    return os.path.realpath(path)
 
 
 def join_relpath(folder: str, name: str) -> str:

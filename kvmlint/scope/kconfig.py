@@ -29,7 +29,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import ConfigSpace, read_text, summarize_names
+from .build import ConfigSpace, read_text, summarize_names, visit_key
 from .families import Families, arch_family
 from .makefiles import read_make_config
 from .meson import read_accelerator_targets
@@ -156,9 +156,9 @@ def read_kconfig_tree(root: Path) -> dict[str, KconfigSymbol]:
     seen: set[str] = set()
     while pending:
         relpath = os.path.normpath(pending.pop())
-        if relpath in seen:
+        if visit_key(root / relpath) in seen:
             continue
-        seen.add(relpath)
+        seen.add(visit_key(root / relpath))
         folder = os.path.dirname(relpath)
         for sourced in parse_kconfig(read_text(root / relpath), relpath.replace(os.sep, "/"), symbols):
             pending.append(os.path.join(folder, sourced))

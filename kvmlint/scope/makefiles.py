@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names, visit_key
 from .families import Families, arch_family, format_families, intersect, path_convention, union
 
 _VARIABLE_REFERENCE = re.compile(r"\$\(([\w.-]+)\)")
@@ -43,6 +43,11 @@ _TARGET_VARIABLE = re.compile(r"\$\((TARGET_ARCH|TARGET_BASE_ARCH|TARGET_ARCH2|T
 ARCH_PLACEHOLDER = "@ARCH@"
 # The lists Makefile.target compiles with the target's flags and include path.
 _PER_TARGET_LISTS = ("obj", "target-obj")
+# `include` nesting in device configs beyond this is a loop or an attack, not a config.
+MAX_INCLUDE_DEPTH = 32
+# Wildcards (a $(VAR) or the arch) per name pattern: each one more multiplies the
+# regex's backtracking by the name's length.
+MAX_PATTERN_WILDCARDS = 2
 
 
 @dataclass
@@ -312,15 +317,15 @@ def target_of_config_file(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def read_make_config(path: Path, seen: frozenset[Path] = frozenset()) -> dict[str, str]:
+def read_make_config(path: Path, seen: frozenset[str] = frozenset()) -> dict[str, str]:
     """CONFIG_X=value lines of a device config, includes (relative to it) first."""
     values: dict[str, str] = {}
-    if path in seen:
+    if visit_key(path) in seen or len(seen) >= MAX_INCLUDE_DEPTH:
         return values
     for line in logical_lines(read_text(path)):
         line = line.split("#", 1)[0].strip()
         if line.startswith("include "):
-            values.update(read_make_config(path.parent / line[len("include "):].strip(), seen | {path}))
+            values.update(read_make_config(path.parent / line[len("include "):].strip(), seen | {visit_key(path)}))
             continue
         name, equals, value = line.partition("=")
         if equals and re.fullmatch(r"CONFIG_\w+", name.strip()):
@@ -351,9 +356,9 @@ class MakefileBuild:
         assignments: list[MakeAssignment] = []
         while pending:
             makefile = pending.pop()
-            if makefile in seen:
+            if visit_key(self.root / makefile) in seen:
                 continue
-            seen.add(makefile)
+            seen.add(visit_key(self.root / makefile))
             text = read_text(self.root / makefile)
             parsed = parse_makefile(text, makefile)
             assignments.extend(parsed)
@@ -378,6 +383,9 @@ class MakefileBuild:
         try:
             names = sorted(os.listdir(self.root / parent))
         except OSError:
+            return []
+        leaf = re.sub(r"\*+", "*", leaf)
+        if leaf.count("*") + leaf.count(ARCH_PLACEHOLDER) > MAX_PATTERN_WILDCARDS:
             return []
         parts = [re.escape(part) for part in leaf.split(ARCH_PLACEHOLDER)]
         regex = re.compile("(\\w+)".join(part.replace(r"\*", ".*") for part in parts))

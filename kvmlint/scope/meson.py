@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text
+from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, visit_key
 from .families import Families, arch_family, format_families, intersect, union
 
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
@@ -165,6 +165,7 @@ class MesonBuild:
         self.set_families_by_dict: dict[str, set[str]] = defaultdict(set)
         self.dict_of_set: dict[str, str] = {}  # set -> the per-architecture or `target_*` dictionary holding it
         self._file_lists: dict[str, list[str]] = {}
+        self._visited: set[str] = set()  # real paths of the meson.build files read
         self._read("", ())
         self._nestings: dict[str, SourceSetAddition] = {}
         self._nested_in: dict[str, set[str]] = defaultdict(set)
@@ -177,8 +178,9 @@ class MesonBuild:
 
     def _read(self, folder: str, blocks: tuple[Condition | None, ...], depth: int = 0) -> None:
         meson_file = join_relpath(folder, "meson.build")
-        if depth > 64:
+        if depth > 64 or visit_key(self.root / meson_file) in self._visited:
             return
+        self._visited.add(visit_key(self.root / meson_file))
         open_blocks: list[Condition | None] = []
         for statement in statements(read_text(self.root / meson_file)):
             keyword = statement.split(None, 1)[0] if statement else ""
