@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fuzz kvmlint with mutated fixture trees: it must never crash, hang or run away.
 
-Usage: python bench/fuzz.py [--seconds N] [--seed S] [--keep DIR]
+Usage: python bench/fuzz.py [--seconds N] [--cases N] [--seed S] [--keep DIR]
 
 Each case copies one of the hand-written fixture trees, applies a few random
 mutations (bytes flipped, inserted or cut; invalid UTF-8 and NUL bytes; CRLF;
@@ -247,6 +247,7 @@ def run_case(rng: random.Random, workspace: Path) -> tuple[bool, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300, help="how long to fuzz [300]")
+    parser.add_argument("--cases", type=int, default=None, help="stop after this many cases (a replayable run)")
     parser.add_argument("--seed", type=int, default=None, help="random seed [time-based]; printed for replay")
     parser.add_argument("--keep", type=Path, default=None, help="where failing trees are kept")
     parser.add_argument("--verbose", action="store_true", help="print every case")
@@ -257,7 +258,7 @@ def main() -> int:
     deadline = time.monotonic() + args.seconds
     cases = failures = 0
     with tempfile.TemporaryDirectory(prefix="kvmlint-fuzz-") as scratch:
-        while cases == 0 or time.monotonic() < deadline:
+        while cases == 0 or (time.monotonic() < deadline and (args.cases is None or cases < args.cases)):
             rng = random.Random(f"{seed}-{cases}")  # each case replays alone from (seed, number)
             workspace = Path(scratch) / "case"
             workspace.mkdir(exist_ok=True)

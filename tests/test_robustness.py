@@ -521,3 +521,12 @@ def test_long_include_chain_in_device_configs_ends(tmp_path):
     assert_clean_exit(result)
     assert findings(result) == expected
 
+
+
+def test_sarif_of_many_findings_on_one_long_line_stays_bounded(tmp_path):
+    tree = common_tree(tmp_path / "tree")
+    depth = 3_000  # one 100 KB line holding 3,000 findings
+    (tree / "line.c").write_text("void line(void) " + "{ if (kvm_irqchip_in_kernel()) " * depth + ";" + "}" * depth + "\n")
+    result = run_kvmlint("check", "--format", "sarif", ".", cwd=tree, memory_mb=700, cpu_seconds=60)
+    assert_clean_exit(result, allowed=(1,))
+    assert len(json.loads(result.stdout)["runs"][0]["results"]) == depth

@@ -16,6 +16,7 @@ from kvmlint.reporters.text_format import notes_of
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SOURCE_ROOT = "%SRCROOT%"
 FINGERPRINT_KEY = "kvmlint/v1"
+MAX_SNIPPET_BYTES = 4096
 
 
 def render(report) -> str:
@@ -157,7 +158,7 @@ def _region(report, finding) -> dict:
         "endColumn": _code_point_column(report, finding.path, finding.end_line, finding.end_column),
     }
     line = report.source_line(finding.path, finding.line)
-    if line is not None:
+    if line is not None and len(line) <= MAX_SNIPPET_BYTES:  # a minified line repeated per result would not fit in memory
         region["snippet"] = {"text": line.decode("utf-8", "replace")}
     return region
 
