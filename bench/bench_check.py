@@ -147,6 +147,8 @@ def main() -> None:
     tree = args.tree.resolve()
     if not tree.is_dir():
         sys.exit(f"bench: {tree}: not a directory")
+    if args.work is not None:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="kvmlint-bench-", dir=args.work))
     try:
         bench(tree, work, args)
@@ -221,6 +223,9 @@ def scale(tree: Path, work: Path, kvmlint: list[str], copies: int, runs: int, on
     side_by_side = work / f"x{copies}"
     for number in range(copies):
         shutil.copytree(tree, side_by_side / f"qemu{number}", symlinks=True)
+    # One tree N times as large: without a root marker of its own, kvmlint would
+    # refuse a folder holding N checkouts and ask for them one at a time.
+    (side_by_side / "configure").touch()
     timing = timed(kvmlint + ["--no-cache", str(side_by_side)], max(1, runs - 1))
     show(f"kvmlint cold, {copies} copies side by side", timing, None,
          f"   {timing.wall / one.wall:.2f}x the wall and {timing.cpu / one.cpu:.2f}x the cpu of one copy "
