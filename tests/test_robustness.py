@@ -199,6 +199,17 @@ def test_build_files_naming_special_files_are_not_read(tmp_path):
     assert findings(result) == expected_current
 
 
+def test_fix_does_not_read_a_special_file_where_it_would_edit(tmp_path):
+    tree = copy_fixture("qemu-2012", tmp_path)
+    build_file = tree / "target-i386" / "Makefile.objs"
+    build_file.unlink()
+    os.mkfifo(build_file)  # where the move adds the stub's build line
+    result = run_kvmlint("fix", "--rule", "irq0-override", "--no-cache", ".", cwd=tree, timeout=60)
+    stderr = assert_clean_exit(result, allowed=(1,))
+    assert "target-i386/Makefile.objs: not a regular file" in stderr
+    assert stat.S_ISFIFO(build_file.lstat().st_mode)
+
+
 # Item 8: unreadable directories and over-long paths.
 
 

@@ -12,6 +12,7 @@ import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider
 
 from kvmlint.codemods.engine import ChangeSet, Edit
+from kvmlint.codemods.tree import file_reader
 from kvmlint.errors import FixError
 from kvmlint.prose import arch_name, join_words
 from kvmlint.source import is_python_file
@@ -27,16 +28,13 @@ def transform(analysis, findings):
     by_path: dict[str, list] = {}
     for finding in findings:
         by_path.setdefault(finding.path, []).append(finding)
+    read = file_reader(analysis.root)
     for path, file_findings in sorted(by_path.items()):
-        try:
-            data = (analysis.root / path).read_bytes()
-        except OSError as error:
-            unfixable.extend((f, f"{path}: cannot be read ({error.strerror or error})") for f in file_findings)
-            continue
         replacements = {
             (f.fix.argument("start_byte"), f.fix.argument("value")): f.fix.argument("replacement") for f in file_findings
         }
         try:
+            data = read(path)
             edits = _python_edits(path, data, replacements) if is_python_file(path) else _c_edits(path, data, replacements)
         except FixError as error:
             unfixable.extend((f, str(error)) for f in file_findings)

@@ -409,7 +409,7 @@ def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit 
     if (root / makefile).exists():
         data = read(makefile)
         kvm_line = MAKE_KVM_LINE.search(data)
-        variable = _stub_condition(root, common_stub)
+        variable = _stub_condition(root, common_stub, read)
         if kvm_line is None or variable is None:
             raise FixError(f"{makefile}: cannot tell where to build {layout.stub}")
         return Edit(makefile, kvm_line.end(), kvm_line.end(), f"obj-$({variable}) += kvm-stub.o\n".encode())
@@ -423,14 +423,14 @@ def _build_line(analysis, layout: TargetLayout, common_stub: str, read) -> Edit 
     raise FixError(f"no build file in {layout.directory} to build {layout.stub}")
 
 
-def _stub_condition(root: Path, common_stub: str) -> str | None:
+def _stub_condition(root: Path, common_stub: str, read) -> str | None:
     """The make variable under which the common stub is built (CONFIG_NO_KVM in 2012)."""
     stub_object = re.escape(Path(common_stub).stem.encode()) + rb"\.o"
     pattern = re.compile(rb"^obj-\$\((\w+)\)\s*\+=.*\b" + stub_object + rb"\b", re.MULTILINE)
     for makefile in sorted(root.glob("Makefile*")):
         try:
-            match = pattern.search(makefile.read_bytes())
-        except OSError:
+            match = pattern.search(read(makefile.name))
+        except FixError:  # a Makefile* that is not a readable regular file says nothing
             continue
         if match:
             return match.group(1).decode()

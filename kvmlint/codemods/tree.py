@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kvmlint.errors import FixError
+from kvmlint.source import UnreadableFile, read_regular_file
 
 
 def sha256(data: bytes) -> str:
@@ -32,9 +33,9 @@ class TreeSnapshot:
     def read(self, path: str) -> bytes:
         if path not in self._read:
             try:
-                data = (self.root / path).read_bytes()
-            except OSError as error:
-                raise FixError(f"{path}: cannot be read ({error.strerror or error})") from error
+                data = read_regular_file(self.root / path)
+            except UnreadableFile as why:
+                raise FixError(f"{path}: {why}") from None
             expected = self.analysed.get(path)
             if expected is not None and sha256(data) != expected:
                 raise FixError(f"{path}: changed on disk since it was analysed; run kvmlint fix again")
