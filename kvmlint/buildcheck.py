@@ -39,7 +39,7 @@ from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Plan
 from kvmlint.errors import UsageError
 from kvmlint.git import GitError, git_output
-from kvmlint.source import is_c_file
+from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
 
 DATABASE = "compile_commands.json"
 ERROR_LINES = 4
@@ -225,8 +225,8 @@ class CompileDatabase:
         for candidate in candidates:
             path = _resolve(unit.directory, candidate)
             try:
-                text = path.read_text(encoding="utf-8", errors="surrogateescape")
-            except OSError:
+                text = read_regular_file(path).decode("utf-8", "surrogateescape")
+            except UnreadableFile:
                 continue
             found = frozenset(_resolve(unit.directory, name) for name in parse_depfile(text))
             break
@@ -269,8 +269,8 @@ class CompileDatabase:
         read once; a name is resolved once per search path)."""
         if path not in self._include_names:
             try:
-                data = path.read_bytes()
-            except OSError:
+                data = read_regular_file(path)
+            except UnreadableFile:  # a FIFO or device named like a header includes nothing
                 data = b""
             self._include_names[path] = [(k, n.decode("utf-8", "surrogateescape")) for k, n in INCLUDE.findall(data)]
         found = set()
