@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kvmlint import __version__
-from kvmlint.source import UnreadableFile, read_regular_file
+from kvmlint.source import SKIPPED_DIR_NAMES, UnreadableFile, read_regular_file
 
 CACHE_DIR_NAME = ".kvmlint_cache"
 ENV_CACHE_DIR = "KVMLINT_CACHE_DIR"
@@ -68,8 +68,6 @@ BUILD_FILE_NAMES = frozenset({"meson.build", "meson_options.txt", "meson.options
 BUILD_FILE_PREFIXES = ("Kconfig", "Makefile")
 BUILD_FILE_SUFFIXES = (".mak", ".mk")
 BUILD_CONFIG_FOLDERS = ("configs/", "default-configs/")
-# Folders never holding a QEMU build file worth reading.
-NOT_SOURCE_DIRS = frozenset({".git", CACHE_DIR_NAME, "__pycache__", ".venv", "node_modules", ".tox"})
 
 # Outcome of reading one file, kept in its FileRecord.
 PARSED = "parsed"  # facts entry stored
@@ -350,7 +348,7 @@ def _folder_listing(root: Path, folder: str) -> tuple[str, ...]:
         with os.scandir(root / folder if folder else root) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in NOT_SOURCE_DIRS:
+                    if entry.name not in SKIPPED_DIR_NAMES:
                         names.append(entry.name + "/")
                 elif is_build_file(prefix + entry.name):
                     names.append(entry.name)
@@ -373,7 +371,7 @@ def record_build_files(root: Path) -> tuple[dict, dict, int]:
     build_files: dict = {}
     folders: dict = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in NOT_SOURCE_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIR_NAMES)
         rel = Path(dirpath).relative_to(root).as_posix()
         folder = "" if rel == "." else rel
         prefix = "" if folder == "" else folder + "/"

@@ -23,7 +23,7 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 PREFILTER_LITERALS = (b"kvm", b"KVM", b"kernel_irqchip", b"kernel-irqchip")
 # A QEMU checkout's root: its configure script, its build files of either era, or git.
 ROOT_MARKERS = ("configure", "Makefile.target", "configs/targets", ".git")
-SKIPPED_DIR_NAMES = {".git", ".kvmlint_cache", "__pycache__", ".venv", "node_modules", ".tox"}
+SKIPPED_DIR_NAMES = frozenset({".git", ".kvmlint_cache", "__pycache__", ".venv", "node_modules", ".tox"})
 # A folder holding one of these is a build directory: generated files, not sources.
 BUILD_DIR_MARKERS = frozenset({"build.ninja", "config-host.mak"})
 
