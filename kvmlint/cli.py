@@ -263,16 +263,17 @@ def fix(
             raise UsageError(f"{location[0]}:{location[1]}: no finding there (kvmlint check lists them)")
     proposed = propose_changes(analysis, findings, unsafe=unsafe_fixes)
     planned = validate_plan(plan(sources.root, proposed.change_sets), analysis, unsafe=unsafe_fixes)
-    without_fix = _findings_without_fix(findings, planned)
-    for finding, why in [*proposed.unfixable, *((f, f"no automatic fix: {f.message}") for f in without_fix)]:
-        _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
+    for finding, why in proposed.unfixable:
+        _not_fixed(finding, why)
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
     if base_commit is not None:
         outside = untracked(sources.root, sorted(planned.originals))
         if outside:
             raise UsageError(f"{', '.join(outside)}: not tracked by git; commit them first")
-    rolled_back = []
+    rolled_back, kept = [], planned.accepted
+    if not writing:
+        _report_without_fix(findings, planned, kept)
     if show_diff:
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
@@ -282,17 +283,20 @@ def fix(
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        done = report.applied
+        kept = report.applied
         if database is not None:
-            done, rolled_back = _build_check(planned, done, database, jobs)
-        for change_set in done:
+            kept, rolled_back = _build_check(planned, kept, database, findings, jobs)
+        _report_without_fix(findings, planned, kept)
+        for change_set in kept:
             click.echo(f"fixed: {change_set.title}")
-        for written in report.written:
+        changed = _still_changed(planned, kept, report.written)
+        for written in changed:
             click.echo(f"wrote {written}")
-        click.echo(f"{len(report.written)} file(s) written")
+        click.echo(f"{len(changed)} file(s) written")
         if commit_each:
-            for commit, subject in _commit_each(planned, done, signoff):
+            for commit, subject in _commit_each(planned, kept, signoff):
                 click.echo(f"committed {commit[:12]} {subject}")
+    without_fix = _findings_without_fix(findings, planned, kept)
     left = proposed.unfixable or without_fix or planned.refused or rolled_back or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
 
@@ -325,11 +329,20 @@ def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
     return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
 
 
-def _findings_without_fix(findings, planned) -> list:
-    """Findings no code-mod can fix, except those inside code an accepted fix removes
+def _not_fixed(finding, why: str) -> None:
+    _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
+
+
+def _report_without_fix(findings, planned, kept) -> None:
+    for finding in _findings_without_fix(findings, planned, kept):
+        _not_fixed(finding, f"no automatic fix: {finding.message}")
+
+
+def _findings_without_fix(findings, planned, kept) -> list:
+    """Findings no code-mod can fix, except those inside code a `kept` fix removes
     (a proxy use inside a helper that moves into its target)."""
     removed: dict[str, list[tuple[int, int]]] = {}
-    for change_set in planned.accepted:
+    for change_set in kept:
         for edit in change_set.edits:
             data = planned.originals.get(edit.path)
             if data is not None and edit.end > edit.start:
@@ -341,18 +354,46 @@ def _findings_without_fix(findings, planned) -> list:
     ]
 
 
+def _edited_lines(planned, edit) -> tuple[int, int] | None:
+    """The first and last line of the original text an edit touches (None in a new file)."""
+    data = planned.originals.get(edit.path)
+    if data is None:
+        return None
+    return data.count(b"\n", 0, edit.start) + 1, data.count(b"\n", 0, max(edit.start, edit.end - 1)) + 1
+
+
+def _findings_fixed_by(findings, planned, change_set) -> list:
+    """The findings of `change_set`'s rule whose lines its edits rewrite."""
+    spans = [(e.path, _edited_lines(planned, e)) for e in change_set.edits]
+    return [
+        f for f in findings
+        if f.fix is not None and f.code == change_set.code
+        and any(path == f.path and lines and lines[0] <= f.line <= lines[1] for path, lines in spans)
+    ]
+
+
+def _still_changed(planned, kept, written: list[str]) -> list[str]:
+    """Those `written` files that differ from the originals once only `kept` change sets apply."""
+    after = planned.contents_after(kept)
+    return [path for path in written if after.get(path, planned.originals.get(path)) != planned.originals.get(path)]
+
+
 def _within(path, directory) -> bool:
     path = path.resolve()
     return path == directory or directory in path.parents
 
 
-def _build_check(planned, written, database, jobs):
-    """Compile what the written fixes touch; report and return (kept, rolled back)."""
+def _build_check(planned, written, database, findings, jobs):
+    """Compile what the written fixes touch; report and return (kept, rolled back).
+    The findings a rolled-back fix was for are not fixed, with the compiler's errors."""
     from kvmlint.buildcheck import check_fixes
 
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1)
     for rolled in checked.rolled_back:
-        _stderr(f"rolled back: {rolled.change_set.title}: {rolled.why}")
+        unfixed = _findings_fixed_by(findings, planned, rolled.change_set)
+        _stderr(f"rolled back: {rolled.change_set.title}" + ("" if unfixed else f": {rolled.why}"))
+        for finding in unfixed:
+            _not_fixed(finding, f"its fix was rolled back: {rolled.why}")
     for failure in checked.still_failing:
         _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
     for path in checked.unchecked:
