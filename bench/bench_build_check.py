@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Time `kvmlint validate-build` against ninja (or make) on the same units.
 
-Usage: python bench/bench_build_check.py BUILD_DIR FILE... [--jobs N]
+Usage: python bench/bench_build_check.py BUILD_DIR FILE... [--jobs N] [--repeat N]
 
 FILE are changed files of the checkout (the fix's files).  The script asks
-kvmlint which units they affect, times `kvmlint validate-build BUILD_DIR FILE...`
-(compiling those units with the recorded commands), then touches FILE and
-times `ninja -C BUILD_DIR <the same objects>` (the build the user would run).
+kvmlint which units they affect, then, REPEAT times, times
+`kvmlint validate-build BUILD_DIR FILE...` (compiling those units with the
+recorded commands), touches FILE and times `ninja -C BUILD_DIR <the same
+objects>` (the build the user would run).  It prints each run and the median
+of each: wall time and CPU time (user + system of the command and everything
+it ran), with the load average, since a shared machine's wall times vary.
 Run it on a build where those objects were built once, so ninja has its
 generated headers and only the touched units are left to compile.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -24,10 +29,15 @@ from kvmlint.buildcheck import CompileDatabase
 from kvmlint.source import find_root
 
 
-def timed(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
+def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the command and its children, exit status)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    return time.perf_counter() - started, result.returncode
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result.returncode
 
 
 def main() -> int:
@@ -35,22 +45,34 @@ def main() -> int:
     parser.add_argument("build_dir", type=Path)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
     files = [f.resolve() for f in options.files]
     root = find_root(Path(os.path.commonpath(files)))
     units = CompileDatabase([options.build_dir], root).affected(files)
-    print(f"{len(units)} unit(s) affected by {len(files)} file(s)")
-    kvmlint, status = timed([sys.executable, "-m", "kvmlint", "validate-build", "-j", str(options.jobs),
-                             str(options.build_dir), *map(str, files)])
-    print(f"kvmlint validate-build: {kvmlint:.1f}s (exit {status})")
-    if not (options.build_dir / "build.ninja").exists():
-        print("no build.ninja: compare with make by hand")
-        return 0
-    for path in files:
-        path.touch()
     objects = sorted({u.output for u in units if " (as " not in u.output})  # a new file has no object yet
-    ninja, status = timed(["ninja", "-C", str(options.build_dir), "-j", str(options.jobs), *objects])
-    print(f"ninja on the same {len(objects)} object(s): {ninja:.1f}s (exit {status})")
+    print(f"{len(units)} unit(s) affected by {len(files)} file(s); {os.cpu_count()} CPU(s), -j{options.jobs}")
+    use_ninja = (options.build_dir / "build.ninja").exists()
+    if not use_ninja:
+        print("no build.ninja: compare with make by hand")
+    runs: dict[str, list[tuple[float, float]]] = {"kvmlint validate-build": [], f"ninja, {len(objects)} object(s)": []}
+    for number in range(options.repeat):
+        load = os.getloadavg()[0]
+        wall, cpu, status = timed([sys.executable, "-m", "kvmlint", "validate-build", "-j", str(options.jobs),
+                                   str(options.build_dir), *map(str, files)])
+        runs["kvmlint validate-build"].append((wall, cpu))
+        line = f"run {number + 1} (load {load:.1f}): kvmlint {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
+        if use_ninja:
+            for path in files:
+                path.touch()
+            wall, cpu, status = timed(["ninja", "-C", str(options.build_dir), "-j", str(options.jobs), *objects])
+            runs[f"ninja, {len(objects)} object(s)"].append((wall, cpu))
+            line += f"; ninja {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
+        print(line, flush=True)
+    for name, measured in runs.items():
+        if measured:
+            print(f"median {name}: {statistics.median(w for w, _ in measured):.1f}s wall, "
+                  f"{statistics.median(c for _, c in measured):.1f}s CPU")
     return 0
 
 

@@ -4,10 +4,16 @@ A configured QEMU build directory holds `compile_commands.json` (meson writes
 it; for a make build `bear -- make` does): one entry per translation unit and
 per target, with the exact compiler command.  A change to a file recompiles
 every unit whose source it is or that includes it.  Which units include a
-header comes from the build's dependency information: the `.d` file beside
-each object (make), `ninja -t deps` (ninja deletes the `.d` files), or, for
-units never built, the include graph read from the sources with the
-command's own include path (a superset: `#if` branches are not evaluated).
+header comes from the build's dependency information: ninja's log of them
+(`.ninja_deps`, read once for the whole build: ninja deletes the `.d` files
+once it has read them) or the `.d` file beside each object (make).  A build that records no
+dependencies at all (configured, never built) is read through the include
+graph instead, with each command's own include path (a superset: `#if`
+branches are not evaluated); in a build that does record them, a unit with
+no object was never built, and only a change to its own source compiles it.
+
+Units whose own source changed start compiling at once, while the header
+lookup still runs.
 
 Each command runs unchanged except for its outputs (`-o`, `-MF`), which go to a
 temporary directory, so the build directory's objects and dependency records
@@ -28,11 +34,14 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from kvmlint.codemods import transaction
@@ -42,6 +51,7 @@ from kvmlint.git import GitError, git_output
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
 
 DATABASE = "compile_commands.json"
+NINJA_DEPS_LOG = ".ninja_deps"
 ERROR_LINES = 4
 INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]', re.MULTILINE)
 OUTPUT_OPTIONS = ("-o", "-MF")
@@ -52,18 +62,28 @@ INCLUDE_OPTIONS = ("-I", "-iquote", "-isystem", "-idirafter")
 class CompileUnit:
     source: Path  # resolved
     directory: Path
-    arguments: tuple[str, ...]
+    command: str | tuple[str, ...]  # as recorded: a shell command, or its arguments
     output: str  # as recorded, relative to `directory` (or absolute)
+    build_dir: Path | None = None
+
+    @cached_property
+    def arguments(self) -> tuple[str, ...]:
+        """The command's arguments, split when first needed (most units are never compiled)."""
+        return self.command if isinstance(self.command, tuple) else _split_command(self.command)
 
     @property
     def label(self) -> str:
         return self.output or self.source.name
 
+    @property
+    def object_path(self) -> Path | None:
+        return _resolve(self.directory, self.output) if self.output else None
+
     def with_source(self, source: Path) -> CompileUnit:
         """The same command compiling another file (for a new file beside this unit's source)."""
         old = {str(self.source), _recorded_source(self)}
         arguments = tuple(str(source) if a in old else a for a in self.arguments)
-        return CompileUnit(source, self.directory, arguments, f"{self.output} (as {source.name})")
+        return CompileUnit(source, self.directory, arguments, f"{self.output} (as {source.name})", self.build_dir)
 
 
 def _recorded_source(unit: CompileUnit) -> str:
@@ -105,8 +125,11 @@ class CompileDatabase:
         self.build_dirs = [Path(d).resolve() for d in build_dirs]
         self.root = root.resolve()
         self.units = [unit for build_dir in self.build_dirs for unit in self._load(build_dir)]
+        self.never_built: set[CompileUnit] = set()  # units a header lookup passed over: see _never_built
         self._depfile_deps: dict[CompileUnit, frozenset[Path] | None] = {}
-        self._ninja_deps: dict[Path, frozenset[Path]] | None = None
+        self._ninja_deps: dict[Path, dict[Path, frozenset[Path]]] | None = None  # build dir -> object -> deps
+        self._ninja_reader: threading.Thread | None = None
+        self._records_in: dict[Path, bool] = {}
         self._include_names: dict[Path, list[tuple[bytes, str]]] = {}
         self._resolved: dict[tuple[str, tuple[Path, ...]], Path | None] = {}
         self._files: dict[str, bool] = {}
@@ -125,17 +148,24 @@ class CompileDatabase:
             raise UsageError(f"{path}: cannot read it ({error})") from None
         if not isinstance(entries, list):
             raise UsageError(f"{path}: not a list of compile commands")
-        units = []
+        inside = os.path.join(str(self.root), "")
+        mine = []
         for number, entry in enumerate(entries):
             try:
-                directory = Path(entry["directory"])
-                arguments = tuple(entry["arguments"]) if "arguments" in entry else _split_command(entry["command"])
-                source = _resolve(directory, entry["file"])
+                directory = entry["directory"]
+                source = os.path.normpath(os.path.join(directory, entry["file"]))
+                command = tuple(entry["arguments"]) if "arguments" in entry else entry["command"]
+                if not isinstance(command, str) and not all(isinstance(a, str) for a in command):
+                    raise TypeError("the command is neither a string nor a list of strings")
             except (KeyError, TypeError, ValueError) as error:
                 raise UsageError(f"{path}: entry {number} is not a compile command ({error})") from None
-            output = entry.get("output") or _option_value(arguments, "-o") or ""
-            units.append(CompileUnit(source, directory, arguments, output))
-        mine = [u for u in units if self.root in u.source.parents]
+            if not source.startswith(inside):
+                continue  # a unit of another tree (a subproject built from elsewhere)
+            output = entry.get("output")
+            unit = CompileUnit(Path(source), Path(directory), command, output if isinstance(output, str) else "", build_dir)
+            if not unit.output:
+                unit = replace(unit, output=_option_value(unit.arguments, "-o") or "")
+            mine.append(unit)
         if not mine:
             raise UsageError(f"{path}: compiles no file of the tree at {self.root}")
         compiler = mine[0].arguments[0]
@@ -148,18 +178,26 @@ class CompileDatabase:
     def affected(self, changed: Iterable[Path], new: Iterable[Path] = ()) -> list[CompileUnit]:
         """Every unit that compiles or includes one of `changed` (C files; others are ignored),
         and, for each `new` C source, the commands of its directory's units applied to it."""
+        return list(self.each_affected(changed, new))
+
+    def each_affected(self, changed: Iterable[Path], new: Iterable[Path] = ()) -> Iterator[CompileUnit]:
+        """`affected`, the units of changed sources first: they can compile while the
+        units that read a changed header are still being looked up."""
         changed = {Path(p).resolve() for p in changed if is_c_file(str(p))}
         if not changed:
-            return []
-        included = {p for p in changed if p.suffix != ".c"}  # headers and .c.inc: read through #include
-        reaching: dict[tuple[Path, tuple[Path, ...]], bool] = {}
-        chosen = [u for u in self.units if u.source in changed or (included and self._reads_any(u, included, reaching))]
+            return
+        direct = [u for u in self.units if u.source in changed]
+        yield from direct
         known_sources = {u.source for u in self.units}
         new = {Path(p).resolve() for p in new}
         for new_source in sorted(p for p in changed & new if p.suffix == ".c" and p not in known_sources):
             siblings = [u for u in self.units if u.source.parent == new_source.parent]
-            chosen.extend({_configuration(u): u.with_source(new_source) for u in siblings}.values())
-        return chosen
+            yield from {_configuration(u): u.with_source(new_source) for u in siblings}.values()
+        included = {p for p in changed if p.suffix != ".c"}  # headers and .c.inc: read through #include
+        if included:
+            reaching: dict[tuple[Path, tuple[Path, ...]], bool] = {}
+            yielded = set(direct)
+            yield from (u for u in self.units if u not in yielded and self._reads_any(u, included, reaching))
 
     def not_compiled(self, changed: set[Path], new: set[Path]) -> set[Path]:
         """The changed files no unit reads: build files, files of targets not configured, and
@@ -173,11 +211,12 @@ class CompileDatabase:
     def _reads_any(self, unit: CompileUnit, wanted: set[Path], reaching: dict) -> bool:
         """Whether `unit` reads one of `wanted`: by the build's record, else by the include
         graph (memoised per file and include path across units, in `reaching`)."""
-        recorded = self._from_depfile(unit)
-        if recorded is None:
-            recorded = self._from_ninja(unit)
+        recorded = self._record(unit)
         if recorded is not None:
             return bool(recorded & wanted)
+        if self._never_built(unit):
+            self.never_built.add(unit)
+            return False
         search = tuple(_resolve(unit.directory, d) for d in _include_dirs(unit.arguments))
         active: set[Path] = set()
         cut = False  # whether the current answer passed through a file still being explored
@@ -206,12 +245,30 @@ class CompileDatabase:
 
     def dependencies(self, unit: CompileUnit) -> frozenset[Path]:
         """The files `unit` reads: the build's record, else its include graph."""
-        recorded = self._from_depfile(unit)
-        if recorded is None:
-            recorded = self._from_ninja(unit)
+        recorded = self._record(unit)
         if recorded is None:
             recorded = self.include_graph(unit)
         return recorded
+
+    def _record(self, unit: CompileUnit) -> frozenset[Path] | None:
+        """The files the build recorded `unit` reading when it last compiled it, if it did."""
+        if unit.build_dir is not None and (ninja := self._ninja_records().get(unit.build_dir)):
+            recorded = ninja.get(unit.object_path)
+            if recorded is not None:
+                return recorded
+        return self._from_depfile(unit)
+
+    def _never_built(self, unit: CompileUnit) -> bool:
+        """Whether `unit` has no object in a build that records its units' dependencies:
+        the build never compiled it (tests, tools or subprojects left out of the build).
+        A build that records none, configured but not built, is read through the include graph."""
+        if unit.build_dir is None or unit.object_path is None or unit.object_path.exists():
+            return False
+        if unit.build_dir not in self._records_in:
+            self._records_in[unit.build_dir] = bool(self._ninja_records().get(unit.build_dir)) or any(
+                self._from_depfile(u) is not None for u in self.units if u.build_dir == unit.build_dir
+            )
+        return self._records_in[unit.build_dir]
 
     def _from_depfile(self, unit: CompileUnit) -> frozenset[Path] | None:
         if unit in self._depfile_deps:
@@ -233,22 +290,19 @@ class CompileDatabase:
         self._depfile_deps[unit] = found
         return found
 
-    def _from_ninja(self, unit: CompileUnit) -> frozenset[Path] | None:
-        if self._ninja_deps is None:
-            self._ninja_deps = self._read_ninja_deps()
-        return self._ninja_deps.get(_resolve(unit.directory, unit.output)) if unit.output else None
+    def read_dependencies_early(self) -> None:
+        """Start reading ninja's dependency records in the background (for a run that
+        analyses the tree first: the records are ready when its fixes are compiled)."""
+        if self._ninja_deps is None and self._ninja_reader is None:
+            self._ninja_reader = threading.Thread(target=self._ninja_records, daemon=True)
+            self._ninja_reader.start()
 
-    def _read_ninja_deps(self) -> dict[Path, frozenset[Path]]:
-        found: dict[Path, frozenset[Path]] = {}
-        for build_dir in self.build_dirs:
-            if not (build_dir / "build.ninja").exists() or shutil.which("ninja") is None:
-                continue
-            result = subprocess.run(
-                ["ninja", "-C", str(build_dir), "-t", "deps"], capture_output=True, text=True, errors="surrogateescape"
-            )
-            if result.returncode == 0:
-                found.update(parse_ninja_deps(result.stdout, build_dir))
-        return found
+    def _ninja_records(self) -> dict[Path, dict[Path, frozenset[Path]]]:
+        if self._ninja_reader is not None and self._ninja_reader is not threading.current_thread():
+            self._ninja_reader.join()
+        if self._ninja_deps is None:
+            self._ninja_deps = {build_dir: _read_ninja_deps(build_dir) for build_dir in self.build_dirs}
+        return self._ninja_deps
 
     def include_graph(self, unit: CompileUnit) -> frozenset[Path]:
         """Every file of the tree `unit` may include, following its -I/-iquote/-isystem path."""
@@ -297,6 +351,24 @@ class CompileDatabase:
         """The tree's file at `name`, or None for a system header."""
         path = Path(os.path.normpath(name))
         return path if self.root in path.parents else None
+
+
+def _read_ninja_deps(build_dir: Path) -> dict[Path, frozenset[Path]]:
+    """Every object's dependencies as ninja recorded them, or nothing for a build that ninja
+    does not drive: read from ninja's log directly when its format is one we know (several
+    times faster than parsing the tool's text for a two-target QEMU), else from `ninja -t deps`."""
+    if not (build_dir / "build.ninja").exists():
+        return {}
+    try:
+        recorded = parse_ninja_deps_log(read_regular_file(build_dir / NINJA_DEPS_LOG), build_dir)
+    except UnreadableFile:
+        recorded = None
+    if recorded is not None or shutil.which("ninja") is None:
+        return recorded or {}
+    result = subprocess.run(
+        ["ninja", "-C", str(build_dir), "-t", "deps"], capture_output=True, text=True, errors="surrogateescape"
+    )
+    return parse_ninja_deps(result.stdout, build_dir) if result.returncode == 0 else {}
 
 
 def _split_command(command: str) -> tuple[str, ...]:
@@ -356,13 +428,62 @@ def parse_depfile(text: str) -> list[str]:
     return []
 
 
+def parse_ninja_deps_log(data: bytes, build_dir: Path) -> dict[Path, frozenset[Path]] | None:
+    """ninja's binary dependency log (`.ninja_deps`, versions 3 and 4: ninja 1.3 to 1.12):
+    records of a path (its text, NUL-padded to 4 bytes, then the bitwise NOT of its number)
+    and of an output's dependencies (a size with the top bit set, the output's number, its
+    mtime, then the numbers of its inputs); a later record of an output replaces an earlier
+    one.  Numbers are in the byte order of the machine that wrote it.  None when the log is
+    not in a version read here."""
+    header = b"# ninjadeps\n"
+    if not data.startswith(header) or len(data) < len(header) + 4:
+        return None
+    version = int.from_bytes(data[len(header) : len(header) + 4], sys.byteorder)
+    if version not in (3, 4):
+        return None
+    mtime_words = 2 if version == 4 else 1
+    names: list[str] = []
+    deps_of: dict[int, tuple[int, ...]] = {}
+    words = memoryview(data)
+    offset = len(header) + 4
+    while offset + 4 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], sys.byteorder)
+        is_deps, size = size & 0x80000000, size & 0x7FFFFFFF
+        start, offset = offset + 4, offset + 4 + size
+        if offset > len(data) or size % 4 or size < 4:
+            break  # a record cut short by an interrupted build: ninja ignores it too
+        if is_deps:
+            numbers = words[start:offset].cast("i")
+            if len(numbers) < 1 + mtime_words:
+                break
+            deps_of[numbers[0]] = tuple(numbers[1 + mtime_words :])
+        else:
+            if int.from_bytes(data[offset - 4 : offset], sys.byteorder) != ~len(names) & 0xFFFFFFFF:
+                break  # not the checksum ninja writes: the rest is not trusted
+            names.append(data[start : offset - 4].rstrip(b"\0").decode("utf-8", "surrogateescape"))
+    paths = [_resolve(build_dir, name) for name in names]
+    try:
+        return {paths[output]: frozenset(map(paths.__getitem__, inputs)) for output, inputs in deps_of.items()}
+    except IndexError:  # a number no path record gave
+        return None
+
+
 def parse_ninja_deps(text: str, build_dir: Path) -> dict[Path, frozenset[Path]]:
-    """`ninja -t deps` output: `target: #deps N, ...` then one indented path per line."""
+    """`ninja -t deps` output: `target: #deps N, ...` then one indented path per line.
+    Hundreds of thousands of lines name a few thousand files: each name is resolved once."""
     result: dict[Path, frozenset[Path]] = {}
+    resolved: dict[str, Path] = {}
+
+    def path(name: str) -> Path:
+        found = resolved.get(name)
+        if found is None:
+            found = resolved[name] = _resolve(build_dir, name)
+        return found
+
     target, deps = None, []
     for line in text.splitlines() + [""]:
         if line.startswith((" ", "\t")) and target is not None:
-            deps.append(_resolve(build_dir, line.strip()))
+            deps.append(path(line.strip()))
             continue
         if target is not None:
             result[target] = frozenset(deps)
@@ -374,8 +495,9 @@ def parse_ninja_deps(text: str, build_dir: Path) -> dict[Path, frozenset[Path]]:
 
 # --- compiling -------------------------------------------------------------------------------
 
-def compile_units(units: list[CompileUnit], jobs: int) -> Compilation:
-    """Run every unit's recorded command (outputs sent to a temporary directory), in parallel."""
+def compile_units(units: Iterable[CompileUnit], jobs: int) -> Compilation:
+    """Run every unit's recorded command (outputs sent to a temporary directory), in parallel,
+    each as soon as `units` yields it."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kvmlint-build-") as scratch:
         def run(numbered: tuple[int, CompileUnit]) -> Failure | None:
@@ -388,8 +510,9 @@ def compile_units(units: list[CompileUnit], jobs: int) -> Compilation:
             return None if result.returncode == 0 else Failure(unit, first_errors(result.stderr))
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            failures = [f for f in pool.map(run, enumerate(units)) if f is not None]
-    return Compilation(len(units), time.perf_counter() - started, failures)
+            running = [pool.submit(run, numbered) for numbered in enumerate(units)]
+            failures = [f for f in (r.result() for r in running) if f is not None]
+    return Compilation(len(running), time.perf_counter() - started, failures)
 
 
 def _redirect_outputs(arguments: tuple[str, ...], prefix: Path) -> list[str]:
@@ -443,10 +566,10 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
 
     def compile_for(change_sets: list[ChangeSet], only: list[CompileUnit] | None = None) -> list[Failure]:
         nonlocal compiled
-        units = database.affected((p for s in change_sets for p in touched[id(s)]), created)
+        units = database.each_affected((p for s in change_sets for p in touched[id(s)]), created)
         if only is not None:
             wanted = {(u.directory, u.output) for u in only}
-            units = [u for u in units if (u.directory, u.output) in wanted]
+            units = (u for u in units if (u.directory, u.output) in wanted)
         result = compile_units(units, jobs)
         compiled += result.units
         return result.failures

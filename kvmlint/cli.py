@@ -250,6 +250,7 @@ def fix(
         from kvmlint.buildcheck import CompileDatabase
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
+        database.read_dependencies_early()
     cache = None if no_cache else Cache.for_tree(sources.root)
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
@@ -398,9 +399,16 @@ def _build_check(planned, written, database, findings, jobs):
         _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
     for path in checked.unchecked:
         _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
+    _report_never_built(database)
     _stderr(f"build-check: {checked.compiled} compilation(s) in {checked.seconds:.1f}s, "
             f"{len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
     return checked.kept, checked.rolled_back
+
+
+def _report_never_built(database) -> None:
+    if database.never_built:
+        _stderr(f"build-check: {len(database.never_built)} unit(s) that {database.label} never built: "
+                "the build cannot say whether they read the changed headers; not checked (build them once to check them)")
 
 
 @cli.command("validate-build")
@@ -422,10 +430,10 @@ def validate_build(build_dir, files, jobs) -> None:
     root = find_root(Path(os.path.commonpath(changed)) if changed else Path.cwd().resolve())
     database = CompileDatabase([Path(build_dir)], root)
     changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
-    units = database.affected(changed, new)
-    compiled = compile_units(units, jobs or os.cpu_count() or 1)
+    compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1)
     for failure in compiled.failures:
         click.echo(f"does not compile: {failure.format(root)}")
+    _report_never_built(database)
     click.echo(f"{compiled.units} unit(s) compiled in {compiled.seconds:.1f}s for {len(changed)} changed file(s), "
                f"{len(compiled.failures)} failed")
     sys.exit(EXIT_FINDINGS if compiled.failures else 0)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint.buildcheck import CompileDatabase, parse_depfile, parse_ninja_deps
+from kvmlint.buildcheck import CompileDatabase, parse_depfile, parse_ninja_deps, parse_ninja_deps_log
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
 needs_gcc = pytest.mark.skipif(shutil.which("cc") is None or shutil.which("gcc") is None, reason="needs gcc")
@@ -186,6 +186,62 @@ def test_a_new_source_file_is_compiled_with_its_directory_units_commands(tmp_pat
     assert result.returncode == 1
     assert "target-i386/helper.c (i386-softmmu/target-i386_kvm.c.o (as helper.c))" in result.stdout
     assert re.search(r"error: .missing. undeclared", result.stdout), result.stdout
+
+
+def ninja_build(tree: Path, leave_out: str) -> None:
+    """Drive the fixture's build with ninja, as meson does (`deps = gcc`: ninja keeps the
+    .d files in its log and deletes them), and build every object but `leave_out`."""
+    entries = json.loads((tree / "build" / "compile_commands.json").read_text())
+    lines = ["rule cc", "  command = $cmd", "  depfile = $out.d", "  deps = gcc", ""]
+    for entry in entries:
+        lines += [f"build {entry['output']}: cc {entry['file']}", f"  cmd = {entry['command']}", ""]
+    (tree / "build" / "build.ninja").write_text("\n".join(lines))
+    wanted = [e["output"] for e in entries if e["output"] != leave_out]
+    subprocess.run(["ninja", "-C", str(tree / "build"), *wanted], check=True, capture_output=True)
+
+
+@needs_gcc
+@pytest.mark.skipif(shutil.which("ninja") is None, reason="needs ninja")
+def test_a_ninja_build_says_which_units_read_a_header_and_which_it_never_built(tmp_path):
+    tree = configured_tree(tmp_path)
+    ninja_build(tree, leave_out="common/hw_virtio-pci.c.o")
+    build = tree / "build"
+    assert not list(build.rglob("*.d")) and (build / ".ninja_deps").is_file()
+    listed = subprocess.run(["ninja", "-C", str(build), "-t", "deps"], capture_output=True, text=True, check=True)
+    from_log = parse_ninja_deps_log((build / ".ninja_deps").read_bytes(), build)
+    built = len(json.loads((build / "compile_commands.json").read_text())) - 1
+    assert from_log == parse_ninja_deps(listed.stdout, build) and len(from_log) == built
+    # msix.h is read by hw/msix.c (built) and hw/virtio-pci.c (never built in this build).
+    database = CompileDatabase([build], tree)
+    assert [u.output for u in database.affected([tree / "hw" / "msix.h"])] == ["common/hw_msix.c.o"]
+    assert [u.output for u in database.never_built] == ["common/hw_virtio-pci.c.o"]
+    result = kvmlint("validate-build", str(build), str(tree / "hw" / "msix.h"))
+    assert result.returncode == 0 and result.stdout.startswith("1 unit(s) compiled"), result.stdout
+    assert "1 unit(s) that" in result.stderr and "never built" in result.stderr
+    # Its own source changed, a unit the build never compiled is compiled.
+    source = kvmlint("validate-build", str(build), str(tree / "hw" / "virtio-pci.c"))
+    assert source.returncode == 0 and source.stdout.startswith("1 unit(s) compiled"), source.stdout
+
+
+def test_ninja_deps_log_versions_and_damage(tmp_path):
+    def path_record(name: bytes, number: int) -> bytes:
+        padded = name + b"\0" * (-len(name) % 4)
+        return (len(padded) + 4).to_bytes(4, sys.byteorder) + padded + (~number & 0xFFFFFFFF).to_bytes(4, sys.byteorder)
+
+    def deps_record(output: int, inputs: list[int], mtime_words: int) -> bytes:
+        numbers = [output] + [7] * mtime_words + inputs
+        return (len(numbers) * 4 | 0x80000000).to_bytes(4, sys.byteorder) + b"".join(n.to_bytes(4, sys.byteorder) for n in numbers)
+
+    build = tmp_path / "build"
+    paths = path_record(b"a.o", 0) + path_record(b"../a.c", 1) + path_record(b"../include/b.h", 2)
+    for version, mtime_words in ((3, 1), (4, 2)):
+        log = b"# ninjadeps\n" + version.to_bytes(4, sys.byteorder) + paths + deps_record(0, [1], mtime_words)
+        log += deps_record(0, [1, 2], mtime_words)  # a later record of an output replaces the earlier
+        assert parse_ninja_deps_log(log, build) == {build / "a.o": {tmp_path / "a.c", tmp_path / "include" / "b.h"}}
+        # A record cut short by an interrupted build is ignored, as ninja ignores it.
+        assert parse_ninja_deps_log(log[:-3], build) == {build / "a.o": {tmp_path / "a.c"}}
+    assert parse_ninja_deps_log(b"# ninjadeps\n" + (5).to_bytes(4, sys.byteorder), build) is None
+    assert parse_ninja_deps_log(b"not a log", build) is None
 
 
 def test_depfile_and_ninja_deps_formats(tmp_path):
