@@ -546,7 +546,7 @@ class BuildCheck:
     rolled_back: list[RolledBack]
     compiled: int  # compiler runs
     seconds: float
-    unchecked: list[str]  # changed files no unit compiles (build files, files of other builds)
+    unchecked: list[tuple[str, list[ChangeSet]]]  # files no unit compiles (build files, ...), and who changed them
     still_failing: list[Failure]  # failures no change set explains: the tree failed before
 
 
@@ -605,9 +605,9 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
                 rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
         kept = [s for s in written if s in kept]  # the series' own order
         _materialise(plan, written, kept)
-    changed = {p for s in kept for p in touched[id(s)]}
-    return BuildCheck(kept, rolled_back, compiled, time.perf_counter() - started,
-                      [_display(root, p) for p in sorted(database.not_compiled(changed, created))], still_failing)
+    not_compiled = database.not_compiled({p for s in kept for p in touched[id(s)]}, created)
+    unchecked = [(_display(root, p), [s for s in kept if p in touched[id(s)]]) for p in sorted(not_compiled)]
+    return BuildCheck(kept, rolled_back, compiled, time.perf_counter() - started, unchecked, still_failing)
 
 
 def _reads(database: CompileDatabase, unit: CompileUnit, paths: set[Path]) -> bool:

@@ -388,6 +388,7 @@ def _build_check(planned, written, database, findings, jobs):
     """Compile what the written fixes touch; report and return (kept, rolled back).
     The findings a rolled-back fix was for are not fixed, with the compiler's errors."""
     from kvmlint.buildcheck import check_fixes
+    from kvmlint.cache import is_build_file
 
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1)
     for rolled in checked.rolled_back:
@@ -397,8 +398,13 @@ def _build_check(planned, written, database, findings, jobs):
             _not_fixed(finding, f"its fix was rolled back: {rolled.why}")
     for failure in checked.still_failing:
         _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
-    for path in checked.unchecked:
-        _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
+    for path, change_sets in checked.unchecked:
+        if is_build_file(path):  # a unit compiles the same with or without a line of meson.build
+            titles = ", ".join(f"'{s.title}'" for s in change_sets)
+            _stderr(f"build-check: {path} (changed by {titles}): a build file, not proven by compiling units; "
+                    "build the tree to check it")
+        else:
+            _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
     _report_never_built(database)
     _stderr(f"build-check: {checked.compiled} compilation(s) in {checked.seconds:.1f}s, "
             f"{len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")

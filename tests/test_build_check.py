@@ -81,6 +81,9 @@ def test_every_fix_compiles_in_the_fixture(tmp_path, options):
     assert "fixed: kvm: Move kvm_allows_irq0_override() to target-i386" in result.stdout
     assert "0 rolled back" in result.stderr
     assert (tree / "target-i386" / "kvm_i386.h").is_file()
+    # The move adds its stub to the target's Makefile.objs: no compile proves that line.
+    assert ("build-check: target-i386/Makefile.objs (changed by 'kvm: Move kvm_allows_irq0_override() to "
+            "target-i386'): a build file, not proven by compiling units; build the tree to check it") in result.stderr
     # The changed tree compiles unit by unit with the build's own commands.
     changed = changed_files(tree)
     assert "kvm.h" in changed and "target-i386/kvm_i386.h" in changed
