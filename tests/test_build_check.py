@@ -247,6 +247,27 @@ def test_ninja_deps_log_versions_and_damage(tmp_path):
     assert parse_ninja_deps_log(b"not a log", build) is None
 
 
+def test_a_unit_is_compiled_with_its_recorded_command_outputs_aside_and_no_debug_info(tmp_path):
+    tree = tmp_path / "qemu"
+    (tree / "build").mkdir(parents=True)
+    (tree / "configure").write_text("#!/bin/sh\n")
+    (tree / "a.c").write_text("int a;\n")
+    seen = tmp_path / "argv"
+    compiler = tmp_path / "cc-recording"
+    compiler.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\n')
+    compiler.chmod(0o755)
+    recorded = "-Ifoo '-DNAME=\"a b\"' -O2 -g -Wall -Werror -MD -MQ a.o -MF a.o.d -o a.o -c ../a.c"
+    (tree / "build" / "compile_commands.json").write_text(json.dumps(
+        [{"directory": str(tree / "build"), "file": "../a.c", "output": "a.o", "command": f"{compiler} {recorded}"}]))
+    result = kvmlint("validate-build", str(tree / "build"), str(tree / "a.c"))
+    assert result.returncode == 0, result.stderr
+    argv = seen.read_text().splitlines()
+    object_file, depfile = argv[argv.index("-o") + 1], argv[argv.index("-MF") + 1]
+    expected = shlex.split(recorded.replace("-MF a.o.d", f"-MF {depfile}").replace("-o a.o", f"-o {object_file}"))
+    assert argv == expected + ["-g0"]  # the same command, outputs aside, no debug information
+    assert not object_file.startswith(str(tree)) and not depfile.startswith(str(tree))
+
+
 def test_depfile_and_ninja_deps_formats(tmp_path):
     depfile = "obj/a.o: ../a.c ../include/my\\ header.h \\\n  /usr/include/stdio.h\n../a.c:\n"
     assert parse_depfile(depfile) == ["../a.c", "../include/my header.h", "/usr/include/stdio.h"]
