@@ -431,7 +431,7 @@ def parse_depfile(text: str) -> list[str]:
 
 
 def parse_ninja_deps_log(data: bytes, build_dir: Path) -> dict[Path, frozenset[Path]] | None:
-    """ninja's binary dependency log (`.ninja_deps`, versions 3 and 4: ninja 1.3 to 1.12):
+    """ninja's binary dependency log (`.ninja_deps`, format versions 3 and 4; ninja 1.11 writes 4):
     records of a path (its text, NUL-padded to 4 bytes, then the bitwise NOT of its number)
     and of an output's dependencies (a size with the top bit set, the output's number, its
     mtime, then the numbers of its inputs); a later record of an output replaces an earlier
