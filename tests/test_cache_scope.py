@@ -9,27 +9,18 @@ trusted, and these cases must pass on the stat alone.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import lay_out
 from kvmlint.cache import Cache
-from test_cache import check
+from test_cache import check, settle
 
 # A function whose proxy is a KVM001 finding wherever it is common code.
 PROXY_SOURCE = "int probe_proxy(void)\n{\n    return kvm_irqchip_in_kernel();\n}\n"
-
-
-def settle(tree: Path) -> None:
-    """Date every file and folder back a minute."""
-    past = time.time() - 60
-    for path in [*tree.rglob("*"), tree]:
-        os.utime(path, (past, past), follow_symlinks=False)
 
 
 def append(path: Path, text: str) -> None:
