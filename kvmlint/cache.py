@@ -311,8 +311,10 @@ class Cache:
 class ScopeAnswers:
     """The resolver's answers and everything they were read from."""
 
-    reads: dict[str, tuple[tuple[int, int, int, int] | None, str | None]]  # file read -> (stat, sha256 of the bytes); None: missing or unreadable
-    folders: dict[str, tuple[tuple[int, int], tuple[str, ...]]]  # every folder of the tree -> ((mtime_ns, ctime_ns), listing)
+    # each file read -> (its stat, the sha256 of the bytes read); None where it was missing or unreadable
+    reads: dict[str, tuple[tuple[int, int, int, int] | None, str | None]]
+    # every folder of the tree -> ((mtime_ns, ctime_ns), its build files and subfolders)
+    folders: dict[str, tuple[tuple[int, int], tuple[str, ...]]]
     taken_ns: int  # before the tree was listed and its build files read
     scopes: dict  # relpath -> Scope
     known_families: frozenset
@@ -390,7 +392,8 @@ def _folder_records(root: Path, listing: TreeListing) -> dict[str, tuple[tuple[i
             st = os.stat(os.path.join(root_text, folder))
         except OSError:
             continue  # gone since: its parent's listing no longer matches
-        records[folder] = ((st.st_mtime_ns, st.st_ctime_ns), UNLISTABLE if entries is None else _folder_listing(folder, *entries))
+        listing = UNLISTABLE if entries is None else _folder_listing(folder, *entries)
+        records[folder] = ((st.st_mtime_ns, st.st_ctime_ns), listing)
     return records
 
 
