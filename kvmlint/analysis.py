@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from kvmlint.cache import Cache, CachedScopes, record_build_files
+from kvmlint.cache import Cache, CachedScopes
 from kvmlint.errors import UsageError
 from kvmlint.facts import FileFacts
 from kvmlint.findings import Finding
@@ -109,10 +109,10 @@ def analyse(
     the workers parse, so the two overlap.
     """
     started = time.perf_counter()
-    scopes = CachedScopes(sources.root, ScopeResolver, cache.load_scopes() if cache is not None else None)
+    scopes = CachedScopes(sources.root, ScopeResolver, cache, sources.listing)
     build_reading = None
     if scopes.stored is None and (cache is not None or len(sources.files) >= EAGER_SCOPE_FILES):
-        build_reading = _BuildReading(scopes, sources.files, record=cache is not None)
+        build_reading = _BuildReading(scopes, sources.files)
         build_reading.start()
     try:
         extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache)
@@ -125,7 +125,7 @@ def analyse(
     indexed = time.perf_counter()
     if cache is not None:
         scopes.prepare(extraction.facts)
-        scopes.save(cache, build_reading.recorded if build_reading is not None else None)
+        scopes.save()
     return Analysis(
         sources=sources,
         extraction=extraction,
@@ -138,23 +138,19 @@ def analyse(
 
 
 class _BuildReading(threading.Thread):
-    """Records the build files, then has the resolver read them: before any scope question needs it."""
+    """Has the resolver read the build files (the cache records them): before any scope question needs it."""
 
-    def __init__(self, scopes: CachedScopes, files: tuple[str, ...], record: bool):
+    def __init__(self, scopes: CachedScopes, files: tuple[str, ...]):
         super().__init__(name="kvmlint-build-reading", daemon=True)
         self.scopes = scopes
         self.files = files
-        self.record = record
-        self.recorded = None
 
     def run(self) -> None:
         try:
-            if self.record:  # before the resolver reads them: a change meanwhile shows next time
-                self.recorded = record_build_files(self.scopes.root)
             if self.files:
                 self.scopes.resolver.scope_of(self.files[0])
         except Exception:  # noqa: BLE001 -- the same question is asked again later, where errors are reported
-            self.recorded = None
+            pass
 
 
 # `--strict` reports each suppression comment that silences nothing as a

@@ -13,8 +13,11 @@ What is kept, and what a stored answer is keyed by:
   and the digest of the code that reads and extracts (kvmlint's own modules
   and the parser libraries), not by the model: facts do not depend on it.
 - the scope resolver's answers (`Scope` per path, and the tree's families),
-  keyed by the content of every build file and by the listing of the folders
-  that hold them, and by the digest of the scope code.
+  keyed by the digest of the scope code and by what the resolver read: the
+  bytes of every file it read (whatever its name: an `include`d or
+  `source`d file counts) and the listing of every folder of the tree (its
+  build files and subfolders), so a build file created, removed or renamed
+  anywhere, a new target folder or device config, is noticed.
 
 The bundled model is not cached: it is read on every run, so editing it
 changes the findings at once while the facts stay valid.
@@ -43,7 +46,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kvmlint import __version__
-from kvmlint.source import SKIPPED_DIR_NAMES, UnreadableFile, read_regular_file
+from kvmlint.scope.build import observe_reads, read_build_file, stop_observing
+from kvmlint.source import SKIPPED_DIR_NAMES, TreeListing, walk_folders
 
 CACHE_DIR_NAME = ".kvmlint_cache"
 ENV_CACHE_DIR = "KVMLINT_CACHE_DIR"
@@ -63,7 +67,7 @@ RACY_NANOSECONDS = 2_000_000_000
 # file versions the index no longer names, are removed once this old (a run
 # going on at the same time may still be using a younger one).
 STALE_SECONDS = 3600
-# Files whose names say they are build files: what the scope resolver reads.
+# Files whose names say they are build files: a folder listing names these (and every subfolder).
 BUILD_FILE_NAMES = frozenset({"meson.build", "meson_options.txt", "meson.options", "configure"})
 BUILD_FILE_PREFIXES = ("Kconfig", "Makefile")
 BUILD_FILE_SUFFIXES = (".mak", ".mk")
@@ -92,14 +96,8 @@ def is_settled(signature: tuple[int, int, int, int], taken_ns: int) -> bool:
     return max(signature[1], signature[2]) < taken_ns - RACY_NANOSECONDS
 
 
-def is_build_file(relpath: str) -> bool:
-    name = relpath.rsplit("/", 1)[-1]
-    return (
-        name in BUILD_FILE_NAMES
-        or name.startswith(BUILD_FILE_PREFIXES)
-        or name.endswith(BUILD_FILE_SUFFIXES)
-        or relpath.startswith(BUILD_CONFIG_FOLDERS)
-    )
+def _is_build_file_name(name: str) -> bool:
+    return name in BUILD_FILE_NAMES or name.startswith(BUILD_FILE_PREFIXES) or name.endswith(BUILD_FILE_SUFFIXES)
 
 
 def _hash(*parts: str | bytes) -> str:
@@ -311,86 +309,118 @@ class Cache:
 
 @dataclass
 class ScopeAnswers:
-    """The resolver's answers and the build files they were read from."""
+    """The resolver's answers and everything they were read from."""
 
-    build_files: dict[str, tuple[tuple[int, int, int, int], str]]  # relpath -> (stat signature, sha256)
-    folders: dict[str, tuple[int, tuple[str, ...]]]  # folder -> (mtime_ns, build files and subfolders)
-    taken_ns: int
+    # each file read -> (its stat, the sha256 of the bytes read); None where it was missing or unreadable
+    reads: dict[str, tuple[tuple[int, int, int, int] | None, str | None]]
+    # every folder of the tree -> ((mtime_ns, ctime_ns), its build files and subfolders)
+    folders: dict[str, tuple[tuple[int, int], tuple[str, ...]]]
+    taken_ns: int  # before the tree was listed and its build files read
     scopes: dict  # relpath -> Scope
     known_families: frozenset
 
     def still_valid(self, root: Path) -> bool:
-        """Whether every build file and every folder holding one is as it was."""
-        for folder, (mtime_ns, listing) in self.folders.items():
+        """Whether every folder lists the same build files and subfolders, and every file read has the same bytes.
+
+        A folder gains or loses an entry only by changing its mtime, so an
+        unchanged, settled folder is not listed again; likewise a file's stat
+        vouches for its bytes.  One stat per folder and per file read.
+        """
+        root_text = str(root)
+        for folder, (signature, listing) in self.folders.items():
             try:
-                unchanged = os.stat(root / folder).st_mtime_ns == mtime_ns and mtime_ns < self.taken_ns - RACY_NANOSECONDS
+                st = os.stat(os.path.join(root_text, folder))
             except OSError:
                 return False
-            if not unchanged and _folder_listing(root, folder) != listing:
-                return False
-        for relpath, (signature, sha256) in self.build_files.items():
-            try:
-                st = os.stat(root / relpath)
-            except OSError:
-                return False
-            if stat_signature(st) == signature and is_settled(signature, self.taken_ns):
+            if (st.st_mtime_ns, st.st_ctime_ns) == signature and max(signature) < self.taken_ns - RACY_NANOSECONDS:
                 continue
-            if _file_sha256(root / relpath) != sha256:
+            if _list_folder(root_text, folder) != listing:
+                return False
+        for path, (signature, sha256) in self.reads.items():
+            full = os.path.join(root_text, path)
+            if signature is not None:
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    return False
+                if stat_signature(st) == signature and is_settled(signature, self.taken_ns):
+                    continue
+            if _build_file_sha256(full) != sha256:
                 return False
         return True
 
 
-def _folder_listing(root: Path, folder: str) -> tuple[str, ...]:
-    """What in a folder can change the scope: its build files and subfolders."""
-    names = []
-    prefix = "" if folder == "" else folder + "/"
+# The listing of a folder that cannot be listed.
+UNLISTABLE = ("<unreadable>",)
+
+
+def _folder_listing(folder: str, subfolders: Iterable[str], files: Iterable[str]) -> tuple[str, ...]:
+    """What in a folder can change the scope reading: its subfolders (with a slash) and build files."""
+    if (folder + "/").startswith(BUILD_CONFIG_FOLDERS):
+        build_files = list(files)
+    else:
+        build_files = [name for name in files if _is_build_file_name(name)]
+    return tuple(sorted([name + "/" for name in subfolders] + build_files))
+
+
+def _list_folder(root_text: str, folder: str) -> tuple[str, ...]:
+    """The folder's listing now, told apart as discovery's walk does (a symlink to a folder is a subfolder)."""
+    subfolders, files = [], []
     try:
-        with os.scandir(root / folder if folder else root) as entries:
+        with os.scandir(os.path.join(root_text, folder)) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in SKIPPED_DIR_NAMES:
-                        names.append(entry.name + "/")
-                elif is_build_file(prefix + entry.name):
-                    names.append(entry.name)
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if not is_dir:
+                    files.append(entry.name)
+                elif entry.name not in SKIPPED_DIR_NAMES:
+                    subfolders.append(entry.name)
     except OSError:
-        return ("<unreadable>",)
-    return tuple(sorted(names))
+        return UNLISTABLE
+    return _folder_listing(folder, subfolders, files)
 
 
-def _file_sha256(path: Path) -> str | None:
-    """The hash of a regular file; None for a FIFO, a device, an oversized or unreadable file."""
-    try:
-        return hashlib.sha256(read_regular_file(path)).hexdigest()
-    except UnreadableFile:
-        return None
-
-
-def record_build_files(root: Path) -> tuple[dict, dict, int]:
-    """Every build file of the tree with its stat and hash, and the listing of the folders holding them."""
-    taken_ns = time.time_ns()
-    build_files: dict = {}
-    folders: dict = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIR_NAMES)
-        rel = Path(dirpath).relative_to(root).as_posix()
-        folder = "" if rel == "." else rel
-        prefix = "" if folder == "" else folder + "/"
-        found = [name for name in filenames if is_build_file(prefix + name)]
-        if not found and folder != "":
-            continue
+def _folder_records(root: Path, listing: TreeListing) -> dict[str, tuple[tuple[int, int], tuple[str, ...]]]:
+    """Each walked folder's listing, with its times taken now: a change since the walk began is
+    younger than `listing.started_ns`, so the next run lists that folder again."""
+    root_text = str(root)
+    records = {}
+    for folder, entries in listing.folders.items():
         try:
-            folders[folder] = (os.stat(dirpath).st_mtime_ns, _folder_listing(root, folder))
+            st = os.stat(os.path.join(root_text, folder))
         except OSError:
-            continue
-        for name in found:
-            try:
-                st = os.stat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            sha256 = _file_sha256(Path(dirpath) / name)
-            if sha256 is not None:
-                build_files[prefix + name] = (stat_signature(st), sha256)
-    return build_files, folders, taken_ns
+            continue  # gone since: its parent's listing no longer matches
+        listing = UNLISTABLE if entries is None else _folder_listing(folder, *entries)
+        records[folder] = ((st.st_mtime_ns, st.st_ctime_ns), listing)
+    return records
+
+
+def _build_file_sha256(path: str) -> str | None:
+    """The hash of what the scope reader reads from `path`; None where it reads nothing."""
+    data = read_build_file(Path(path))
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+class _ReadRecorder:
+    """Every file the scope reader reads: its stat, taken after the read (a change after the tree's
+    listing began is unsettled, so its bytes are hashed again), and the sha256 of the bytes read."""
+
+    def __init__(self, root: Path):
+        self.prefix = str(root) + os.sep
+        self.reads: dict[str, tuple[tuple[int, int, int, int] | None, str | None]] = {}
+
+    def __call__(self, path: Path, data: bytes | None) -> None:
+        text = os.fspath(path)
+        relpath = text[len(self.prefix):] if text.startswith(self.prefix) else text
+        if relpath in self.reads:
+            return  # the first read is what the answers came from
+        try:
+            signature = stat_signature(os.stat(text))
+        except OSError:
+            signature = None
+        self.reads[relpath] = (signature, None if data is None else hashlib.sha256(data).hexdigest())
 
 
 class CachedScopes:
@@ -398,22 +428,41 @@ class CachedScopes:
 
     Wraps the resolver from outside: a question it has no stored answer for
     goes to the real resolver, which reads the build files then; anything
-    else the resolver offers is passed through to it.
+    else the resolver offers is passed through to it.  With a cache, every
+    build file the resolver reads and the listing of every folder are
+    recorded, so the next run can tell whether the answers still hold.
     """
 
-    def __init__(self, root: Path, make_resolver, stored: ScopeAnswers | None):
+    def __init__(self, root: Path, make_resolver, cache: Cache | None = None, listing: TreeListing | None = None):
         self.root = root
         self._make_resolver = make_resolver
         self._resolver = None
-        self.stored = stored
-        self.answers: dict = dict(stored.scopes) if stored else {}
+        self.cache = cache
+        self.listing = listing  # discovery's walk of the tree, when it made one
+        self.stored = cache.load_scopes() if cache is not None else None
+        self.answers: dict = dict(self.stored.scopes) if self.stored else {}
         self.changed = False
+        self._recorder: _ReadRecorder | None = None
+        self._folders: dict = {}
+        self._taken_ns = 0
 
     @property
     def resolver(self):
         if self._resolver is None:
+            if self.cache is not None:
+                self._start_recording()
             self._resolver = self._make_resolver(self.root)
         return self._resolver
+
+    def _start_recording(self) -> None:
+        """List the tree (or take discovery's listing) before the resolver reads anything."""
+        if self.stored is not None:  # still valid: its listing holds, the new answers add their reads
+            self._taken_ns, self._folders = self.stored.taken_ns, self.stored.folders
+        else:
+            listing = self.listing or TreeListing(time.time_ns(), walk_folders(self.root, self.root, []))
+            self._taken_ns, self._folders = listing.started_ns, _folder_records(self.root, listing)
+        self._recorder = _ReadRecorder(self.root)
+        observe_reads(self._recorder)
 
     def scope_of(self, relpath: str):
         answer = self.answers.get(relpath)
@@ -437,14 +486,15 @@ class CachedScopes:
         for relpath in paths:
             self.scope_of(relpath)
 
-    def save(self, cache: Cache, recorded: tuple[dict, dict, int] | None) -> None:
+    def save(self) -> None:
+        """Store the answers with what they were read from; the reads of later questions are not recorded."""
+        if self._recorder is None:
+            return
+        stop_observing(self._recorder)
         if not self.changed:
             return
+        reads = dict(self._recorder.reads)
         if self.stored is not None:
-            build_files, folders, taken_ns = self.stored.build_files, self.stored.folders, self.stored.taken_ns
-        elif recorded is not None:
-            build_files, folders, taken_ns = recorded
-        else:
-            return
-        cache.store_scopes(ScopeAnswers(build_files, folders, taken_ns, self.answers, self.resolver.known_families
-                                        if self.stored is None else self.stored.known_families))
+            reads.update(self.stored.reads)  # what the stored answers came from
+        known_families = self.stored.known_families if self.stored is not None else self.resolver.known_families
+        self.cache.store_scopes(ScopeAnswers(reads, self._folders, self._taken_ns, self.answers, known_families))

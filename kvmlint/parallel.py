@@ -74,34 +74,34 @@ def extract_file(relpath: str, data: bytes) -> FileFacts:
 Outcome = tuple
 
 
-def _probe(root: Path, cache: Cache | None, task: tuple) -> tuple[Outcome | None, bytes | None, str]:
+def _probe(root: Path, cache: Cache | None, task: tuple) -> tuple[Outcome | None, bytes | None]:
     """Read one file: its outcome when no parse is needed (prefilter, or facts cached for its bytes),
-    else its bytes and their sha256 (empty without a cache)."""
+    else its bytes (extract() hashes them: they are hashed here only to compare with the cache)."""
     relpath, signature, _, known_sha = task
     source = read_source(root / relpath)
     if source.problem:
-        return (relpath, None, None, source.problem, None, 0, False), None, ""
+        return (relpath, None, None, source.problem, None, 0, False), None
     data = source.data
     if not wants_parse(relpath, data):
-        return (relpath, signature, "", NOT_PARSED, None, len(data), False), None, ""
-    sha256 = hashlib.sha256(data).hexdigest() if cache is not None else ""
-    if cache is not None and sha256 == known_sha:
-        facts = cache.load_facts(relpath, sha256)
+        return (relpath, signature, "", NOT_PARSED, None, len(data), False), None
+    if cache is not None and known_sha is not None:
+        sha256 = hashlib.sha256(data).hexdigest()
+        facts = cache.load_facts(relpath, sha256) if sha256 == known_sha else None
         if facts is not None:
-            return (relpath, signature, sha256, PARSED, facts, len(data), False), None, ""
-    return None, data, sha256
+            return (relpath, signature, sha256, PARSED, facts, len(data), False), None
+    return None, data
 
 
 def _process(root: Path, cache: Cache | None, task: tuple, flush: Callable[[], None]) -> Outcome:
-    outcome, data, sha256 = _probe(root, cache, task)
+    outcome, data = _probe(root, cache, task)
     if outcome is not None:
         return outcome
     relpath, signature = task[0], task[1]
     flush()  # everything before this file is done: a crash from here on is this file's
     facts = extract_file(relpath, data)
     if cache is not None:
-        cache.store_facts(relpath, sha256, facts)
-    return (relpath, signature, sha256, PARSED, facts, len(data), True)
+        cache.store_facts(relpath, facts.content_sha256, facts)
+    return (relpath, signature, facts.content_sha256, PARSED, facts, len(data), True)
 
 
 def _worker(connection, root: Path, cache: Cache | None) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvmlint.errors import UsageError
@@ -32,12 +33,28 @@ BUILD_DIR_MARKERS = frozenset({"build.ninja", "config-host.mak"})
 ROOT_SEARCH_DEPTH = 3
 
 
+# A folder's subfolders and files, as a walk saw them; None when it could not be listed.
+FolderEntries = tuple[list[str], list[str]] | None
+
+
+@dataclass(frozen=True)
+class TreeListing:
+    """Every folder a walk of the whole tree saw (root-relative, '' is the root), and when it began.
+
+    The cache keys its build-scope reading by it, so discovery's walk serves both.
+    """
+
+    started_ns: int
+    folders: dict[str, FolderEntries]
+
+
 @dataclass(frozen=True)
 class SourceSet:
     root: Path  # the QEMU checkout root: scopes and build files are read from here
     display_base: Path  # finding paths are shown relative to this
     files: tuple[str, ...]  # root-relative, forward slashes, sorted
     skipped: tuple[tuple[str, str], ...] = ()  # (path, why) for what discovery could not look into
+    listing: TreeListing | None = field(default=None, compare=False, repr=False)  # when the whole tree was walked
 
 
 @dataclass(frozen=True)
@@ -161,26 +178,41 @@ def _git_files(root: Path) -> list[str] | None:
     return [name for name in out.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
-def _walk_files(directory: Path, root: Path, suffixes: tuple[str, ...], skipped: list[tuple[str, str]]) -> list[str]:
-    """Files under `directory` ending in `suffixes`; a directory that cannot be listed is a warning,
-    not the end of the run."""
+def walk_folders(directory: Path, root: Path, skipped: list[tuple[str, str]]) -> dict[str, FolderEntries]:
+    """Every folder under `directory` with its subfolders and files, root-relative.
 
-    def unreadable(error: OSError) -> None:
-        where = Path(error.filename).relative_to(root).as_posix() if error.filename else directory.as_posix()
-        skipped.append((where, f"directory cannot be read ({error.strerror or error}); skipped"))
-
-    found = []
+    Build directories and SKIPPED_DIR_NAMES are named in their parent's listing
+    but not entered.  A folder that cannot be listed is a warning, not the end
+    of the run, and maps to None.
+    """
+    folders: dict[str, FolderEntries] = {}
     root_text = str(root)
     top = str(directory)
+
+    def relative(path: str) -> str:
+        rel = os.path.relpath(path, root_text).replace(os.sep, "/")
+        return "" if rel == "." else rel
+
+    def unreadable(error: OSError) -> None:
+        where = relative(error.filename) if error.filename else relative(top)
+        skipped.append((where or ".", f"directory cannot be read ({error.strerror or error}); skipped"))
+        folders[where] = None
+
     for dirpath, dirnames, filenames in os.walk(directory, onerror=unreadable):
         if dirpath != top and BUILD_DIR_MARKERS.intersection(filenames):
             dirnames[:] = []  # a build directory: its listing says so, no stat needed
             continue
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIR_NAMES]
-        rel = os.path.relpath(dirpath, root_text).replace(os.sep, "/")
-        prefix = "" if rel == "." else rel + "/"
-        found.extend(prefix + name for name in filenames if name.endswith(suffixes))
-    return found
+        folders[relative(dirpath)] = (dirnames, filenames)
+    return folders
+
+
+def _files_in(folders: dict[str, FolderEntries], suffixes: tuple[str, ...]) -> list[str]:
+    return [
+        (folder + "/" + name if folder else name)
+        for folder, entries in folders.items() if entries is not None
+        for name in entries[1] if name.endswith(suffixes)
+    ]
 
 
 def _in_build_dir(relpath: str, root: Path, cache: dict[str, bool]) -> bool:
@@ -216,6 +248,7 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
     in_git = any(_is_dir(path) for path in resolved) and _exists(root / ".git") and _git_files(root)
     selected: set[str] = set()
     build_dir_cache: dict[str, bool] = {}
+    listing = None
     for path in resolved:
         if not _is_dir(path):
             selected.add(path.relative_to(root).as_posix())
@@ -229,11 +262,16 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
             if build_dirs:
                 candidates = [f for f in candidates if f.rpartition("/")[0] not in build_dirs]
         else:
-            candidates = _walk_files(path, root, suffixes, skipped)
+            started_ns = time.time_ns()
+            folders = walk_folders(path, root, skipped)
+            if path == root:
+                listing = TreeListing(started_ns, folders)
+            candidates = _files_in(folders, suffixes)
         selected.update(f for f in candidates if f.endswith(suffixes))
     if excludes:
         selected = {f for f in selected if not _excluded(f, excludes)}
-    return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped))
+    return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped),
+                     listing=listing)
 
 
 def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path, list[Path]]:

@@ -57,11 +57,10 @@ def tree_2012(tmp_path) -> Path:
 
 
 def settle(tree: Path) -> None:
-    """Date every file back a minute: a stat taken within seconds of a change is not trusted."""
+    """Date every file and folder back a minute: a stat taken within seconds of a change is not trusted."""
     past = time.time() - 60
-    for path in tree.rglob("*"):
-        if path.is_file():
-            os.utime(path, (past, past))
+    for path in [*tree.rglob("*"), tree]:
+        os.utime(path, (past, past), follow_symlinks=False)
 
 
 def test_results_are_identical_with_and_without_the_cache(tree, tmp_path):
@@ -115,6 +114,47 @@ def test_a_build_file_change_changes_the_scope_and_reparses_nothing(tree_2012, t
     assert parsed == 0
     assert [f for f in after if f["path"] == "hw/pc.c"]  # now built for every target: common code
     assert check(tree_2012, tmp_path / "cache", "--no-cache")[1] == after
+
+
+def test_a_source_edit_or_a_new_source_file_keeps_the_scope_reading(tree_2012, tmp_path):
+    settle(tree_2012)
+    cache_dir = tmp_path / "cache"
+    check(tree_2012, cache_dir)
+    append_proxy = "\nint extra_proxy(void)\n{\n    return kvm_irqchip_in_kernel();\n}\n"
+    (tree_2012 / "cpus.c").write_text((tree_2012 / "cpus.c").read_text() + append_proxy)
+    (tree_2012 / "hw" / "extra.c").write_text(append_proxy)
+    assert Cache(cache_dir, tree_2012).load_scopes() is not None  # no build file changed: nothing to read again
+    _, findings, parsed, _, _ = check(tree_2012, cache_dir)
+    assert parsed == 2
+    assert findings == check(tree_2012, None, "--no-cache")[1]
+    assert {"cpus.c", "hw/extra.c"} <= {f["path"] for f in findings if f["function"] == "extra_proxy"}
+
+
+def test_a_model_change_changes_the_findings_at_once_and_parses_nothing(tree_2012, tmp_path):
+    """The model is read on every run; the facts do not depend on it."""
+    package = Path(shutil.copytree(Path(cache_module.__file__).parent, tmp_path / "copy" / "kvmlint",
+                                   ignore=shutil.ignore_patterns("__pycache__")))
+    settle(tree_2012)
+    cache_dir = tmp_path / "cache"
+
+    def run(*extra: str):
+        environment = {**os.environ, "PYTHONPATH": str(package.parent), "KVMLINT_CACHE_DIR": str(cache_dir)}
+        completed = subprocess.run([sys.executable, "-m", "kvmlint", "check", "--format", "json", "--verbose", *extra,
+                                    str(tree_2012)], capture_output=True, text=True, env=environment, timeout=120,
+                                   cwd=tmp_path)  # `-m` puts the working directory first on the path
+        assert "Traceback" not in completed.stderr
+        return json.loads(completed.stdout)["findings"], int(COUNTS.search(completed.stderr).group(1))
+
+    before, _ = run()
+    evidence = package / "model" / "data" / "evidence.toml"
+    irqfd = 'predicate = { "2012" = "kvm_irqfds_enabled", current = "kvm_irqfds_enabled" }'
+    assert irqfd in evidence.read_text()
+    evidence.write_text(evidence.read_text().replace(irqfd, irqfd.replace('"2012" = "kvm_irqfds_enabled"',
+                                                                          '"2012" = "kvm_gsi_routing_enabled"')))
+    after, parsed = run()
+    assert parsed == 0
+    assert after == run("--no-cache")[0] != before
+    assert {f["replacement"] for f in after if f["function"] == "kvm_irqchip_assign_irqfd"} == {"kvm_gsi_routing_enabled()"}
 
 
 def test_a_new_kvmlint_version_parses_everything_again(tree_2012, tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +87,36 @@ MAX_BUILD_FILE_BYTES = 4 * 1024 * 1024
 def read_text(path: Path) -> str:
     """A build file's text.  Every build-file read goes through here: missing,
     unreadable, special (FIFO, device, symlink to one) and huge files read as empty."""
+    data = read_build_file(path)
+    for observer in _read_observers:
+        observer(path, data)
+    return "" if data is None else data.decode("utf-8", "replace")
+
+
+def read_build_file(path: Path) -> bytes | None:
+    """A build file's bytes, None where read_text reads nothing."""
     try:
-        return read_regular_file(path, MAX_BUILD_FILE_BYTES).decode("utf-8", "replace")
+        return read_regular_file(path, MAX_BUILD_FILE_BYTES)
     except UnreadableFile:
-        return ""
+        return None
+
+
+# Each is called with (path, bytes or None) on every build-file read: the
+# cache records which files, with which bytes, a scope reading came from.
+_read_observers: tuple[Callable[[Path, bytes | None], None], ...] = ()
+_observers_lock = threading.Lock()
+
+
+def observe_reads(observer: Callable[[Path, bytes | None], None]) -> None:
+    global _read_observers
+    with _observers_lock:
+        _read_observers += (observer,)
+
+
+def stop_observing(observer: Callable[[Path, bytes | None], None]) -> None:
+    global _read_observers
+    with _observers_lock:
+        _read_observers = tuple(o for o in _read_observers if o is not observer)
 
 
 def visit_key(path: Path) -> str:
