@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -28,6 +29,7 @@ from kvmlint.facts import (
 )
 
 KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
+KVM_PREFIX = re.compile(rb"kvm|KVM")
 KERNEL_IRQCHIP = re.compile(rb"kernel[_-]irqchip")
 # A suppression is this, after a comment opener on the same line.  The two are
 # matched apart: one pattern spanning both backtracks quadratically on a long
@@ -70,25 +72,20 @@ def _parser() -> tree_sitter.Parser:
 def _queries() -> dict[str, tree_sitter.Query]:
     # No text predicates (#match?): tree-sitter decodes the node's text as
     # UTF-8 for them, and a non-UTF-8 byte in a string literal then raises or
-    # crashes the process.  The names are filtered on their bytes instead.
+    # crashes the process.  Each query walks the whole tree, so the extractor
+    # runs one only when the file's bytes show it can match.
     lang = _language()
-    symbols = "(identifier) @id"
-    errors = "(ERROR) @error"
-    # Every query walks the whole tree, so the extractor asks everything in one.
-    facts = "\n".join(
-        [
-            symbols,
-            errors,
-            "(string_literal) @s",
-            "(assignment_expression left: (identifier) @lhs) @assign",
+    return {
+        "errors": tree_sitter.Query(lang, "(ERROR) @error"),
+        "strings": tree_sitter.Query(lang, "(string_literal) @s"),
+        "body_names": tree_sitter.Query(
+            lang, "[(identifier) (type_identifier)] @name (field_identifier) @field (field_expression) @access"
+        ),
+        "member_assignments": tree_sitter.Query(
+            lang,
             "(assignment_expression left: (field_expression field: (field_identifier) @member)"
             " right: (_) @capability) @member_assign",
-        ]
-    )
-    return {
-        "symbols": tree_sitter.Query(lang, symbols),
-        "errors": tree_sitter.Query(lang, errors),
-        "facts": tree_sitter.Query(lang, facts),
+        ),
     }
 
 
@@ -104,7 +101,7 @@ class LineIndex:
     """Byte offset -> 1-based (line, column)."""
 
     def __init__(self, data: bytes):
-        self.starts = [0] + [m.end() for m in re.finditer(rb"\n", data)]
+        self.starts = [0, *itertools.accumulate(len(line) + 1 for line in data.split(b"\n")[:-1])]
 
     def position(self, offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(self.starts, offset) - 1
@@ -272,6 +269,12 @@ def _identifiers(nodes: list[tree_sitter.Node], kinds: frozenset[str] = NAME_AND
     return [text(current) for current in nodes if current.type in kinds]
 
 
+def _last_first(leaves: list[tree_sitter.Node]) -> list[str]:
+    """The texts of leaf nodes, the last in the source first: the order in which
+    `_descendants` (which takes the last child first) visits them."""
+    return [text(node) for node in sorted(leaves, key=lambda node: (node.start_byte, node.end_byte), reverse=True)]
+
+
 def _returns(nodes: list[tree_sitter.Node]) -> list[str]:
     values = []
     for current in nodes:
@@ -281,9 +284,37 @@ def _returns(nodes: list[tree_sitter.Node]) -> list[str]:
     return values
 
 
-def _kvm_names(identifiers: list[tree_sitter.Node]) -> list[tree_sitter.Node]:
-    """The kvm/KVM names among `identifiers`, in source order."""
-    return sorted((node for node in identifiers if KVM_SYMBOL.match(node.text)), key=lambda node: node.start_byte)
+def _error_nodes(root: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """The ERROR nodes of the tree, in source order.
+
+    Only subtrees that hold an error are entered: most of a file has none,
+    and a query would visit every node.
+    """
+    found = []
+    cursor = root.walk()
+    while True:
+        node = cursor.node
+        if node.type == "ERROR":
+            found.append(node)
+        if node.has_error and cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return found
+
+
+def _kvm_identifiers(root: tree_sitter.Node, data: bytes) -> list[tree_sitter.Node]:
+    """The identifiers of `root` (parsed from `data`) that start with kvm or KVM, in source order.
+
+    Found from where the bytes spell kvm/KVM, not by visiting every
+    identifier: a file has a few hundred of those and many thousands of others.
+    """
+    found = []
+    for match in KVM_PREFIX.finditer(data):
+        node = root.descendant_for_byte_range(match.start(), match.end())
+        if node is not None and node.type == "identifier" and node.start_byte == match.start():
+            found.append(node)
+    return found
 
 
 def _unique(items) -> tuple[str, ...]:
@@ -433,8 +464,7 @@ class Extractor:
         root = tree.root_node
         self.ancestry = Ancestry(root)
         self.evidence = EvidenceReader(root)
-        found = captures("facts", root)
-        errors = found.get("error", [])
+        errors = _error_nodes(root)
         self.facts.error_nodes = len(errors)
         mostly_unparseable = sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data)
         if errors:
@@ -449,18 +479,26 @@ class Extractor:
         except UnicodeDecodeError as error:
             line, _ = self.lines.position(error.start)
             self.facts.warnings.append(f"not valid UTF-8 (line {line}); analysed as bytes")
-        self._references(_kvm_names(found.get("id", [])), self.ancestry)
+        names = _kvm_identifiers(root, self.data)
+        self._references(names, self.ancestry)
         self._definitions(root)
         if self.evidence.exhausted_line is not None:
             self.facts.warnings.append(
                 f"too many nested uses to read all their guarded code (from line "
                 f"{self.evidence.exhausted_line}); later uses have less evidence"
             )
-        self._assignments([n for n in found.get("assign", []) if n.child_by_field_name("left").text.startswith(b"kvm_")])
-        self._capability_assignments(
-            [n for n in found.get("member_assign", []) if b"KVM_CAP_" in n.child_by_field_name("right").text]
-        )
-        self._strings([n for n in found.get("s", []) if KERNEL_IRQCHIP.search(n.text)])
+        self._assignments([
+            parent for name in names
+            if name.text.startswith(b"kvm_") and (parent := self.ancestry.parent(name)) is not None
+            and parent.type == "assignment_expression" and parent.child_by_field_name("left") == name
+        ])
+        if b"KVM_CAP_" in self.data:
+            self._capability_assignments([
+                n for n in captures("member_assignments", root).get("member_assign", [])
+                if b"KVM_CAP_" in n.child_by_field_name("right").text
+            ])
+        if KERNEL_IRQCHIP.search(self.data):
+            self._strings([n for n in captures("strings", root).get("s", []) if KERNEL_IRQCHIP.search(n.text)])
         if self.ancestry.deep_preprocessor_line is not None:
             self.facts.warnings.append(
                 f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
@@ -527,9 +565,10 @@ class Extractor:
             return
         # Keep byte offsets: a backslash-newline becomes two spaces.
         body = value.text.replace(b"\\\n", b"  ")
-        wrapped = parse(MACRO_WRAPPER_PREFIX + body + b"\n;}").root_node
+        wrapped_data = MACRO_WRAPPER_PREFIX + body + b"\n;}"
+        wrapped = parse(wrapped_data).root_node
         self._references(
-            _kvm_names(captures("symbols", wrapped).get("id", [])),
+            _kvm_identifiers(wrapped, wrapped_data),
             Ancestry(wrapped),
             offset=value.start_byte - len(MACRO_WRAPPER_PREFIX),
             macro=name,
@@ -605,13 +644,18 @@ class Extractor:
             self._add_definition(text(name_node), kind, node)
 
     def _storage(self, node: tree_sitter.Node) -> tuple[str, ...]:
-        return tuple(
-            text(c) for c in node.children if c.type in ("storage_class_specifier", "function_specifier")
-        ) + tuple(text(c) for c in node.children if c.type == "type_qualifier" and text(c) == "inline")
+        """The storage and function specifiers, then any `inline` written as a qualifier."""
+        specifiers, qualifiers = [], []
+        for child in node.children:
+            if child.type in ("storage_class_specifier", "function_specifier"):
+                specifiers.append(text(child))
+            elif child.type == "type_qualifier" and child.text == b"inline":
+                qualifiers.append("inline")
+        return (*specifiers, *qualifiers)
 
     def _add_definition(self, name: str, kind: str, node: tree_sitter.Node) -> None:
         body = node.child_by_field_name("body") or node.child_by_field_name("value") or node
-        body_nodes = _descendants(body)
+        found = captures("body_names", body)
         self.facts.definitions.append(
             Definition(
                 name=name,
@@ -623,9 +667,9 @@ class Extractor:
                 capabilities=_unique(
                     word.decode() for word in re.findall(rb"\bKVM_CAP_\w+", body.text or b"")
                 ),
-                identifiers=_unique(n for n in _identifiers(body_nodes, NAME_TYPES) if n != name),
-                field_access=any(n.type == "field_expression" for n in body_nodes),
-                fields=_unique(_identifiers(body_nodes, FIELD_TYPES)),
+                identifiers=_unique(n for n in _last_first(found.get("name", [])) if n != name),
+                field_access="access" in found,
+                fields=_unique(_last_first(found.get("field", []))),
             )
         )
 
@@ -660,6 +704,8 @@ class Extractor:
             self.facts.strings.append(StringLiteral(text(node)[1:-1], self._span(node), self.ancestry.function_name(node)))
 
     def _suppressions(self) -> None:
+        if b"kvmlint" not in self.data.lower():
+            return  # the pattern ignores case, which makes it slow to scan for
         first_opener_end: dict[int, int | None] = {}  # line -> end of its first comment opener
         for match in SUPPRESSION.finditer(self.data):
             line, _ = self.lines.position(match.start())
