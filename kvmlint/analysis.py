@@ -152,7 +152,7 @@ class _BuildReading(threading.Thread):
             if self.record:  # before the resolver reads them: a change meanwhile shows next time
                 self.recorded = record_build_files(self.scopes.root)
             if self.files:
-                self.scopes.resolver.scope_of(self.files[0])
+                self.scopes.resolver.rules  # noqa: B018 -- reads the configurations and build files
         except Exception:  # noqa: BLE001 -- the same question is asked again later, where errors are reported
             self.recorded = None
 
