@@ -31,6 +31,7 @@ from kvmlint.facts import (
 KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
 KVM_PREFIX = re.compile(rb"kvm|KVM")
 KERNEL_IRQCHIP = re.compile(rb"kernel[_-]irqchip")
+CAPABILITY = re.compile(rb"KVM_CAP_")
 # A suppression is this, after a comment opener on the same line.  The two are
 # matched apart: one pattern spanning both backtracks quadratically on a long
 # line of slashes.
@@ -72,19 +73,13 @@ def _parser() -> tree_sitter.Parser:
 def _queries() -> dict[str, tree_sitter.Query]:
     # No text predicates (#match?): tree-sitter decodes the node's text as
     # UTF-8 for them, and a non-UTF-8 byte in a string literal then raises or
-    # crashes the process.  Each query walks the whole tree, so the extractor
-    # runs one only when the file's bytes show it can match.
+    # crashes the process.  Whole files are not queried: a query walks every
+    # node, and takes quadratic time on a syntax-error node with very many
+    # children (a 200 KB line of `*`).
     lang = _language()
     return {
-        "errors": tree_sitter.Query(lang, "(ERROR) @error"),
-        "strings": tree_sitter.Query(lang, "(string_literal) @s"),
         "body_names": tree_sitter.Query(
             lang, "[(identifier) (type_identifier)] @name (field_identifier) @field (field_expression) @access"
-        ),
-        "member_assignments": tree_sitter.Query(
-            lang,
-            "(assignment_expression left: (field_expression field: (field_identifier) @member)"
-            " right: (_) @capability) @member_assign",
         ),
     }
 
@@ -129,19 +124,19 @@ def declarator_name(node: tree_sitter.Node | None) -> tree_sitter.Node | None:
 class Ancestry:
     """Parent, enclosing function and `#if` conditions of the nodes of one tree.
 
-    tree-sitter finds a node's parent by descending from the root, so in a
-    deeply nested tree walking up from each of many nodes takes quadratic
-    time.  Shallow trees (real code) are walked up as usual; the first walk
-    that passes SHALLOW_DEPTH maps the whole tree in one top-down pass instead.
+    tree-sitter finds a node's parent by descending from the root, so walking
+    up from a node costs the square of its depth.  A node is placed by one
+    descent from the root instead, which also places its ancestors.  Once a
+    descent passes SHALLOW_DEPTH (absurd nesting) the whole tree is mapped in
+    one top-down pass, so that many deep nodes cost no more than the tree.
     """
 
     def __init__(self, root: tree_sitter.Node):
         self.root = root
         self.deep_preprocessor_line: int | None = None  # where nesting passed the bound
-        # node id -> (parent, enclosing function_definition, #if conditions outermost first), once mapped
-        self._info: dict[int, tuple] | None = None
+        # node id -> (parent, enclosing function_definition, #if conditions outermost first)
+        self._info: dict[int, tuple] = {root.id: (None, None, ())}
         self._branches: dict[tuple[int, bool], str] = {}  # (container id, in #else) -> condition
-        self._shallow: dict[int, tuple] = {}  # the same, for nodes walked up before any mapping
 
     def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
         return self._lookup(node)[0]
@@ -160,29 +155,27 @@ class Ancestry:
         return self._lookup(node)[2]
 
     def _lookup(self, node: tree_sitter.Node) -> tuple:
-        if self._info is None and node.id not in self._shallow:
-            chain = []  # ancestors, innermost first
-            ancestor = node.parent
-            while ancestor is not None and len(chain) <= SHALLOW_DEPTH:
-                chain.append(ancestor)
-                ancestor = ancestor.parent
-            if ancestor is None:
-                self._shallow[node.id] = self._from_chain(node, chain)
-            else:
+        info = self._info.get(node.id)
+        if info is None:
+            if not self._place(node):
                 self._map_tree()
-        return self._shallow[node.id] if self._info is None else self._info[node.id]
+            info = self._info[node.id]
+        return info
 
-    def _from_chain(self, node: tree_sitter.Node, chain: list[tree_sitter.Node]) -> tuple:
-        function = next((ancestor for ancestor in chain if ancestor.type == "function_definition"), None)
-        conditions = []
-        child = node
-        for ancestor in chain:
-            if ancestor.type in PREPROC_CONTAINERS:
-                branch = self._branch(ancestor, ancestor.child_by_field_name("alternative") == child)
-                if branch:
-                    conditions.append(branch)
-            child = ancestor
-        return (chain[0] if chain else None, function, tuple(reversed(conditions)))
+    def _place(self, node: tree_sitter.Node) -> bool:
+        """Descend from the root to `node`, recording each node on the way; False past SHALLOW_DEPTH."""
+        parent = self.root
+        for _ in range(SHALLOW_DEPTH):
+            child = parent.child_with_descendant(node)
+            if child is None:
+                return False  # not reachable this way: the full map finds it
+            if child.id not in self._info:
+                in_else = parent.type in PREPROC_CONTAINERS and parent.child_by_field_name("alternative") == child
+                self._enter(child, parent, "alternative" if in_else else None)
+            if child == node:
+                return True
+            parent = child
+        return False
 
     def _branch(self, container: tree_sitter.Node, in_else: bool) -> str:
         key = (container.id, in_else)
@@ -191,7 +184,6 @@ class Ancestry:
         return self._branches[key]
 
     def _map_tree(self) -> None:
-        self._info = {self.root.id: (None, None, ())}
         cursor = self.root.walk()
         path = [self.root]  # the cursor's node and its ancestors
         while True:
@@ -202,7 +194,8 @@ class Ancestry:
                     path.pop()
                 path.pop()
             node = cursor.node
-            self._enter(node, path[-1], cursor.field_name)
+            if node.id not in self._info:
+                self._enter(node, path[-1], cursor.field_name)
             path.append(node)
 
     def _enter(self, node: tree_sitter.Node, parent: tree_sitter.Node, field: str | None) -> None:
@@ -284,7 +277,7 @@ def _returns(nodes: list[tree_sitter.Node]) -> list[str]:
     return values
 
 
-def _error_nodes(root: tree_sitter.Node) -> list[tree_sitter.Node]:
+def error_nodes(root: tree_sitter.Node) -> list[tree_sitter.Node]:
     """The ERROR nodes of the tree, in source order.
 
     Only subtrees that hold an error are entered: most of a file has none,
@@ -431,6 +424,18 @@ def site_context(
     )
 
 
+def _sets_member_from(assignment: tree_sitter.Node, starts: list[int], length: int) -> bool:
+    """`x.member = ...` or `x->member = ...` whose right side holds one of the words at `starts`."""
+    left, right = assignment.child_by_field_name("left"), assignment.child_by_field_name("right")
+    if left is None or right is None or left.type != "field_expression":
+        return False
+    member = left.child_by_field_name("field")
+    if member is None or member.type != "field_identifier":
+        return False
+    first = bisect.bisect_left(starts, right.start_byte)
+    return first < len(starts) and starts[first] + length <= right.end_byte
+
+
 EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
 
 
@@ -464,7 +469,7 @@ class Extractor:
         root = tree.root_node
         self.ancestry = Ancestry(root)
         self.evidence = EvidenceReader(root)
-        errors = _error_nodes(root)
+        errors = error_nodes(root)
         self.facts.error_nodes = len(errors)
         mostly_unparseable = sum(e.end_byte - e.start_byte for e in errors) * 2 > len(self.data)
         if errors:
@@ -492,13 +497,8 @@ class Extractor:
             if name.text.startswith(b"kvm_") and (parent := self.ancestry.parent(name)) is not None
             and parent.type == "assignment_expression" and parent.child_by_field_name("left") == name
         ])
-        if b"KVM_CAP_" in self.data:
-            self._capability_assignments([
-                n for n in captures("member_assignments", root).get("member_assign", [])
-                if b"KVM_CAP_" in n.child_by_field_name("right").text
-            ])
-        if KERNEL_IRQCHIP.search(self.data):
-            self._strings([n for n in captures("strings", root).get("s", []) if KERNEL_IRQCHIP.search(n.text)])
+        self._capability_assignments(self._member_assignments_from_capabilities(root))
+        self._strings(self._option_strings(root))
         if self.ancestry.deep_preprocessor_line is not None:
             self.facts.warnings.append(
                 f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
@@ -684,6 +684,33 @@ class Extractor:
                     self.ancestry.function_name(node), self.ancestry.conditions(node),
                 )
             )
+
+    def _member_assignments_from_capabilities(self, root: tree_sitter.Node) -> list[tree_sitter.Node]:
+        """`s->member = ...KVM_CAP_...` assignments, in source order: found from each KVM_CAP_
+        upwards, each ancestor looked at once however many capabilities it holds."""
+        starts = [match.start() for match in CAPABILITY.finditer(self.data)]
+        candidates = []
+        seen: set[int] = set()
+        for start in starts:
+            node = root.descendant_for_byte_range(start, start + len(CAPABILITY.pattern))
+            while node is not None and node.id not in seen:
+                seen.add(node.id)
+                if node.type == "assignment_expression":
+                    candidates.append(node)
+                node = self.ancestry.parent(node)
+        found = [node for node in candidates if _sets_member_from(node, starts, len(CAPABILITY.pattern))]
+        return sorted(found, key=lambda node: node.start_byte)
+
+    def _option_strings(self, root: tree_sitter.Node) -> list[tree_sitter.Node]:
+        """The string literals that hold kernel_irqchip/kernel-irqchip, in source order."""
+        found = {}
+        for match in KERNEL_IRQCHIP.finditer(self.data):
+            node = root.descendant_for_byte_range(match.start(), match.end())
+            if node is not None and node.type != "string_literal":
+                node = self.ancestry.parent(node)  # from its string_content
+            if node is not None and node.type == "string_literal":
+                found.setdefault(node.id, node)
+        return list(found.values())
 
     def _capability_assignments(self, assignments: list[tree_sitter.Node]) -> None:
         """Where the KVM state is initialised: which member each capability check sets."""
