@@ -252,18 +252,16 @@ def _callees(nodes: list[tree_sitter.Node]) -> list[str]:
     return names
 
 
-NAME_TYPES = frozenset({"identifier", "type_identifier"})
-FIELD_TYPES = frozenset({"field_identifier"})
-NAME_AND_FIELD_TYPES = NAME_TYPES | FIELD_TYPES
+NAME_AND_FIELD_TYPES = frozenset({"identifier", "type_identifier", "field_identifier"})
 
 
-def _identifiers(nodes: list[tree_sitter.Node], kinds: frozenset[str] = NAME_AND_FIELD_TYPES) -> list[str]:
-    return [text(current) for current in nodes if current.type in kinds]
+def _identifiers(nodes: list[tree_sitter.Node]) -> list[str]:
+    return [text(current) for current in nodes if current.type in NAME_AND_FIELD_TYPES]
 
 
 def _last_first(leaves: list[tree_sitter.Node]) -> list[str]:
     """The texts of leaf nodes, the last in the source first: the order in which
-    `_descendants` (which takes the last child first) visits them."""
+    a definition's names have always been recorded."""
     return [text(node) for node in sorted(leaves, key=lambda node: (node.start_byte, node.end_byte), reverse=True)]
 
 
