@@ -148,7 +148,7 @@ class _BuildReading(threading.Thread):
     def run(self) -> None:
         try:
             if self.files:
-                self.scopes.resolver.scope_of(self.files[0])
+                self.scopes.resolver.rules  # noqa: B018 -- reads the configurations and build files
         except Exception:  # noqa: BLE001 -- the same question is asked again later, where errors are reported
             pass
 

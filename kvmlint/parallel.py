@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import multiprocessing
 import os
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kvmlint.cache import NOT_PARSED, PARSED, Cache, FileRecord, is_settled, stat_signature
 from kvmlint.facts import FileFacts
 from kvmlint.source import is_python_file, needs_parse, read_source
+
+if TYPE_CHECKING:
+    import multiprocessing
 
 # Python files are parsed (libcst, slow) only when they contain one of these.
 PYTHON_PREFILTER_LITERALS = (b"kernel_irqchip", b"kernel-irqchip")
@@ -252,6 +254,10 @@ def _chunks(todo: list[tuple[int, tuple]]) -> deque[list[tuple]]:
 
 
 def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: ExtractionResult, file_timeout: float) -> None:
+    # Imported here: a run whose files all come from the cache (the pre-commit hook) starts no worker.
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     if context.get_start_method() == "fork":
         import kvmlint.extract  # noqa: F401 -- imported once here, every forked worker has it for free

@@ -147,6 +147,36 @@ def test_deeply_nested_macro_and_expression(tmp_path):
     assert finding_paths(result) == {"expr.c"}
 
 
+def test_long_line_of_stars_is_a_warning_and_keeps_the_file_s_findings(tmp_path):
+    # One 200 KB line of `*` makes a syntax-error node with 200,000 children,
+    # which a tree-sitter query walks in quadratic time (30 s here before).
+    tree = common_tree(tmp_path / "tree")
+    (tree / "plain.c").write_text(PROXY_FUNCTION)
+    (tree / "stars.c").write_text(
+        PROXY_FUNCTION
+        + 'static const char *option = "kernel_irqchip=split";\n'
+        + "void init(KVMState *s) { s->irqfds = kvm_check_extension(s, KVM_CAP_IRQFD); }\n"
+        + "*" * 200_000 + "\n"
+    )
+    result = run_kvmlint("check", "--format", "json", "-j", "1", ".", cwd=tree, cpu_seconds=10)
+    stderr = assert_clean_exit(result, allowed=(1,))
+    assert finding_paths(result) == {"plain.c", "stars.c"}
+    assert "stars.c: mostly unparseable" in stderr
+
+
+def test_proxy_use_nested_100000_deep_is_reported(tmp_path):
+    # Deeper than 65,535 levels, where tree-sitter queries stop looking.
+    tree = common_tree(tmp_path / "tree")
+    parens = 100_000
+    (tree / "expr.c").write_text(
+        "int deep(void)\n{\n    return " + "(" * parens + "kvm_irqchip_in_kernel()" + ")" * parens + ";\n}\n"
+    )
+    (tree / "plain.c").write_text(PROXY_FUNCTION)
+    result = run_kvmlint("check", "--format", "json", "-j", "1", ".", cwd=tree, cpu_seconds=15)
+    assert_clean_exit(result, allowed=(1,))
+    assert finding_paths(result) == {"expr.c", "plain.c"}
+
+
 def copy_fixture(name: str, directory: Path) -> Path:
     tree = directory / name
     shutil.copytree(FIXTURES / name, tree, symlinks=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 from kvmlint.codemods import transaction
 from kvmlint.codemods.tree import snapshot
 from kvmlint.errors import FixError
-from kvmlint.extract import captures, parse
+from kvmlint.extract import error_nodes, parse
 from kvmlint.source import is_c_file
 
 
@@ -163,7 +163,7 @@ def _error_regions(path: str, data: bytes) -> list[tuple[int, int]]:
     """Syntax-error regions of a C file; build files are not C and have none to check."""
     if not is_c_file(path):
         return []
-    return [(e.start_byte, e.end_byte) for e in captures("errors", parse(data).root_node).get("error", [])]
+    return [(e.start_byte, e.end_byte) for e in error_nodes(parse(data).root_node)]
 
 
 def _inside_root(root: Path, relpath: str) -> bool:
