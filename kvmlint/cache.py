@@ -100,6 +100,11 @@ def _is_build_file_name(name: str) -> bool:
     return name in BUILD_FILE_NAMES or name.startswith(BUILD_FILE_PREFIXES) or name.endswith(BUILD_FILE_SUFFIXES)
 
 
+def is_build_file(relpath: str) -> bool:
+    """Whether a file (relative to the tree's root) is read by the build rather than compiled."""
+    return _is_build_file_name(relpath.rsplit("/", 1)[-1]) or relpath.startswith(BUILD_CONFIG_FOLDERS)
+
+
 def _hash(*parts: str | bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
