@@ -506,6 +506,10 @@ class Extractor:
         ])
         self._capability_assignments(self._member_assignments_from_capabilities(root))
         self._strings(self._option_strings(root))
+        if self.facts.strings:
+            from kvmlint.qtest_arch import arch_branches  # imports this module: only needed here
+
+            self.facts.arch_branches = arch_branches(root)
         if self.ancestry.deep_preprocessor_line is not None:
             self.facts.warnings.append(
                 f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "

@@ -98,6 +98,16 @@ class StringLiteral:
 
 
 @dataclass(frozen=True)
+class ArchBranch:
+    """An `if` whose condition tests qtest_get_arch() for some targets (see kvmlint.qtest_arch)."""
+
+    start_byte: int  # of the branch's body
+    end_byte: int
+    targets: frozenset[str]
+    names: frozenset[str]  # identifiers used in the branch: the test functions it registers
+
+
+@dataclass(frozen=True)
 class ArchHint:
     """Something in a Python test that names the target it runs: what KVM006 reads the arch from."""
 
@@ -135,6 +145,8 @@ class FileFacts:
     capability_assignments: list[Assignment] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
     strings: list[StringLiteral] = field(default_factory=list)
+    # The file's qtest_get_arch() branches, read only when it holds a kernel_irqchip string
+    arch_branches: list[ArchBranch] = field(default_factory=list)
     irqchip_options: list[IrqchipOption] = field(default_factory=list)  # Python files only
     # File-level names only this file can use: static functions and variables,
     # struct and typedef definitions.  A body that uses one cannot move elsewhere.

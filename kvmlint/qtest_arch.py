@@ -10,33 +10,24 @@ often only for some targets:
 A string inside such a branch, or in a function the branch registers, runs
 only for those targets.  Only branches whose whole condition is a disjunction
 of equality tests on the arch are read; anything else says nothing.
-The file is parsed again here, and only for the few C files that hold a
-kernel_irqchip setting whose arch neither scope nor machine tells.
+Extraction reads the branches (from the tree it already has) only for the few
+C files that hold a kernel_irqchip string.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import tree_sitter
 
-from kvmlint.extract import parse, text
+from kvmlint.extract import text
+from kvmlint.facts import ArchBranch
 
 EQUALITY_FUNCTIONS = frozenset({"g_str_equal", "g_strcmp0", "strcmp"})  # g_strcmp0/strcmp: == 0 or !
 ARCH_SOURCES = ("arch", "qtest_get_arch()")
 
 
-@dataclass(frozen=True)
-class ArchBranch:
-    start_byte: int
-    end_byte: int
-    targets: frozenset[str]
-    names: frozenset[str]  # identifiers used in the branch: the test functions it registers
-
-
-def arch_branches(data: bytes) -> list[ArchBranch]:
+def arch_branches(root: tree_sitter.Node) -> list[ArchBranch]:
     branches = []
-    stack = [parse(data).root_node]
+    stack = [root]
     while stack:
         node = stack.pop()
         stack.extend(node.children)

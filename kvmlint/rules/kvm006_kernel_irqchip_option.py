@@ -66,7 +66,7 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
                 if target is not None:
                     yield from _judge(analysis, path, option.span, option.value, option.spelling, *target)
         elif facts.strings:
-            yield from _check_c(analysis, path, facts.strings)
+            yield from _check_c(analysis, path, facts.strings, facts.arch_branches)
 
 
 def _family(kind: str, name: str, known: frozenset[str]) -> str | None:
@@ -95,12 +95,11 @@ def _python_target(hints, analysis) -> tuple[str, str] | None:
     return None
 
 
-def _check_c(analysis, path: str, strings) -> Iterator[Finding]:
+def _check_c(analysis, path: str, strings, arch_branches) -> Iterator[Finding]:
     from kvmlint.model import machine_arch
 
     scope = analysis.scope(path)
     scope_families = scope.arches & set(analysis.model.arches)
-    branches = None
     for literal in strings:
         for setting in find_settings(literal.text):
             machine = setting.machine(setting.context)
@@ -111,21 +110,11 @@ def _check_c(analysis, path: str, strings) -> Iterator[Finding]:
             elif machine and machine_arch(machine):
                 target = (machine_arch(machine), f"-machine {machine}")
             else:
-                if branches is None:
-                    branches = _qtest_branches(analysis, path)
-                target = _qtest_target(analysis, branches, literal)
+                target = _qtest_target(analysis, arch_branches, literal)
                 if target is None:
                     continue
             yield from _judge(analysis, path, _value_span(literal, setting), setting.value, setting.spelling,
                               *target, function=literal.function)
-
-
-def _qtest_branches(analysis, path: str):
-    from kvmlint.qtest_arch import arch_branches
-    from kvmlint.source import read_source
-
-    source = read_source(analysis.root / path)
-    return arch_branches(source.data) if source.data is not None else []
 
 
 def _qtest_target(analysis, branches, literal) -> tuple[str, str] | None:
