@@ -41,15 +41,6 @@ def arch_branches(root: tree_sitter.Node) -> list[ArchBranch]:
     return branches
 
 
-def targets_for(branches: list[ArchBranch], start_byte: int, function: str | None) -> frozenset[str]:
-    """Targets of the branches that hold the string, else of those that register its function."""
-    inside = [b for b in branches if b.start_byte <= start_byte < b.end_byte]
-    if inside:
-        return frozenset.intersection(*(b.targets for b in inside))
-    registering = [b for b in branches if function is not None and function in b.names]
-    return frozenset().union(*(b.targets for b in registering))
-
-
 def _walk(node: tree_sitter.Node):
     stack = [node]
     while stack:

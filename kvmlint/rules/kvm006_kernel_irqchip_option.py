@@ -117,11 +117,18 @@ def _check_c(analysis, path: str, strings, arch_branches) -> Iterator[Finding]:
                               *target, function=literal.function)
 
 
-def _qtest_target(analysis, branches, literal) -> tuple[str, str] | None:
-    from kvmlint.qtest_arch import targets_for
+def _targets_for(branches, start_byte: int, function: str | None) -> frozenset[str]:
+    """Targets of the branches that hold the string, else of those that register its function."""
+    inside = [b for b in branches if b.start_byte <= start_byte < b.end_byte]
+    if inside:
+        return frozenset.intersection(*(b.targets for b in inside))
+    registering = [b for b in branches if function is not None and function in b.names]
+    return frozenset().union(*(b.targets for b in registering))
 
+
+def _qtest_target(analysis, branches, literal) -> tuple[str, str] | None:
     known = analysis.scope_resolver.known_families
-    targets = targets_for(branches, literal.span.start_byte, literal.function)
+    targets = _targets_for(branches, literal.span.start_byte, literal.function)
     families = {_family("target", target, known) for target in targets} - {None}
     if len(families) != 1:
         return None
