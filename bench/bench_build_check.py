@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Time `kvmlint validate-build` against ninja (or make) on the same units.
 
-Usage: python bench/bench_build_check.py BUILD_DIR FILE... [--jobs N] [--repeat N]
+Usage: python bench/bench_build_check.py BUILD_DIR FILE... [--jobs N] [--repeat N] [--target T]...
 
 FILE are changed files of the checkout (the fix's files).  The script asks
 kvmlint which units they affect, then, REPEAT times, times
 `kvmlint validate-build BUILD_DIR FILE...` (compiling those units with the
 recorded commands), touches FILE and times `ninja -C BUILD_DIR <the same
-objects>` (the build the user would run).  It prints each run and the median
+objects>` (the same compiler work), then touches FILE again and times
+`ninja -C BUILD_DIR [T...]` (the build a user runs after the change: those
+units and every link that depends on them; `--target qemu-system-x86_64`
+and so on when the default targets include something that does not build).  It prints each run and the median
 of each: wall time and CPU time (user + system of the command and everything
 it ran), with the load average, since a shared machine's wall times vary.
 Run it on a build where those objects were built once, so ninja has its
@@ -46,6 +49,7 @@ def main() -> int:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--target", action="append", default=[], help="what the user's ninja builds (default: all)")
     options = parser.parse_args()
     files = [f.resolve() for f in options.files]
     root = find_root(Path(os.path.commonpath(files)))
@@ -55,7 +59,8 @@ def main() -> int:
     use_ninja = (options.build_dir / "build.ninja").exists()
     if not use_ninja:
         print("no build.ninja: compare with make by hand")
-    runs: dict[str, list[tuple[float, float]]] = {"kvmlint validate-build": [], f"ninja, {len(objects)} object(s)": []}
+    runs: dict[str, list[tuple[float, float]]] = {"kvmlint validate-build": [], f"ninja, {len(objects)} object(s)": [],
+                                                   f"ninja {' '.join(options.target) or '(all)'}": []}
     for number in range(options.repeat):
         load = os.getloadavg()[0]
         wall, cpu, status = timed([sys.executable, "-m", "kvmlint", "validate-build", "-j", str(options.jobs),
@@ -68,6 +73,11 @@ def main() -> int:
             wall, cpu, status = timed(["ninja", "-C", str(options.build_dir), "-j", str(options.jobs), *objects])
             runs[f"ninja, {len(objects)} object(s)"].append((wall, cpu))
             line += f"; ninja {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
+            for path in files:
+                path.touch()
+            wall, cpu, status = timed(["ninja", "-C", str(options.build_dir), "-j", str(options.jobs), *options.target])
+            runs[f"ninja {' '.join(options.target) or '(all)'}"].append((wall, cpu))
+            line += f"; ninja {' '.join(options.target) or '(all)'} {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
         print(line, flush=True)
     for name, measured in runs.items():
         if measured:
