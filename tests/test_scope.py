@@ -139,6 +139,15 @@ def test_meson_statements_join_brackets_and_drop_comments():
     ]
 
 
+def test_meson_statements_keep_multi_line_and_unterminated_strings_whole():
+    text = "x = '''a\n(b\n'''\ny = files('c.c',\n 'd\\'.c')\nz = 'open ( \nw = 1\n"
+    assert statements(text) == [
+        "x = '''a\n(b\n'''",
+        "y = files('c.c',\n 'd\\'.c')",
+        "z = 'open ( \nw = 1",  # the rest of the file: meson would refuse it, the reader must not hang or split it
+    ]
+
+
 def test_meson_split_arguments():
     assert split_arguments("when: ['CONFIG_KVM', 'CONFIG_XICS'], if_true: files('a.c', 'b,c.c')") == [
         "when: ['CONFIG_KVM', 'CONFIG_XICS']", "if_true: files('a.c', 'b,c.c')"]

@@ -25,6 +25,12 @@ from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_
 from .families import Families, arch_family, format_families, intersect, union
 
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_TOKEN = re.compile(
+    r"""(?P<text>'''[\s\S]*?(?:'''|\Z)"""  # a multi-line string, to its end or the file's
+    r"|'(?:[^'\\]|\\.)*'|'[\s\S]*"  # a string; unterminated, the rest of the file
+    r"|[^'#\\()\[\]{}\n]+|\\(?!\n))"  # anything else, copied as it is
+    r"|(?P<comment>#[^\n]*)|(?P<continuation>\\\n)|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<newline>\n)"
+)
 _SYMBOL = re.compile(r"^(CONFIG|TARGET)_\w+$")
 _CALL = re.compile(r"^(\w+)\s*\.\s*(add_all|add)\s*\((.*)\)$", re.S)
 _ASSIGNMENT = re.compile(r"^(\w+)\s*(\+=|=)\s*(.*)$", re.S)
@@ -62,42 +68,25 @@ def statements(text: str) -> list[str]:
     result: list[str] = []
     current: list[str] = []
     depth = 0
-    index = 0
-    length = len(text)
-    while index < length:
-        char = text[index]
-        if text.startswith("'''", index):
-            end = text.find("'''", index + 3)
-            end = length if end < 0 else end + 3
-            current.append(text[index:end])
-            index = end
+    for token in _TOKEN.finditer(text):
+        kind, piece = token.lastgroup, token.group()
+        if kind == "comment":
             continue
-        if char == "'":
-            match = _STRING.match(text, index)
-            end = match.end() if match else length
-            current.append(text[index:end])
-            index = end
-            continue
-        if char == "#":
-            end = text.find("\n", index)
-            index = length if end < 0 else end
-            continue
-        if char == "\\" and text.startswith("\n", index + 1):
+        if kind == "continuation":
             current.append(" ")
-            index += 2
-            continue
-        if char in "([{":
+        elif kind == "open":
             depth += 1
-        elif char in ")]}":
+            current.append(piece)
+        elif kind == "close":
             depth = max(depth - 1, 0)
-        if char == "\n" and depth == 0:
+            current.append(piece)
+        elif kind == "newline" and depth == 0:
             statement = "".join(current).strip()
             if statement:
                 result.append(statement)
             current = []
         else:
-            current.append(char)
-        index += 1
+            current.append(piece)
     statement = "".join(current).strip()
     if statement:
         result.append(statement)
