@@ -124,6 +124,43 @@ def test_nested_guards_with_a_use_at_every_level_stay_linear(tmp_path):
     assert "guards.c: too many nested uses to read all their guarded code" in stderr
 
 
+# Each kind of site: its condition and guarded code, as the sites of one function hold them.
+SITE_KINDS = (
+    "    if (kvm_irqchip_in_kernel()) {{ kvm_irqchip_assign_irqfd(s, {n}); }}\n",  # irqfd evidence
+    "    if (kvm_irqchip_in_kernel() && n > {n}) {{ msix_set_vector_notifiers(s, {n}); }}\n",  # MSI evidence
+    "    if (!kvm_irqchip_in_kernel()) {{ printf(\"{n}\"); }}\n",  # no evidence: candidates
+    "    if (kvm_irqchip_in_kernel() || n == {n}) {{ n++; }}\n",  # no evidence, a condition of its own
+)
+
+
+def _site_answers(result: subprocess.CompletedProcess) -> list[tuple]:
+    """What a user reads about each finding, without its place."""
+    return [
+        (f["message"], f.get("replacement"), tuple(f.get("details", ())), json.dumps(f.get("fix"), sort_keys=True))
+        for f in sorted(json.loads(result.stdout)["findings"], key=lambda f: f["line"])
+    ]
+
+
+def test_thousands_of_sites_in_one_function_keep_their_own_answers(tmp_path):
+    """Sites that ask the same question share the model's work; each still gets the answer it
+    gets alone (proposal, verdict and candidates follow its own condition and evidence)."""
+    alone = common_tree(tmp_path / "alone")
+    (alone / "sites.c").write_text(
+        "void sites(void *s, int n)\n{\n" + "".join(kind.format(n=0) for kind in SITE_KINDS) + "}\n")
+    single = _site_answers(run_kvmlint("check", "--format", "json", ".", cwd=alone))
+    assert len(set(single)) == len(SITE_KINDS)  # four different answers to keep apart
+    assert [answer[1] for answer in single[:2]] == ["kvm_irqfds_enabled()", "kvm_msi_via_irqfd_enabled()"]
+
+    many = common_tree(tmp_path / "many")
+    rounds = 500
+    (many / "sites.c").write_text(
+        "void sites(void *s, int n)\n{\n" + "".join(kind.format(n=0) for _ in range(rounds) for kind in SITE_KINDS)
+        + "}\n")
+    result = run_kvmlint("check", "--format", "json", "-j", "1", ".", cwd=many, cpu_seconds=30)
+    assert_clean_exit(result, allowed=(1,))
+    assert _site_answers(result) == single * rounds
+
+
 def test_long_line_of_slashes_and_suppressions(tmp_path):
     tree = common_tree(tmp_path / "tree")
     source = PROXY_FUNCTION.replace(
