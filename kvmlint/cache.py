@@ -318,6 +318,7 @@ class ScopeAnswers:
     taken_ns: int
     scopes: dict  # relpath -> Scope
     known_families: frozenset
+    warnings: tuple = ()  # (build file, what was not read): the bounds the reading hit
 
     def still_valid(self, root: Path) -> bool:
         """Whether every build file and every folder holding one is as it was."""
@@ -433,6 +434,14 @@ class CachedScopes:
             raise AttributeError(name)
         return getattr(self.resolver, name)
 
+    @property
+    def warnings(self) -> tuple[tuple[str, str], ...]:
+        """The bounds the build-file reading hit: stored with the answers, so a warm run names them too."""
+        found = dict.fromkeys(self.stored.warnings if self.stored is not None else ())
+        if self._resolver is not None:
+            found.update(dict.fromkeys(self._resolver.warnings))
+        return tuple(found)
+
     def prepare(self, paths: Iterable[str]) -> None:
         for relpath in paths:
             self.scope_of(relpath)
@@ -447,4 +456,4 @@ class CachedScopes:
         else:
             return
         cache.store_scopes(ScopeAnswers(build_files, folders, taken_ns, self.answers, self.resolver.known_families
-                                        if self.stored is None else self.stored.known_families))
+                                        if self.stored is None else self.stored.known_families, self.warnings))

@@ -578,3 +578,87 @@ def test_sarif_of_many_findings_on_one_long_line_stays_bounded(tmp_path):
     result = run_kvmlint("check", "--format", "sarif", ".", cwd=tree, memory_mb=700, cpu_seconds=60)
     assert_clean_exit(result, allowed=(1,))
     assert len(json.loads(result.stdout)["runs"][0]["results"]) == depth
+
+
+# Build-file bounds: each one hit is named once, on a cold and on a warm run, and by `kvmlint scope`.
+
+
+def _deep_meson(tree: Path) -> None:
+    folder = tree / "hw"
+    for _ in range(70):
+        with open(folder / "meson.build", "a") as meson:
+            meson.write("subdir('d')\n")
+        folder = folder / "d"
+        folder.mkdir()
+    (folder / "meson.build").write_text("system_ss.add(files('deep.c'))\n")
+
+
+def _symlink_loop(tree: Path, build_file: str, line: str) -> None:
+    (tree / "hw" / "loop").symlink_to(".")
+    with open(tree / "hw" / build_file, "a") as stream:
+        stream.write(line)
+
+
+def _include_chain(tree: Path) -> None:
+    configs = tree / "default-configs"
+    for number in range(40):
+        (configs / f"chain{number}.mak").write_text(f"include chain{number + 1}.mak\nCONFIG_CHAIN{number}=y\n")
+    with open(configs / "pci.mak", "a") as pci:
+        pci.write("include chain0.mak\n")
+
+
+def _include_itself(tree: Path) -> None:
+    with open(tree / "default-configs" / "pci.mak", "a") as pci:
+        pci.write("include pci.mak\n")
+
+
+def _wildcards(tree: Path) -> None:
+    with open(tree / "hw" / "Makefile.objs", "a") as makefile:
+        makefile.write("hw-obj-y += $(A)a$(B)b$(C)c.o\n")
+
+
+BOUNDS = {
+    "meson-depth": ("qemu-current", _deep_meson,
+                    "hw/" + "d/" * 63 + "meson.build: subdir() nested deeper than 64 levels; subdir('d') not read"),
+    "meson-loop": ("qemu-current", lambda tree: _symlink_loop(tree, "meson.build", "subdir('loop')\n"),
+                   "hw/meson.build: hw/loop/ leads back to hw/meson.build through a symlink (a loop?); not read again"),
+    "kconfig-loop": ("qemu-current", lambda tree: _symlink_loop(tree, "Kconfig", "source loop/Kconfig\n"),
+                     "hw/Kconfig: hw/loop/Kconfig leads back to hw/Kconfig through a symlink (a loop?); not read again"),
+    "makefile-loop": ("qemu-2012", lambda tree: _symlink_loop(tree, "Makefile.objs", "hw-obj-y += loop/\n"),
+                      "hw/Makefile.objs: hw/loop/ leads back to hw/Makefile.objs through a symlink (a loop?); "
+                      "not read again"),
+    "include-depth": ("qemu-2012", _include_chain,
+                      "default-configs/chain29.mak: `include` nested deeper than 32 levels; "
+                      "chain30.mak and what it includes not read"),
+    "include-loop": ("qemu-2012", _include_itself,
+                     "default-configs/pci.mak: `include pci.mak` includes a file that includes it (a loop); "
+                     "not read again"),
+    "wildcards": ("qemu-2012", _wildcards,
+                  "hw/Makefile.objs: hw/*a*b*c.c has more than 2 variables or wildcards; not matched"),
+}
+
+
+@pytest.mark.parametrize("bound", sorted(BOUNDS))
+def test_build_file_bounds_are_named_once_also_on_a_warm_run(tmp_path, monkeypatch, bound):
+    from kvmlint.cache import Cache
+
+    fixture, make, warning = BOUNDS[bound]
+    tree = copy_fixture(fixture, tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=tree))
+    make(tree)
+    monkeypatch.setenv("KVMLINT_CACHE_DIR", str(tmp_path / "cache"))
+    for run in ("cold", "warm"):
+        result = run_kvmlint("check", "--format", "json", ".", cwd=tree, cpu_seconds=20)
+        stderr = assert_clean_exit(result)
+        assert stderr.count(f"kvmlint: warning: {warning}\n") == 1, (run, stderr)
+        assert findings(result) == expected  # the bounds leave the fixture's own build intact
+    # The warm run named it from the stored scope reading, which keeps it.
+    assert tuple(warning.split(": ", 1)) in Cache.for_tree(tree).load_scopes().warnings
+    stderr = assert_clean_exit(run_kvmlint("scope", ".", cwd=tree), allowed=(0,))
+    assert stderr.count(f"kvmlint: warning: {warning}\n") == 1, stderr
+
+
+def test_fixture_build_files_hit_no_bound(tmp_path):
+    for fixture in ("qemu-2012", "qemu-2019", "qemu-2020", "qemu-current"):
+        result = run_kvmlint("scope", ".", cwd=FIXTURES / fixture)
+        assert "warning" not in assert_clean_exit(result, allowed=(0,)), fixture
