@@ -662,3 +662,41 @@ def test_fixture_build_files_hit_no_bound(tmp_path):
     for fixture in ("qemu-2012", "qemu-2019", "qemu-2020", "qemu-current"):
         result = run_kvmlint("scope", ".", cwd=FIXTURES / fixture)
         assert "warning" not in assert_clean_exit(result, allowed=(0,)), fixture
+
+
+# Item 11: memory on facts-dense input.
+
+
+DENSE_FILES = 16
+MEMORY_LIMIT_MB = 440  # measured: 400 is enough; before compact facts, 460 was not
+
+
+def test_facts_dense_input_checks_within_a_memory_limit(tmp_path):
+    """Many facts per byte (a proxy use, capability test and KVM calls in every one of 4,000
+    small functions): the facts and findings stay compact, so the check fits in an address
+    space that a copy of every name per record would not."""
+    tree = copy_fixture("qemu-current", tmp_path)
+    folder = tree / "hw" / "dense"
+    folder.mkdir()
+    sources = []
+    for number in range(DENSE_FILES):
+        functions = "".join(
+            f"static int dense_{number}_{n}(KVMState *s, int irq)\n{{\n"
+            f"    if (kvm_irqchip_in_kernel() && kvm_check_extension(s, KVM_CAP_IRQFD)) {{\n"
+            f"        kvm_irqchip_add_irqfd_notifier_gsi(s, NULL, NULL, irq + {n});\n"
+            f"        msix_set_vector_notifiers(NULL, NULL, NULL, NULL);\n    }}\n"
+            f"    kvm_set_irq(s, irq, {n} & 1);\n    return kvm_vm_ioctl(s, KVM_IRQ_LINE, irq);\n}}\n\n"
+            for n in range(1_000)
+        )
+        (folder / f"dense{number}.c").write_text(f'#include "system/kvm.h"\n\n{functions}')
+        sources.append(f"'dense{number}.c'")
+    (folder / "meson.build").write_text(f"system_ss.add(files({', '.join(sources)}))\n")
+    with open(tree / "hw" / "meson.build", "a") as meson:
+        meson.write("subdir('dense')\n")
+    result = run_kvmlint("check", "--format", "sarif", "-j", "1", "--no-cache", ".", cwd=tree,
+                         memory_mb=MEMORY_LIMIT_MB, cpu_seconds=60, timeout=300)
+    assert_clean_exit(result, allowed=(1,))
+    dense = [r for r in json.loads(result.stdout)["runs"][0]["results"]
+             if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("hw/dense/")]
+    assert len(dense) == DENSE_FILES * 1_000
+    assert {r["ruleId"] for r in dense} == {"KVM001"}

@@ -30,7 +30,8 @@ class Report:
     # result as suppressed list them when `show_suppressed` is set.
     suppressed: tuple[Finding, ...] = ()
     show_suppressed: bool = False
-    _lines: dict[str, list[bytes] | None] = field(default_factory=dict, repr=False)
+    # The lines of the file last asked about: findings come in path order, and no other file's bytes stay.
+    _lines: tuple[str, list[bytes] | None] = field(default=("", None), repr=False)
 
     def display_path(self, finding: Finding) -> str:
         absolute = self.root / finding.path
@@ -38,12 +39,12 @@ class Report:
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
-        if path not in self._lines:
+        if self._lines[0] != path:
             try:
-                self._lines[path] = (self.root / path).read_bytes().splitlines()
+                self._lines = (path, (self.root / path).read_bytes().splitlines())
             except OSError:
-                self._lines[path] = None
-        lines = self._lines[path]
+                self._lines = (path, None)
+        lines = self._lines[1]
         return lines[line - 1] if lines is not None and 0 < line <= len(lines) else None
 
     @cached_property
