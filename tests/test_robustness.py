@@ -700,3 +700,18 @@ def test_facts_dense_input_checks_within_a_memory_limit(tmp_path):
              if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("hw/dense/")]
     assert len(dense) == DENSE_FILES * 1_000
     assert {r["ruleId"] for r in dense} == {"KVM001"}
+
+
+def test_sarif_columns_of_many_findings_on_one_line_with_invalid_utf8(tmp_path):
+    """SARIF counts columns in code points: each finding's, on one long line that mixes
+    UTF-8 and invalid bytes, as decoding the line up to it says (the line is decoded once)."""
+    tree = common_tree(tmp_path / "tree")
+    line = b"void line(void) /* \xc3\xa9\xff\xe2\x82 */ " + b"{ if (kvm_irqchip_in_kernel()) /* \xe9 */ " * 2_000
+    (tree / "line.c").write_bytes(line + b";" + b"}" * 2_000 + b"\n")
+    byte_columns = [f["column"] for f in json.loads(run_kvmlint("check", "--format", "json", ".", cwd=tree).stdout)["findings"]]
+    result = run_kvmlint("check", "--format", "sarif", ".", cwd=tree, cpu_seconds=30)
+    assert_clean_exit(result, allowed=(1,))
+    columns = sorted(r["locations"][0]["physicalLocation"]["region"]["startColumn"]
+                     for r in json.loads(result.stdout)["runs"][0]["results"])
+    assert len(byte_columns) == 2_000
+    assert columns == sorted(len(line[:column - 1].decode("utf-8", "replace")) + 1 for column in byte_columns)
