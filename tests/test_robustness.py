@@ -715,3 +715,18 @@ def test_sarif_columns_of_many_findings_on_one_line_with_invalid_utf8(tmp_path):
                      for r in json.loads(result.stdout)["runs"][0]["results"])
     assert len(byte_columns) == 2_000
     assert columns == sorted(len(line[:column - 1].decode("utf-8", "replace")) + 1 for column in byte_columns)
+
+
+@pytest.mark.parametrize("condition", [b"kvm_irqchip_in_kernel() \xff& assign", b"!kvm_irqchip_in_kernel(\x07)"])
+def test_a_condition_the_model_cannot_read_is_left_to_a_person(tmp_path, condition):
+    """Bytes that a syntax error leaves in a condition (found by bench/fuzz.py): the site is
+    reported for a person to decide, and every other finding is kept."""
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    (tree / "odd.c").write_bytes(b"void odd(int assign)\n{\n    if (" + condition + b") {\n        assign++;\n    }\n}\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    odd = [f for f in json.loads(result.stdout)["findings"] if f["path"] == "odd.c"]
+    assert finding_paths(result) == {"idle.c", "odd.c"}
+    assert [f["details"][-1] for f in odd] == ["the model cannot read the condition: decide by hand"]
+    assert_clean_exit(run_kvmlint("fix", "--diff", ".", cwd=tree))

@@ -113,7 +113,9 @@ def propose(model: Model, context: SiteContext, era: str | None = None) -> Propo
     replacement = f"{predicate}()"
     new_condition = ex.replace_call(context.condition, table["proxy"], replacement)
     needed = ex.replace_call(context.condition, table["proxy"], f"{category['needs']}()")
-    validation = validate(model, context.condition, new_condition, needed=needed)
+    validation = _validated(model, context.condition, new_condition, needed)
+    if validation is None:
+        return None
     confidence = "high" if score >= table["high"] else "medium" if score >= table["medium"] else "low"
     return Proposal(
         predicate=predicate,
@@ -142,5 +144,16 @@ def candidates(model: Model, context: SiteContext, era: str | None = None) -> li
             continue
         seen.add(predicate)
         new_condition = ex.replace_call(context.condition, table["proxy"], f"{predicate}()")
-        result.append((predicate, category["question"], validate(model, context.condition, new_condition)))
+        validation = _validated(model, context.condition, new_condition)
+        if validation is not None:
+            result.append((predicate, category["question"], validation))
     return result
+
+
+def _validated(model: Model, old: str, new: str, needed: str | None = None) -> Validation | None:
+    """The rewrite's validation; None when the model cannot read the condition (bytes that a
+    syntax error left in it, or more unknowns than it enumerates): then a person decides."""
+    try:
+        return validate(model, old, new, needed=needed)
+    except ex.ExpressionError:
+        return None
