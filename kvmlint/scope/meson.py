@@ -24,7 +24,7 @@ from pathlib import Path
 from .build import PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, join_relpath, read_text, visit_key
 from .families import Families, arch_family, format_families, intersect, union
 
-# subdir() nesting beyond this is a loop or an attack, not a build (QEMU's is 5 deep).
+# subdir() nesting beyond this is a loop or an attack, not a build (QEMU's deepest is 4 folders down).
 MAX_SUBDIR_DEPTH = 64
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _SYMBOL = re.compile(r"^(CONFIG|TARGET)_\w+$")
