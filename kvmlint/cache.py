@@ -323,6 +323,7 @@ class ScopeAnswers:
     taken_ns: int  # before the tree was listed and its build files read
     scopes: dict  # relpath -> Scope
     known_families: frozenset
+    warnings: tuple = ()  # (build file, what was not read): the bounds the reading hit
 
     def still_valid(self, root: Path) -> bool:
         """Whether every folder lists the same build files and subfolders, and every file read has the same bytes.
@@ -487,6 +488,14 @@ class CachedScopes:
             raise AttributeError(name)
         return getattr(self.resolver, name)
 
+    @property
+    def warnings(self) -> tuple[tuple[str, str], ...]:
+        """The bounds the build-file reading hit: stored with the answers, so a warm run names them too."""
+        found = dict.fromkeys(self.stored.warnings if self.stored is not None else ())
+        if self._resolver is not None:
+            found.update(dict.fromkeys(self._resolver.warnings))
+        return tuple(found)
+
     def prepare(self, paths: Iterable[str]) -> None:
         for relpath in paths:
             self.scope_of(relpath)
@@ -502,4 +511,5 @@ class CachedScopes:
         if self.stored is not None:
             reads.update(self.stored.reads)  # what the stored answers came from
         known_families = self.stored.known_families if self.stored is not None else self.resolver.known_families
-        self.cache.store_scopes(ScopeAnswers(reads, self._folders, self._taken_ns, self.answers, known_families))
+        self.cache.store_scopes(ScopeAnswers(reads, self._folders, self._taken_ns, self.answers, known_families,
+                                             self.warnings))

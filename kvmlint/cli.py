@@ -154,6 +154,8 @@ def _print_warnings(analysis, verbose: bool) -> None:
 
     for path, problem in analysis.extraction.skipped:
         _stderr(f"warning: {path}: {problem}")
+    for build_file, problem in analysis.scope_resolver.warnings:
+        _stderr(f"warning: {build_file}: {problem}")
     relevant = None
     for facts in analysis.facts.values():
         for warning in facts.warnings:
@@ -459,6 +461,8 @@ def scope(paths, exclude) -> None:
         decided = resolver.scope_of(path)
         click.echo(f"{path}: {decided.label}: {decided.reason}; "
                    f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
+    for build_file, problem in resolver.warnings:
+        _stderr(f"warning: {build_file}: {problem}")
 
 
 @cli.command()

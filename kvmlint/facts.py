@@ -7,10 +7,23 @@ Lines and columns are 1-based; columns count bytes, as compilers do.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+def _share_names(record) -> None:
+    """Intern a record's strings and tuples of strings.  A file's records repeat a few
+    names thousands of times; interned, each is one object, and stays one after the
+    trip from the worker (pickle writes an object once per message) and in the cache."""
+    for name in record.__slots__:
+        value = getattr(record, name)
+        if type(value) is str:
+            object.__setattr__(record, name, sys.intern(value))
+        elif type(value) is tuple and value and type(value[0]) is str:
+            object.__setattr__(record, name, tuple(map(sys.intern, value)))
+
+
+@dataclass(frozen=True, slots=True)
 class Span:
     start_byte: int
     end_byte: int
@@ -20,7 +33,7 @@ class Span:
     end_column: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SiteContext:
     """What surrounds one use of a predicate: the raw material for evidence.
 
@@ -43,8 +56,10 @@ class SiteContext:
     function_identifiers: tuple[str, ...] = ()
     preprocessor: tuple[str, ...] = ()
 
+    __post_init__ = _share_names
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Reference:
     """A use of a KVM symbol: a call, or a bare identifier (function pointer, flag)."""
 
@@ -56,8 +71,10 @@ class Reference:
     context: SiteContext | None = None
     preprocessor: tuple[str, ...] = ()  # enclosing #if conditions, outermost first
 
+    __post_init__ = _share_names
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Definition:
     """A definition or declaration of a KVM symbol at file level."""
 
@@ -72,8 +89,10 @@ class Definition:
     field_access: bool = False  # the body reads a struct member (`s->x`, `s.x`)
     fields: tuple[str, ...] = ()  # the struct members the body names (`s->xsave` gives "xsave")
 
+    __post_init__ = _share_names
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Assignment:
     """`kvm_<flag> = <value>;` on a KVM flag: how a tree sets the model's facts."""
 
@@ -84,20 +103,20 @@ class Assignment:
     preprocessor: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Include:
     target: str  # what stands between the quotes or angle brackets
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StringLiteral:
     text: str  # the literal's contents, escapes left as written
     span: Span
     function: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchBranch:
     """An `if` whose condition tests qtest_get_arch() for some targets (see kvmlint.qtest_arch)."""
 
@@ -107,7 +126,7 @@ class ArchBranch:
     names: frozenset[str]  # identifiers used in the branch: the test functions it registers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchHint:
     """Something in a Python test that names the target it runs: what KVM006 reads the arch from."""
 
@@ -119,7 +138,7 @@ class ArchHint:
     rank: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IrqchipOption:
     """A literal `kernel_irqchip=V` / `kernel-irqchip=V` setting in a Python test (read with libcst)."""
 
@@ -130,7 +149,7 @@ class IrqchipOption:
     hints: tuple[ArchHint, ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class FileFacts:
     path: str  # relative, forward slashes
     size: int

@@ -124,6 +124,43 @@ def test_nested_guards_with_a_use_at_every_level_stay_linear(tmp_path):
     assert "guards.c: too many nested uses to read all their guarded code" in stderr
 
 
+# Each kind of site: its condition and guarded code, as the sites of one function hold them.
+SITE_KINDS = (
+    "    if (kvm_irqchip_in_kernel()) {{ kvm_irqchip_assign_irqfd(s, {n}); }}\n",  # irqfd evidence
+    "    if (kvm_irqchip_in_kernel() && n > {n}) {{ msix_set_vector_notifiers(s, {n}); }}\n",  # MSI evidence
+    "    if (!kvm_irqchip_in_kernel()) {{ printf(\"{n}\"); }}\n",  # no evidence: candidates
+    "    if (kvm_irqchip_in_kernel() || n == {n}) {{ n++; }}\n",  # no evidence, a condition of its own
+)
+
+
+def _site_answers(result: subprocess.CompletedProcess) -> list[tuple]:
+    """What a user reads about each finding, without its place."""
+    return [
+        (f["message"], f.get("replacement"), tuple(f.get("details", ())), json.dumps(f.get("fix"), sort_keys=True))
+        for f in sorted(json.loads(result.stdout)["findings"], key=lambda f: f["line"])
+    ]
+
+
+def test_thousands_of_sites_in_one_function_keep_their_own_answers(tmp_path):
+    """Sites that ask the same question share the model's work; each still gets the answer it
+    gets alone (proposal, verdict and candidates follow its own condition and evidence)."""
+    alone = common_tree(tmp_path / "alone")
+    (alone / "sites.c").write_text(
+        "void sites(void *s, int n)\n{\n" + "".join(kind.format(n=0) for kind in SITE_KINDS) + "}\n")
+    single = _site_answers(run_kvmlint("check", "--format", "json", ".", cwd=alone))
+    assert len(set(single)) == len(SITE_KINDS)  # four different answers to keep apart
+    assert [answer[1] for answer in single[:2]] == ["kvm_irqfds_enabled()", "kvm_msi_via_irqfd_enabled()"]
+
+    many = common_tree(tmp_path / "many")
+    rounds = 500
+    (many / "sites.c").write_text(
+        "void sites(void *s, int n)\n{\n" + "".join(kind.format(n=0) for _ in range(rounds) for kind in SITE_KINDS)
+        + "}\n")
+    result = run_kvmlint("check", "--format", "json", "-j", "1", ".", cwd=many, cpu_seconds=30)
+    assert_clean_exit(result, allowed=(1,))
+    assert _site_answers(result) == single * rounds
+
+
 def test_long_line_of_slashes_and_suppressions(tmp_path):
     tree = common_tree(tmp_path / "tree")
     source = PROXY_FUNCTION.replace(
@@ -571,3 +608,155 @@ def test_sarif_of_many_findings_on_one_long_line_stays_bounded(tmp_path):
     result = run_kvmlint("check", "--format", "sarif", ".", cwd=tree, memory_mb=700, cpu_seconds=60)
     assert_clean_exit(result, allowed=(1,))
     assert len(json.loads(result.stdout)["runs"][0]["results"]) == depth
+
+
+# Build-file bounds: each one hit is named once, on a cold and on a warm run, and by `kvmlint scope`.
+
+
+def _deep_meson(tree: Path) -> None:
+    folder = tree / "hw"
+    for _ in range(70):
+        with open(folder / "meson.build", "a") as meson:
+            meson.write("subdir('d')\n")
+        folder = folder / "d"
+        folder.mkdir()
+    (folder / "meson.build").write_text("system_ss.add(files('deep.c'))\n")
+
+
+def _symlink_loop(tree: Path, build_file: str, line: str) -> None:
+    (tree / "hw" / "loop").symlink_to(".")
+    with open(tree / "hw" / build_file, "a") as stream:
+        stream.write(line)
+
+
+def _include_chain(tree: Path) -> None:
+    configs = tree / "default-configs"
+    for number in range(40):
+        (configs / f"chain{number}.mak").write_text(f"include chain{number + 1}.mak\nCONFIG_CHAIN{number}=y\n")
+    with open(configs / "pci.mak", "a") as pci:
+        pci.write("include chain0.mak\n")
+
+
+def _include_itself(tree: Path) -> None:
+    with open(tree / "default-configs" / "pci.mak", "a") as pci:
+        pci.write("include pci.mak\n")
+
+
+def _wildcards(tree: Path) -> None:
+    with open(tree / "hw" / "Makefile.objs", "a") as makefile:
+        makefile.write("hw-obj-y += $(A)a$(B)b$(C)c.o\n")
+
+
+BOUNDS = {
+    "meson-depth": ("qemu-current", _deep_meson,
+                    "hw/" + "d/" * 63 + "meson.build: subdir() nested deeper than 64 levels; subdir('d') not read"),
+    "meson-loop": ("qemu-current", lambda tree: _symlink_loop(tree, "meson.build", "subdir('loop')\n"),
+                   "hw/meson.build: hw/loop/ leads back to hw/meson.build through a symlink (a loop?); not read again"),
+    "kconfig-loop": ("qemu-current", lambda tree: _symlink_loop(tree, "Kconfig", "source loop/Kconfig\n"),
+                     "hw/Kconfig: hw/loop/Kconfig leads back to hw/Kconfig through a symlink (a loop?); not read again"),
+    "makefile-loop": ("qemu-2012", lambda tree: _symlink_loop(tree, "Makefile.objs", "hw-obj-y += loop/\n"),
+                      "hw/Makefile.objs: hw/loop/ leads back to hw/Makefile.objs through a symlink (a loop?); "
+                      "not read again"),
+    "include-depth": ("qemu-2012", _include_chain,
+                      "default-configs/chain29.mak: `include` nested deeper than 32 levels; "
+                      "chain30.mak and what it includes not read"),
+    "include-loop": ("qemu-2012", _include_itself,
+                     "default-configs/pci.mak: `include pci.mak` includes a file that includes it (a loop); "
+                     "not read again"),
+    "wildcards": ("qemu-2012", _wildcards,
+                  "hw/Makefile.objs: hw/*a*b*c.c has more than 2 variables or wildcards; not matched"),
+}
+
+
+@pytest.mark.parametrize("bound", sorted(BOUNDS))
+def test_build_file_bounds_are_named_once_also_on_a_warm_run(tmp_path, monkeypatch, bound):
+    from kvmlint.cache import Cache
+
+    fixture, make, warning = BOUNDS[bound]
+    tree = copy_fixture(fixture, tmp_path)
+    expected = findings(run_kvmlint("check", "--format", "json", ".", cwd=tree))
+    make(tree)
+    monkeypatch.setenv("KVMLINT_CACHE_DIR", str(tmp_path / "cache"))
+    for run in ("cold", "warm"):
+        result = run_kvmlint("check", "--format", "json", ".", cwd=tree, cpu_seconds=20)
+        stderr = assert_clean_exit(result)
+        assert stderr.count(f"kvmlint: warning: {warning}\n") == 1, (run, stderr)
+        assert findings(result) == expected  # the bounds leave the fixture's own build intact
+    # The warm run named it from the stored scope reading, which keeps it.
+    assert tuple(warning.split(": ", 1)) in Cache.for_tree(tree).load_scopes().warnings
+    stderr = assert_clean_exit(run_kvmlint("scope", ".", cwd=tree), allowed=(0,))
+    assert stderr.count(f"kvmlint: warning: {warning}\n") == 1, stderr
+
+
+def test_fixture_build_files_hit_no_bound(tmp_path):
+    for fixture in ("qemu-2012", "qemu-2019", "qemu-2020", "qemu-current"):
+        result = run_kvmlint("scope", ".", cwd=FIXTURES / fixture)
+        assert "warning" not in assert_clean_exit(result, allowed=(0,)), fixture
+
+
+# Item 11: memory on facts-dense input.
+
+
+DENSE_FILES = 16
+MEMORY_LIMIT_MB = 440  # measured: 400 is enough; before compact facts, 460 was not
+
+
+def test_facts_dense_input_checks_within_a_memory_limit(tmp_path):
+    """Many facts per byte (a proxy use, capability test and KVM calls in every one of 4,000
+    small functions): the facts and findings stay compact, so the check fits in an address
+    space that a copy of every name per record would not."""
+    tree = copy_fixture("qemu-current", tmp_path)
+    folder = tree / "hw" / "dense"
+    folder.mkdir()
+    sources = []
+    for number in range(DENSE_FILES):
+        functions = "".join(
+            f"static int dense_{number}_{n}(KVMState *s, int irq)\n{{\n"
+            f"    if (kvm_irqchip_in_kernel() && kvm_check_extension(s, KVM_CAP_IRQFD)) {{\n"
+            f"        kvm_irqchip_add_irqfd_notifier_gsi(s, NULL, NULL, irq + {n});\n"
+            f"        msix_set_vector_notifiers(NULL, NULL, NULL, NULL);\n    }}\n"
+            f"    kvm_set_irq(s, irq, {n} & 1);\n    return kvm_vm_ioctl(s, KVM_IRQ_LINE, irq);\n}}\n\n"
+            for n in range(1_000)
+        )
+        (folder / f"dense{number}.c").write_text(f'#include "system/kvm.h"\n\n{functions}')
+        sources.append(f"'dense{number}.c'")
+    (folder / "meson.build").write_text(f"system_ss.add(files({', '.join(sources)}))\n")
+    with open(tree / "hw" / "meson.build", "a") as meson:
+        meson.write("subdir('dense')\n")
+    result = run_kvmlint("check", "--format", "sarif", "-j", "1", "--no-cache", ".", cwd=tree,
+                         memory_mb=MEMORY_LIMIT_MB, cpu_seconds=60, timeout=300)
+    assert_clean_exit(result, allowed=(1,))
+    dense = [r for r in json.loads(result.stdout)["runs"][0]["results"]
+             if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("hw/dense/")]
+    assert len(dense) == DENSE_FILES * 1_000
+    assert {r["ruleId"] for r in dense} == {"KVM001"}
+
+
+def test_sarif_columns_of_many_findings_on_one_line_with_invalid_utf8(tmp_path):
+    """SARIF counts columns in code points: each finding's, on one long line that mixes
+    UTF-8 and invalid bytes, as decoding the line up to it says (the line is decoded once)."""
+    tree = common_tree(tmp_path / "tree")
+    line = b"void line(void) /* \xc3\xa9\xff\xe2\x82 */ " + b"{ if (kvm_irqchip_in_kernel()) /* \xe9 */ " * 2_000
+    (tree / "line.c").write_bytes(line + b";" + b"}" * 2_000 + b"\n")
+    byte_columns = [f["column"] for f in json.loads(run_kvmlint("check", "--format", "json", ".", cwd=tree).stdout)["findings"]]
+    result = run_kvmlint("check", "--format", "sarif", ".", cwd=tree, cpu_seconds=30)
+    assert_clean_exit(result, allowed=(1,))
+    columns = sorted(r["locations"][0]["physicalLocation"]["region"]["startColumn"]
+                     for r in json.loads(result.stdout)["runs"][0]["results"])
+    assert len(byte_columns) == 2_000
+    assert columns == sorted(len(line[:column - 1].decode("utf-8", "replace")) + 1 for column in byte_columns)
+
+
+@pytest.mark.parametrize("condition", [b"kvm_irqchip_in_kernel() \xff& assign", b"!kvm_irqchip_in_kernel(\x07)"])
+def test_a_condition_the_model_cannot_read_is_left_to_a_person(tmp_path, condition):
+    """Bytes that a syntax error leaves in a condition (found by bench/fuzz.py): the site is
+    reported for a person to decide, and every other finding is kept."""
+    tree = common_tree(tmp_path / "tree")
+    (tree / "idle.c").write_text(PROXY_FUNCTION)
+    (tree / "odd.c").write_bytes(b"void odd(int assign)\n{\n    if (" + condition + b") {\n        assign++;\n    }\n}\n")
+    result = run_kvmlint("check", "--format", "json", ".", cwd=tree)
+    assert_clean_exit(result, allowed=(1,))
+    odd = [f for f in json.loads(result.stdout)["findings"] if f["path"] == "odd.c"]
+    assert finding_paths(result) == {"idle.c", "odd.c"}
+    assert [f["details"][-1] for f in odd] == ["the model cannot read the condition: decide by hand"]
+    assert_clean_exit(run_kvmlint("fix", "--diff", ".", cwd=tree))

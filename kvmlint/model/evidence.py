@@ -8,8 +8,9 @@ function is one arch's own concept) is a legitimate irqchip question: no proposa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from kvmlint.facts import SiteContext
 from kvmlint.model import expression as ex
@@ -63,7 +64,14 @@ def _matches(context: SiteContext, pattern: dict) -> str | None:
     return says
 
 
-def _scores(context: SiteContext) -> list[tuple[int, dict, tuple[str, ...]]]:
+def _scores(context: SiteContext) -> tuple[tuple[int, dict, tuple[str, ...]], ...]:
+    # Every site is scored up to three times (legitimate? proposal? candidates?), and the sites
+    # of one function mostly share their surroundings: score each distinct one once.
+    return _scores_of(replace(context, condition_span=None))
+
+
+@lru_cache(maxsize=4096)
+def _scores_of(context: SiteContext) -> tuple[tuple[int, dict, tuple[str, ...]], ...]:
     found = []
     for category in load_toml("evidence.toml")["category"]:
         score, says = 0, []
@@ -74,7 +82,7 @@ def _scores(context: SiteContext) -> list[tuple[int, dict, tuple[str, ...]]]:
                 says.append(sentence)
         if score:
             found.append((score, category, tuple(says)))
-    return sorted(found, key=lambda item: -item[0])
+    return tuple(sorted(found, key=lambda item: -item[0]))
 
 
 def legitimate_question(context: SiteContext) -> tuple[str, tuple[str, ...]] | None:
@@ -105,7 +113,9 @@ def propose(model: Model, context: SiteContext, era: str | None = None) -> Propo
     replacement = f"{predicate}()"
     new_condition = ex.replace_call(context.condition, table["proxy"], replacement)
     needed = ex.replace_call(context.condition, table["proxy"], f"{category['needs']}()")
-    validation = validate(model, context.condition, new_condition, needed=needed)
+    validation = _validated(model, context.condition, new_condition, needed)
+    if validation is None:
+        return None
     confidence = "high" if score >= table["high"] else "medium" if score >= table["medium"] else "low"
     return Proposal(
         predicate=predicate,
@@ -134,5 +144,16 @@ def candidates(model: Model, context: SiteContext, era: str | None = None) -> li
             continue
         seen.add(predicate)
         new_condition = ex.replace_call(context.condition, table["proxy"], f"{predicate}()")
-        result.append((predicate, category["question"], validate(model, context.condition, new_condition)))
+        validation = _validated(model, context.condition, new_condition)
+        if validation is not None:
+            result.append((predicate, category["question"], validation))
     return result
+
+
+def _validated(model: Model, old: str, new: str, needed: str | None = None) -> Validation | None:
+    """The rewrite's validation; None when the model cannot read the condition (bytes that a
+    syntax error left in it, or more unknowns than it enumerates): then a person decides."""
+    try:
+        return validate(model, old, new, needed=needed)
+    except ex.ExpressionError:
+        return None

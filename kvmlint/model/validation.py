@@ -16,6 +16,7 @@ rewrite identical everywhere is safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from kvmlint.model import expression as ex
 from kvmlint.model.semantics import Configuration, Model
@@ -54,10 +55,13 @@ class Row:
 
 @dataclass(frozen=True)
 class ArchResult:
+    """One arch's rows.  Results are shared by every site that validates the same rewrite
+    (see `validate`), so what is derived from the rows is computed once."""
+
     arch: str
     rows: tuple[Row, ...]
 
-    @property
+    @cached_property
     def differences(self) -> tuple[Difference, ...]:
         return tuple(d for row in self.rows for d in row.differences)
 
@@ -65,15 +69,19 @@ class ArchResult:
     def identical(self) -> bool:
         return not self.differences
 
-    @property
+    @cached_property
     def applicable(self) -> bool:
         return any(row.applicable for row in self.rows)
 
-    @property
+    @cached_property
     def as_needed(self) -> bool:
         return all(d.as_needed for d in self.differences)
 
     def verdict(self) -> str:
+        return self._verdict
+
+    @cached_property
+    def _verdict(self) -> str:
         total = sum(row.applicable for row in self.rows)
         if not self.applicable:
             return f"{self.arch}: n/a (the old expression does not apply to {self.arch})"
@@ -123,6 +131,10 @@ class Validation:
 
     def verdict(self) -> str:
         """One line for a finding message: each arch, briefly."""
+        return self._verdict
+
+    @cached_property
+    def _verdict(self) -> str:
         parts = []
         for result in self.results:
             if not result.applicable:
@@ -137,7 +149,15 @@ class Validation:
 
 
 def validate(model: Model, old: str, new: str, arches=None, needed: str | None = None) -> Validation:
-    """Compare `old` and `new` on every configuration of `arches` (default: all of the era's)."""
+    """Compare `old` and `new` on every configuration of `arches` (default: all of the era's).
+
+    Validations are immutable and depend only on these inputs, so a tree with thousands of
+    sites asking the same condition pays for it once."""
+    return _validate(model, old, new, None if arches is None else tuple(arches), needed)
+
+
+@lru_cache(maxsize=4096)
+def _validate(model: Model, old: str, new: str, arches: tuple[str, ...] | None, needed: str | None) -> Validation:
     for text in (old, new) if needed is None else (old, new, needed):
         ex.parse(text)  # reject bad input before any work
     results = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import importlib
 import os
@@ -30,7 +31,10 @@ class Report:
     # result as suppressed list them when `show_suppressed` is set.
     suppressed: tuple[Finding, ...] = ()
     show_suppressed: bool = False
-    _lines: dict[str, list[bytes] | None] = field(default_factory=dict, repr=False)
+    # The lines of the file last asked about: findings come in path order, and no other file's bytes stay.
+    _lines: tuple[str, list[bytes] | None] = field(default=("", None), repr=False)
+    _columns: tuple[tuple[str, int], list[int] | None] = field(default=(("", 0), None), repr=False)
+    _normalized: tuple[tuple[str, int], str] = field(default=(("", 0), ""), repr=False)
 
     def display_path(self, finding: Finding) -> str:
         absolute = self.root / finding.path
@@ -38,13 +42,33 @@ class Report:
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
-        if path not in self._lines:
+        if self._lines[0] != path:
             try:
-                self._lines[path] = (self.root / path).read_bytes().splitlines()
+                self._lines = (path, (self.root / path).read_bytes().splitlines())
             except OSError:
-                self._lines[path] = None
-        lines = self._lines[path]
+                self._lines = (path, None)
+        lines = self._lines[1]
         return lines[line - 1] if lines is not None and 0 < line <= len(lines) else None
+
+    def code_point_column(self, path: str, line: int, byte_column: int) -> int:
+        """The 1-based column in code points of a byte column, as SARIF counts them.  Thousands of
+        findings can share one long line: each line is decoded once, not once per finding."""
+        key = (path, line)
+        if self._columns[0] != key:
+            text = self.source_line(path, line)
+            self._columns = (key, None if text is None or text.isascii() else _code_points_before(text))
+        starts = self._columns[1]
+        if starts is None:
+            return byte_column
+        return starts[min(max(byte_column - 1, 0), len(starts) - 1)] + 1
+
+    def _normalized_line(self, path: str, line: int) -> str:
+        """The line's text with runs of white space made one space, for fingerprints; asked per
+        finding, in order, so the last line is kept."""
+        if self._normalized[0] != (path, line):
+            text = self.source_line(path, line) or b""
+            self._normalized = ((path, line), " ".join(text.decode("utf-8", "replace").split()))
+        return self._normalized[1]
 
     @cached_property
     def fingerprints(self) -> dict[Finding, str]:
@@ -57,12 +81,21 @@ class Report:
         seen: Counter[str] = Counter()
         result = {}
         for finding in sorted({*self.findings, *self.suppressed}, key=Finding.sort_key):
-            line = self.source_line(finding.path, finding.line) or b""
-            text = " ".join(line.decode("utf-8", "replace").split())
+            text = self._normalized_line(finding.path, finding.line)
             key = "\0".join((finding.code, finding.path, finding.function or "", finding.symbol or "", text))
             seen[key] += 1
             result[finding] = hashlib.sha256(f"{key}\0{seen[key]}".encode("utf-8", "surrogateescape")).hexdigest()
         return result
+
+
+def _code_points_before(line: bytes) -> list[int]:
+    """For each byte offset of `line`, the length of `line[:offset]` decoded with errors replaced."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    starts, decoded = [0], 0
+    for offset in range(len(line)):
+        decoded += len(decoder.decode(line[offset:offset + 1]))
+        starts.append(decoded + bool(decoder.getstate()[0]))  # a cut character decodes as one U+FFFD
+    return starts
 
 
 def printable(text: str) -> str:

@@ -153,9 +153,9 @@ def _message(finding) -> dict:
 def _region(report, finding) -> dict:
     region = {
         "startLine": finding.line,
-        "startColumn": _code_point_column(report, finding.path, finding.line, finding.column),
+        "startColumn": report.code_point_column(finding.path, finding.line, finding.column),
         "endLine": finding.end_line,
-        "endColumn": _code_point_column(report, finding.path, finding.end_line, finding.end_column),
+        "endColumn": report.code_point_column(finding.path, finding.end_line, finding.end_column),
     }
     line = report.source_line(finding.path, finding.line)
     if line is not None and len(line) <= MAX_SNIPPET_BYTES:  # a minified line repeated per result would not fit in memory
@@ -166,9 +166,3 @@ def _region(report, finding) -> dict:
 def _bare(region: dict) -> dict:
     return {key: value for key, value in region.items() if key != "snippet"}
 
-
-def _code_point_column(report, path: str, line: int, byte_column: int) -> int:
-    text = report.source_line(path, line)
-    if text is None:
-        return byte_column
-    return len(text[: byte_column - 1].decode("utf-8", "replace")) + 1

@@ -47,6 +47,7 @@ architecture, and a person chooses.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
@@ -122,10 +123,14 @@ def _finding(path, reference, owner, scope, proposal, model, era=None) -> Findin
             from kvmlint.model.evidence import candidates
 
             message = f"{PROXY}() in common code stands in for a narrower question; no single answer: choose one"
-            details = (why_common, *(
+            listed = candidates(model, reference.context, era)
+            # Interned: sites that ask alike share these long lines (thousands in a KVM-dense file).
+            details = tuple(map(sys.intern, (why_common, *(
                 f"candidate {predicate}() ({question}): {_what_changes(validation)}"
-                for predicate, question, validation in candidates(model, reference.context, era)
-            ))
+                for predicate, question, validation in listed
+            ))))
+            if not listed:  # bytes a syntax error left in the condition, or too many unknowns
+                details += ("the model cannot read the condition: decide by hand",)
         return Finding(
             CODE, NAME, path, span.line, span.column, span.end_line, span.end_column, message,
             function=owner, symbol=PROXY, confidence="low", details=details,

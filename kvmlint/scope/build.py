@@ -80,6 +80,27 @@ class ConfigSpace:
         return ""
 
 
+class BoundWarnings:
+    """Where a build-file reader stopped at one of its bounds: (build file, what was not read).
+
+    The bounds (nesting depths, wildcards per pattern, loops through symlinked folders)
+    keep a broken or hostile tree from hanging a run; a scope decided without the rest
+    of the build files may be wrong, so the run names each one, once.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._hits: dict[tuple[str, str], None] = {}
+
+    def add(self, build_file: Path | str, message: str) -> None:
+        """`build_file`: relative to the root, or a path under it."""
+        relpath = posixpath.normpath(os.path.relpath(self.root / build_file, self.root).replace(os.sep, "/"))
+        self._hits.setdefault((relpath, message), None)
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._hits)
+
+
 # Build files are small; a bigger one is not a build file anyone wrote.
 MAX_BUILD_FILE_BYTES = 4 * 1024 * 1024
 

@@ -29,7 +29,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import ConfigSpace, read_text, summarize_names, visit_key
+from .build import BoundWarnings, ConfigSpace, read_text, summarize_names, visit_key
 from .families import Families, arch_family
 from .makefiles import read_make_config
 from .meson import read_accelerator_targets
@@ -149,19 +149,24 @@ def has_kconfig(root: Path) -> bool:
     return any((root / name).is_file() for name in KCONFIG_ROOTS)
 
 
-def read_kconfig_tree(root: Path) -> dict[str, KconfigSymbol]:
+def read_kconfig_tree(root: Path, warnings: BoundWarnings | None = None) -> dict[str, KconfigSymbol]:
     """Every Kconfig reachable by `source` from the roots (paths relative to the sourcing file)."""
     symbols: dict[str, KconfigSymbol] = {}
-    pending = [name for name in reversed(KCONFIG_ROOTS) if (root / name).is_file()]
-    seen: set[str] = set()
+    pending: list[tuple[str, str | None]] = [(name, None) for name in reversed(KCONFIG_ROOTS) if (root / name).is_file()]
+    read: dict[str, str] = {}  # real path -> the name it was read under
     while pending:
-        relpath = os.path.normpath(pending.pop())
-        if visit_key(root / relpath) in seen:
+        relpath, sourced_by = pending.pop()
+        relpath = os.path.normpath(relpath)
+        key = visit_key(root / relpath)
+        if key in read:
+            if read[key] != relpath and sourced_by is not None and warnings is not None:
+                warnings.add(sourced_by, f"{relpath} leads back to {read[key]} "
+                                         f"through a symlink (a loop?); not read again")
             continue
-        seen.add(visit_key(root / relpath))
+        read[key] = relpath
         folder = os.path.dirname(relpath)
         for sourced in parse_kconfig(read_text(root / relpath), relpath.replace(os.sep, "/"), symbols):
-            pending.append(os.path.join(folder, sourced))
+            pending.append((os.path.join(folder, sourced), relpath))
     return symbols
 
 
@@ -177,10 +182,10 @@ class DeviceTarget:
 class KconfigSpace(ConfigSpace):
     """Per-target closure of the default device configuration."""
 
-    def __init__(self, root: Path, known_families: frozenset[str]) -> None:
+    def __init__(self, root: Path, known_families: frozenset[str], warnings: BoundWarnings | None = None) -> None:
         super().__init__(known_families)
-        self.symbols = read_kconfig_tree(root)
-        self.targets = self._read_targets(root)
+        self.symbols = read_kconfig_tree(root, warnings)
+        self.targets = self._read_targets(root, warnings)
         self._exact = {seed for target in self.targets for seed in target.seeds}
         self._assigned_anywhere = {n for t in self.targets for n, on in t.assigned.items() if on}
         self._external = {name for name, s in self.symbols.items() if self._is_external(s)}
@@ -188,7 +193,7 @@ class KconfigSpace(ConfigSpace):
         self._dependents = self._dependency_index()
         self.enabled = {target.name: self._closure(target) for target in self.targets}
 
-    def _read_targets(self, root: Path) -> list[DeviceTarget]:
+    def _read_targets(self, root: Path, warnings: BoundWarnings | None) -> list[DeviceTarget]:
         targets = []
         for name, config_file in device_config_files(root):
             target_keys: dict[str, str] = {}
@@ -198,7 +203,7 @@ class KconfigSpace(ConfigSpace):
             seeds = {arch.upper()} | {key for key, value in target_keys.items()
                                       if value == "y" and key in self.symbols}
             assigned = {symbol[len("CONFIG_"):]: value not in ("n", "")
-                        for symbol, value in read_make_config(root / config_file).items()}
+                        for symbol, value in read_make_config(root / config_file, warnings=warnings).items()}
             targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds, config_file))
         return targets
 

@@ -25,13 +25,17 @@ any target.  A list pulled only into per-target lists is per target too.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names, visit_key
+from .build import (
+    PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names,
+    visit_key,
+)
 from .families import Families, arch_family, format_families, intersect, path_convention, union
 
 _VARIABLE_REFERENCE = re.compile(r"\$\(([\w.-]+)\)")
@@ -281,7 +285,7 @@ def _prefixed(path: str, folder: str, prefix: str) -> str:
 class DefaultConfigs(ConfigSpace):
     """default-configs/<target>.mak: which targets set CONFIG_X=y (following includes)."""
 
-    def __init__(self, root: Path, known_families: frozenset[str]) -> None:
+    def __init__(self, root: Path, known_families: frozenset[str], warnings: BoundWarnings | None = None) -> None:
         super().__init__(known_families)
         self._files_enabling: dict[str, list[str]] = defaultdict(list)
         self._families_enabling: dict[str, set[str]] = defaultdict(set)
@@ -295,7 +299,7 @@ class DefaultConfigs(ConfigSpace):
             target = target_of_config_file(name)
             if target is None:
                 continue
-            for symbol, value in read_make_config(folder / name).items():
+            for symbol, value in read_make_config(folder / name, warnings=warnings).items():
                 self._mentioned.add(symbol)
                 if value not in ("n", ""):  # y, or $(CONFIG_KVM)-style: can be y
                     self._files_enabling[symbol].append(name)
@@ -317,15 +321,28 @@ def target_of_config_file(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def read_make_config(path: Path, seen: frozenset[str] = frozenset()) -> dict[str, str]:
-    """CONFIG_X=value lines of a device config, includes (relative to it) first."""
+def read_make_config(
+    path: Path, seen: frozenset[str] = frozenset(), warnings: BoundWarnings | None = None,
+) -> dict[str, str]:
+    """CONFIG_X=value lines of a device config, includes (relative to it) first.
+
+    `seen` holds the real paths of the files including this one: an include of one of
+    them is a loop.  Where the includes are not followed, `warnings` says so."""
     values: dict[str, str] = {}
-    if visit_key(path) in seen or len(seen) >= MAX_INCLUDE_DEPTH:
-        return values
+    within = seen | {visit_key(path)}
     for line in logical_lines(read_text(path)):
         line = line.split("#", 1)[0].strip()
         if line.startswith("include "):
-            values.update(read_make_config(path.parent / line[len("include "):].strip(), seen | {visit_key(path)}))
+            included = line[len("include "):].strip()
+            if visit_key(path.parent / included) in within:
+                if warnings is not None:
+                    warnings.add(path, f"`include {included}` includes a file that includes it (a loop); not read again")
+            elif len(within) >= MAX_INCLUDE_DEPTH:
+                if warnings is not None:
+                    warnings.add(path, f"`include` nested deeper than {MAX_INCLUDE_DEPTH} levels; "
+                                       f"{included} and what it includes not read")
+            else:
+                values.update(read_make_config(path.parent / included, within, warnings))
             continue
         name, equals, value = line.partition("=")
         if equals and re.fullmatch(r"CONFIG_\w+", name.strip()):
@@ -336,9 +353,10 @@ def read_make_config(path: Path, seen: frozenset[str] = frozenset()) -> dict[str
 class MakefileBuild:
     """Every source file the Makefiles compile, with the rules that compile it."""
 
-    def __init__(self, root: Path, configs: ConfigSpace) -> None:
+    def __init__(self, root: Path, configs: ConfigSpace, warnings: BoundWarnings | None = None) -> None:
         self.root = root
         self.configs = configs
+        self.warnings = warnings if warnings is not None else BoundWarnings(root)
         self.assignments = self._read_reachable()
         self.folder_families: dict[str, Families] = {}
         self._list_families: dict[str, Families] = {}
@@ -351,34 +369,38 @@ class MakefileBuild:
 
     def _read_reachable(self) -> list[MakeAssignment]:
         """Makefile.target and Makefile.objs at the top, then every folder they descend into."""
-        pending = ["Makefile.target", "Makefile.objs"]
-        seen: set[str] = set()
+        pending: list[tuple[str, str | None]] = [("Makefile.target", None), ("Makefile.objs", None)]
+        read: dict[str, str] = {}  # real path -> the name it was read under
         assignments: list[MakeAssignment] = []
         while pending:
-            makefile = pending.pop()
-            if visit_key(self.root / makefile) in seen:
+            makefile, named_by = pending.pop()
+            key = visit_key(self.root / makefile)
+            if key in read:
+                if read[key] != makefile and named_by is not None:  # the same file under another name
+                    self.warnings.add(named_by, f"{posixpath.dirname(makefile)}/ leads back to {read[key]} "
+                                                f"through a symlink (a loop?); not read again")
                 continue
-            seen.add(visit_key(self.root / makefile))
+            read[key] = makefile
             text = read_text(self.root / makefile)
             parsed = parse_makefile(text, makefile)
             assignments.extend(parsed)
             for assignment in parsed:
-                assignment.directories = self._expand_directories(assignment.directories)
-                pending.extend(join_relpath(folder, "Makefile.objs") for folder in assignment.directories)
+                assignment.directories = self._expand_directories(assignment.directories, makefile)
+                pending.extend((join_relpath(folder, "Makefile.objs"), makefile) for folder in assignment.directories)
         return assignments
 
-    def _expand_directories(self, patterns: list[str]) -> list[str]:
+    def _expand_directories(self, patterns: list[str], makefile: str) -> list[str]:
         folders = []
         for pattern in patterns:
             if "*" not in pattern and ARCH_PLACEHOLDER not in pattern:
                 folders.append(pattern)
                 continue
             parent, _, leaf = pattern.rpartition("/")
-            folders.extend(join_relpath(parent, name) for name in self._matching(parent, leaf)
+            folders.extend(join_relpath(parent, name) for name in self._matching(parent, leaf, makefile)
                            if (self.root / parent / name).is_dir())
         return folders
 
-    def _matching(self, parent: str, leaf: str) -> list[str]:
+    def _matching(self, parent: str, leaf: str, makefile: str) -> list[str]:
         """Names in `parent` that match a leaf pattern; @ARCH@ must match an architecture."""
         try:
             names = sorted(os.listdir(self.root / parent))
@@ -386,6 +408,8 @@ class MakefileBuild:
             return []
         leaf = re.sub(r"\*+", "*", leaf)
         if leaf.count("*") + leaf.count(ARCH_PLACEHOLDER) > MAX_PATTERN_WILDCARDS:
+            self.warnings.add(makefile, f"{join_relpath(parent, leaf).replace(ARCH_PLACEHOLDER, '$(TARGET_ARCH)')} "
+                                        f"has more than {MAX_PATTERN_WILDCARDS} variables or wildcards; not matched")
             return []
         parts = [re.escape(part) for part in leaf.split(ARCH_PLACEHOLDER)]
         regex = re.compile("(\\w+)".join(part.replace(r"\*", ".*") for part in parts))
@@ -474,12 +498,12 @@ class MakefileBuild:
             symbols = assignment.symbols + self.folder_symbols(assignment.makefile)
             if assignment.condition is not None:
                 symbols += positive_symbols(assignment.condition)
-            for source in self._sources(assignment.objects):
+            for source in self._sources(assignment.objects, assignment.makefile):
                 result[source].append(BuildRule(assignment.makefile, description, symbols, families,
                                                 unit, unit_reason))
         return result
 
-    def _sources(self, objects: list[str]) -> list[str]:
+    def _sources(self, objects: list[str], makefile: str) -> list[str]:
         sources = []
         for obj in objects:
             source = obj[:-2] + ".c"
@@ -487,7 +511,7 @@ class MakefileBuild:
                 sources.append(source)
                 continue
             parent, _, leaf = source.rpartition("/")
-            sources.extend(join_relpath(parent, name) for name in self._matching(parent, leaf))
+            sources.extend(join_relpath(parent, name) for name in self._matching(parent, leaf, makefile))
         return sources
 
     def _describe(self, assignment: MakeAssignment, families: Families) -> str:

@@ -21,9 +21,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, join_relpath, read_text, visit_key
+from .build import PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, join_relpath, read_text, visit_key
 from .families import Families, arch_family, format_families, intersect, union
 
+# subdir() nesting beyond this is a loop or an attack, not a build (QEMU's deepest is 4 folders down).
+MAX_SUBDIR_DEPTH = 64
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _TOKEN = re.compile(
     r"""(?P<text>'''[\s\S]*?(?:'''|\Z)"""  # a multi-line string, to its end or the file's
@@ -145,16 +147,17 @@ def if_condition(expression: str) -> Condition | None:
 class MesonBuild:
     """Every file the meson source sets compile, with the rules that compile it."""
 
-    def __init__(self, root: Path, configs: ConfigSpace) -> None:
+    def __init__(self, root: Path, configs: ConfigSpace, warnings: BoundWarnings | None = None) -> None:
         self.root = root
         self.configs = configs
+        self.warnings = warnings if warnings is not None else BoundWarnings(root)
         self.additions: list[SourceSetAddition] = []
         # files() outside source sets: libraries and executables linked into every build
         self.plain_listings: list[SourceSetAddition] = []
         self.set_families_by_dict: dict[str, set[str]] = defaultdict(set)
         self.dict_of_set: dict[str, str] = {}  # set -> the per-architecture or `target_*` dictionary holding it
         self._file_lists: dict[str, list[str]] = {}
-        self._visited: set[str] = set()  # real paths of the meson.build files read
+        self._visited: dict[str, str] = {}  # real path of each meson.build read -> the name it was read under
         self._read("", ())
         self._nestings: dict[str, SourceSetAddition] = {}
         self._nested_in: dict[str, set[str]] = defaultdict(set)
@@ -165,11 +168,17 @@ class MesonBuild:
                     self._nestings.setdefault(name, addition)
         self.set_families = self._solve_set_families()
 
-    def _read(self, folder: str, blocks: tuple[Condition | None, ...], depth: int = 0) -> None:
+    def _read(
+        self, folder: str, blocks: tuple[Condition | None, ...], depth: int = 0, named_by: str | None = None,
+    ) -> None:
         meson_file = join_relpath(folder, "meson.build")
-        if depth > 64 or visit_key(self.root / meson_file) in self._visited:
+        key = visit_key(self.root / meson_file)
+        if key in self._visited:
+            if self._visited[key] != meson_file and named_by is not None:  # the same file under another name
+                self.warnings.add(named_by, f"{folder}/ leads back to {self._visited[key]} "
+                                            f"through a symlink (a loop?); not read again")
             return
-        self._visited.add(visit_key(self.root / meson_file))
+        self._visited[key] = meson_file
         open_blocks: list[Condition | None] = []
         for statement in statements(read_text(self.root / meson_file)):
             keyword = statement.split(None, 1)[0] if statement else ""
@@ -184,7 +193,11 @@ class MesonBuild:
                 if open_blocks:
                     open_blocks.pop()
             elif subdir := _SUBDIR.match(statement):
-                self._read(join_relpath(folder, subdir.group(1)), blocks + tuple(open_blocks), depth + 1)
+                if depth >= MAX_SUBDIR_DEPTH:
+                    self.warnings.add(meson_file, f"subdir() nested deeper than {MAX_SUBDIR_DEPTH} levels; "
+                                                  f"subdir('{subdir.group(1)}') not read")
+                    continue
+                self._read(join_relpath(folder, subdir.group(1)), blocks + tuple(open_blocks), depth + 1, meson_file)
             elif call := _CALL.match(statement):
                 active = tuple(b for b in blocks + tuple(open_blocks) if b is not None)
                 self._add(meson_file, folder, call.group(1), call.group(3), active)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from .build import PER_TARGET, TARGET_INDEPENDENT, BuildRule, ConfigSpace, read_text
+from .build import PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, read_text
 from .families import ARCH_FAMILIES, Families, arch_family, format_families, path_convention, sort_families, union
 from .kconfig import KconfigSpace, has_kconfig
 from .makefiles import DefaultConfigs, MakefileBuild, target_of_config_file
@@ -45,6 +45,12 @@ class ScopeResolver:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._separate_builds: dict[str, str | None] = {}
+        self._bounds = BoundWarnings(self.root)
+
+    @property
+    def warnings(self) -> tuple[tuple[str, str], ...]:
+        """(build file, what was not read) for each bound the build-file readers hit so far."""
+        return self._bounds.items()
 
     @cached_property
     def known_families(self) -> frozenset[str]:
@@ -80,17 +86,17 @@ class ScopeResolver:
         if self.era == "none":
             return ConfigSpace(self.known_families)
         if has_kconfig(self.root):
-            return KconfigSpace(self.root, self.known_families)
-        return DefaultConfigs(self.root, self.known_families)
+            return KconfigSpace(self.root, self.known_families, self._bounds)
+        return DefaultConfigs(self.root, self.known_families, self._bounds)
 
     @cached_property
     def _makefiles(self) -> MakefileBuild | None:
-        return MakefileBuild(self.root, self.configs) if self.era == "make" else None
+        return MakefileBuild(self.root, self.configs, self._bounds) if self.era == "make" else None
 
     @cached_property
     def rules(self) -> dict[str, list[BuildRule]]:
         if self.era == "meson":
-            return MesonBuild(self.root, self.configs).rules()
+            return MesonBuild(self.root, self.configs, self._bounds).rules()
         if self._makefiles is not None:
             return self._makefiles.rules()
         return {}
