@@ -507,9 +507,9 @@ class Extractor:
         self._capability_assignments(self._member_assignments_from_capabilities(root))
         self._strings(self._option_strings(root))
         if self.facts.strings:
-            from kvmlint.qtest_arch import arch_branches  # imports this module: only needed here
+            from kvmlint.qtest_arch import COMPARISON, arch_branches  # imports this module: only needed here
 
-            self.facts.arch_branches = arch_branches(root)
+            self.facts.arch_branches = arch_branches(self._ifs_comparing(root, COMPARISON))
         if self.ancestry.deep_preprocessor_line is not None:
             self.facts.warnings.append(
                 f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
@@ -722,6 +722,19 @@ class Extractor:
             if node is not None and node.type == "string_literal":
                 found.setdefault(node.id, node)
         return list(found.values())
+
+    def _ifs_comparing(self, root: tree_sitter.Node, comparison: re.Pattern) -> list[tree_sitter.Node]:
+        """The `if` statements with a match of `comparison` in their condition, in source order."""
+        found = {}
+        for match in comparison.finditer(self.data):
+            node = root.descendant_for_byte_range(match.start(), match.end())
+            while node is not None:
+                condition = node.child_by_field_name("condition") if node.type == "if_statement" else None
+                if condition is not None and condition.start_byte <= match.start() < condition.end_byte:
+                    found.setdefault(node.id, node)
+                    break
+                node = self.ancestry.parent(node)
+        return sorted(found.values(), key=lambda node: node.start_byte)
 
     def _capability_assignments(self, assignments: list[tree_sitter.Node]) -> None:
         """Where the KVM state is initialised: which member each capability check sets."""

@@ -16,23 +16,23 @@ C files that hold a kernel_irqchip string.
 
 from __future__ import annotations
 
+import re
+
 import tree_sitter
 
 from kvmlint.extract import text
 from kvmlint.facts import ArchBranch
 
 EQUALITY_FUNCTIONS = frozenset({"g_str_equal", "g_strcmp0", "strcmp"})  # g_strcmp0/strcmp: == 0 or !
+# Where a comparison can be: extraction looks at the `if`s these sit in the condition of, not at every node.
+COMPARISON = re.compile(rb"\b(?:" + b"|".join(name.encode() for name in sorted(EQUALITY_FUNCTIONS)) + rb")\b")
 ARCH_SOURCES = ("arch", "qtest_get_arch()")
 
 
-def arch_branches(root: tree_sitter.Node) -> list[ArchBranch]:
+def arch_branches(if_statements: list[tree_sitter.Node]) -> list[ArchBranch]:
+    """The branches among these `if` statements whose condition tests the arch."""
     branches = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.children)
-        if node.type != "if_statement":
-            continue
+    for node in if_statements:
         condition, body = node.child_by_field_name("condition"), node.child_by_field_name("consequence")
         targets = _targets(condition) if condition is not None else None
         if targets and body is not None:
