@@ -113,11 +113,11 @@ def analyse(
     build_reading = None
     if scopes.stored is None and (cache is not None or len(sources.files) >= EAGER_SCOPE_FILES):
         build_reading = _BuildReading(scopes, sources.files)
-        build_reading.start()
     try:
-        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache)
+        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache,
+                                 alongside=build_reading.start if build_reading is not None else None)
     finally:
-        if build_reading is not None:
+        if build_reading is not None and build_reading.is_alive():
             build_reading.join()
     extraction.skipped[:0] = sources.skipped
     parsed = time.perf_counter()

@@ -147,8 +147,14 @@ def extract_all(
     on_progress: Callable[[int, int], None] | None = None,
     cache: Cache | None = None,
     file_timeout: float = FILE_TIMEOUT_SECONDS,
+    alongside: Callable[[], None] | None = None,
 ) -> ExtractionResult:
-    """Facts of every file that needs parsing (C sources and headers, Python tests), in path order."""
+    """Facts of every file that needs parsing (C sources and headers, Python tests), in path order.
+
+    `alongside` starts other work of the main process (a thread): it is called
+    once the workers have their first files, so that it does not slow the
+    main process's own part down before they do.
+    """
     result = ExtractionResult()
     index = cache.load_index() if cache is not None else {}
     new_index: dict[str, FileRecord] = {}
@@ -194,7 +200,9 @@ def extract_all(
         todo = [item for item, outcome in probed if outcome is None]
     if todo:
         todo.sort(key=lambda item: -item[0])  # big files first, so no worker is left with a long tail
-        _run_workers(root, cache, _chunks(todo), jobs or default_jobs(), collect, result, file_timeout)
+        _run_workers(root, cache, _chunks(todo), jobs or default_jobs(), collect, result, file_timeout, alongside)
+    elif alongside is not None:
+        alongside()
     if cache is not None and any(index.get(path) != tuple(record) for path, record in recorded.items()):
         cache.store_index({**index, **new_index})
     result.facts = dict(sorted(result.facts.items()))
@@ -253,7 +261,8 @@ def _chunks(todo: list[tuple[int, tuple]]) -> deque[list[tuple]]:
     return chunks
 
 
-def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: ExtractionResult, file_timeout: float) -> None:
+def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: ExtractionResult, file_timeout: float,
+                 alongside: Callable[[], None] | None) -> None:
     # Imported here: a run whose files all come from the cache (the pre-commit hook) starts no worker.
     import multiprocessing
     from multiprocessing.connection import wait
@@ -298,6 +307,8 @@ def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: Extract
     try:
         for _ in range(min(jobs, len(chunks))):
             hand_out(start())
+        if alongside is not None:
+            alongside()
         while workers:
             busy = [w for w in workers if w.chunk or chunks]
             if not busy:
