@@ -28,9 +28,9 @@ def _share_names(record) -> None:
     for name in record.__slots__:
         value = getattr(record, name)
         if type(value) is str:
-            object.__setattr__(record, name, sys.intern(value))
+            setattr(record, name, sys.intern(value))
         elif type(value) is tuple and value and type(value[0]) is str:
-            object.__setattr__(record, name, tuple(map(sys.intern, value)))
+            setattr(record, name, tuple(map(sys.intern, value)))
 
 
 @_record
