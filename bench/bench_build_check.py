@@ -3,11 +3,13 @@
 
 Usage: python bench/bench_build_check.py BUILD_DIR FILE... [--jobs N] [--repeat N] [--target T]...
 
-FILE are changed files of the checkout (the fix's files).  The script asks
+FILE are changed files of a git checkout (the fix's files, changed against
+HEAD: what changed decides how deep each unit is checked).  The script asks
 kvmlint which units they affect, then, REPEAT times, times
-`kvmlint validate-build BUILD_DIR FILE...` (compiling those units with the
-recorded commands), touches FILE and times `ninja -C BUILD_DIR <the same
-objects>` (the same compiler work), then touches FILE again and times
+`kvmlint validate-build BUILD_DIR FILE...` (each unit with its recorded
+command, or the front end alone where the change cannot reach the optimiser),
+the same with `--full-compile` (every unit with its recorded command),
+touches FILE and times `ninja -C BUILD_DIR <the same objects>`, then touches FILE again and times
 `ninja -C BUILD_DIR [T...]` (the build a user runs after the change: those
 units and every link that depends on them; `--target qemu-system-x86_64`
 and so on when the default targets include something that does not build).  It prints each run and the median
@@ -59,20 +61,24 @@ def main() -> int:
     use_ninja = (options.build_dir / "build.ninja").exists()
     if not use_ninja:
         print("no build.ninja: compare with make by hand")
-    runs: dict[str, list[tuple[float, float]]] = {"kvmlint validate-build": [], f"ninja, {len(objects)} object(s)": [],
+    runs: dict[str, list[tuple[float, float]]] = {"kvmlint validate-build": [], "kvmlint validate-build --full-compile": [],
+                                                   f"ninja, {len(objects)} object(s)": [],
                                                    f"ninja {' '.join(options.target) or '(all)'}": []}
+    validate = [sys.executable, "-m", "kvmlint", "validate-build", "-j", str(options.jobs), str(options.build_dir),
+                *map(str, files)]
     for number in range(options.repeat):
         load = os.getloadavg()[0]
-        wall, cpu, status = timed([sys.executable, "-m", "kvmlint", "validate-build", "-j", str(options.jobs),
-                                   str(options.build_dir), *map(str, files)])
-        runs["kvmlint validate-build"].append((wall, cpu))
-        line = f"run {number + 1} (load {load:.1f}): kvmlint {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
+        line = f"run {number + 1} (load {load:.1f}):"
+        for name, extra in (("kvmlint validate-build", []), ("kvmlint validate-build --full-compile", ["--full-compile"])):
+            wall, cpu, status = timed([*validate, *extra])
+            runs[name].append((wall, cpu))
+            line += f" {name.removeprefix('kvmlint validate-build') or 'tiered'} {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status});"
         if use_ninja:
             for path in files:
                 path.touch()
             wall, cpu, status = timed(["ninja", "-C", str(options.build_dir), "-j", str(options.jobs), *objects])
             runs[f"ninja, {len(objects)} object(s)"].append((wall, cpu))
-            line += f"; ninja {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
+            line += f" ninja {wall:.1f}s wall, {cpu:.1f}s CPU (exit {status})"
             for path in files:
                 path.touch()
             wall, cpu, status = timed(["ninja", "-C", str(options.build_dir), "-j", str(options.jobs), *options.target])

@@ -22,6 +22,14 @@ stay those of the build, and for debug information, which it switches off
 a unit compiles, and producing it costs a fifth of the compile.  A new C file has no entry of its own: it is compiled
 with the commands of the units in its own directory, with the source swapped.
 
+A unit that reads a changed header but whose own source is unchanged is
+often one of hundreds.  When the header's change is declarations (and macros
+the unit neither expands nor tests, which `-E -dU` shows), the unit gets the
+compiler's front end alone (`-fsyntax-only`), which finds every error such a
+change can cause; `kvmlint.change_kind` says why.  Every other unit runs its
+whole command.  What changed is read against the text the fix started from,
+or, for `validate-build`, against git's HEAD; `--full-compile` turns this off.
+
 For `kvmlint fix --build-check`, every change set is written, the affected
 units are compiled in parallel, and change sets whose units fail are rolled
 back one by one (with any change set built on top of them), each with the
@@ -46,10 +54,11 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
+from kvmlint.change_kind import CODE_CHANGE, ChangeKind, classify
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Plan
 from kvmlint.errors import UsageError
-from kvmlint.git import GitError, git_output
+from kvmlint.git import GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
 
 DATABASE = "compile_commands.json"
@@ -106,6 +115,7 @@ class Compilation:
     units: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    front_end_only: int = 0  # of `units`: checked with -fsyntax-only
 
 
 def _resolve(directory: Path, name: str) -> Path:
@@ -213,7 +223,7 @@ class CompileDatabase:
     def _reads_any(self, unit: CompileUnit, wanted: set[Path], reaching: dict) -> bool:
         """Whether `unit` reads one of `wanted`: by the build's record, else by the include
         graph (memoised per file and include path across units, in `reaching`)."""
-        recorded = self._record(unit)
+        recorded = self.recorded(unit)
         if recorded is not None:
             return bool(recorded & wanted)
         if self._never_built(unit):
@@ -247,13 +257,14 @@ class CompileDatabase:
 
     def dependencies(self, unit: CompileUnit) -> frozenset[Path]:
         """The files `unit` reads: the build's record, else its include graph."""
-        recorded = self._record(unit)
+        recorded = self.recorded(unit)
         if recorded is None:
             recorded = self.include_graph(unit)
         return recorded
 
-    def _record(self, unit: CompileUnit) -> frozenset[Path] | None:
-        """The files the build recorded `unit` reading when it last compiled it, if it did."""
+    def recorded(self, unit: CompileUnit) -> frozenset[Path] | None:
+        """The files the build recorded `unit` reading when it last compiled it (before any
+        change since), if it did."""
         if unit.build_dir is not None and (ninja := self._ninja_records().get(unit.build_dir)):
             recorded = ninja.get(unit.object_path)
             if recorded is not None:
@@ -329,20 +340,25 @@ class CompileDatabase:
             except UnreadableFile:  # a FIFO or device named like a header includes nothing
                 data = b""
             self._include_names[path] = [(k, n.decode("utf-8", "surrogateescape")) for k, n in INCLUDE.findall(data)]
-        found = set()
-        for kind, name in self._include_names[path]:
-            beside = os.path.join(path.parent, name)
-            if kind == b'"' and self._is_file(beside):  # a quoted include looks beside the file first
-                hit = self._inside(beside)
-            else:
-                key = (name, search)
-                if key not in self._resolved:
-                    first = next((os.path.join(f, name) for f in search if self._is_file(os.path.join(f, name))), None)
-                    self._resolved[key] = self._inside(first) if first else None
-                hit = self._resolved[key]
-            if hit is not None:
-                found.add(hit)
+        found = {self._resolve_include(kind == b'"', name, path, search) for kind, name in self._include_names[path]}
+        found.discard(None)
         return found
+
+    def resolve_include(self, quoted: bool, name: str, including: Path, unit: CompileUnit) -> Path | None:
+        """The tree's file that `#include "name"` (or `<name>`) in `including` reads when `unit`
+        compiles it; None for a system header or a name that does not resolve."""
+        search = tuple(_resolve(unit.directory, d) for d in _include_dirs(unit.arguments))
+        return self._resolve_include(quoted, name, including, search)
+
+    def _resolve_include(self, quoted: bool, name: str, including: Path, search: tuple[Path, ...]) -> Path | None:
+        beside = os.path.join(including.parent, name)
+        if quoted and self._is_file(beside):  # a quoted include looks beside the file first
+            return self._inside(beside)
+        key = (name, search)
+        if key not in self._resolved:
+            first = next((os.path.join(f, name) for f in search if self._is_file(os.path.join(f, name))), None)
+            self._resolved[key] = self._inside(first) if first else None
+        return self._resolved[key]
 
     def _is_file(self, name: str) -> bool:
         if name not in self._files:
@@ -495,26 +511,94 @@ def parse_ninja_deps(text: str, build_dir: Path) -> dict[Path, frozenset[Path]]:
     return result
 
 
+# --- how deep each unit is checked ----------------------------------------------------------
+
+class FrontEndChooser:
+    """Which units the compiler's front end alone checks (`-fsyntax-only`): those whose own
+    source is unchanged and that read only changed files whose changes are declarations, with
+    `#include`s of headers the unit read before, and macros the unit neither expands nor tests.
+    The reasons are in `kvmlint.change_kind`."""
+
+    def __init__(self, database: CompileDatabase, changed: Iterable[Path], before: dict[Path, bytes | None]) -> None:
+        self.database = database
+        self.changed = {Path(p).resolve() for p in changed}
+        self.before = before  # each changed file's text before the change (None: new); absent: unknown
+        self._kinds: dict[Path, ChangeKind] = {}
+
+    def macros_to_rule_out(self, unit: CompileUnit) -> frozenset[str] | None:
+        """None: `unit` needs its whole command.  Otherwise the front end suffices once the
+        preprocessor shows that the unit neither expands nor tests these macros (none: at once)."""
+        if unit.source in self.changed:
+            return None
+        recorded = self.database.recorded(unit)
+        reads = (recorded if recorded is not None else self.database.dependencies(unit)) & self.changed
+        if not reads:
+            return None  # affected some other way: compile it as the build would
+        macros: set[str] = set()
+        for path in reads:
+            kind = self._kind(path)
+            if not kind.no_code:
+                return None
+            for include in kind.added_includes:  # it must bring in nothing the unit did not read before
+                if recorded is None or self.database.resolve_include(include.quoted, include.name, path, unit) not in recorded:
+                    return None
+            macros |= kind.macros
+        return frozenset(macros)
+
+    def _kind(self, path: Path) -> ChangeKind:
+        if path not in self._kinds:
+            try:
+                after = read_regular_file(path)
+            except UnreadableFile:
+                after = None
+            self._kinds[path] = (classify(self.before[path], after)
+                                 if path in self.before and after is not None else CODE_CHANGE)
+        return self._kinds[path]
+
+
 # --- compiling -------------------------------------------------------------------------------
 
-def compile_units(units: Iterable[CompileUnit], jobs: int) -> Compilation:
+def compile_units(units: Iterable[CompileUnit], jobs: int, front_end: FrontEndChooser | None = None) -> Compilation:
     """Run every unit's recorded command (outputs sent to a temporary directory), in parallel,
-    each as soon as `units` yields it."""
+    each as soon as `units` yields it; with -fsyntax-only where `front_end` says it suffices."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kvmlint-build-") as scratch:
-        def run(numbered: tuple[int, CompileUnit]) -> Failure | None:
-            number, unit = numbered
-            arguments = _check_command(unit.arguments, Path(scratch) / str(number))
+        def run(number: int, unit: CompileUnit, macros: frozenset[str] | None) -> tuple[Failure | None, bool]:
+            """(the failure, if any; whether the front end alone checked it)"""
+            prefix = Path(scratch) / str(number)
+            arguments = _check_command(unit.arguments, prefix)
+            syntax_only = macros is not None and (not macros or _neither_expands_nor_tests(unit, macros, prefix))
+            if syntax_only:
+                arguments.append("-fsyntax-only")
             try:
                 result = subprocess.run(arguments, cwd=unit.directory, capture_output=True, text=True, errors="replace")
             except OSError as error:
-                return Failure(unit, f"cannot run {arguments[0]}: {error.strerror or error}")
-            return None if result.returncode == 0 else Failure(unit, first_errors(result.stderr))
+                return Failure(unit, f"cannot run {arguments[0]}: {error.strerror or error}"), syntax_only
+            return (None if result.returncode == 0 else Failure(unit, first_errors(result.stderr))), syntax_only
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            running = [pool.submit(run, numbered) for numbered in enumerate(units)]
-            failures = [f for f in (r.result() for r in running) if f is not None]
-    return Compilation(len(running), time.perf_counter() - started, failures)
+            running = [pool.submit(run, number, unit, front_end.macros_to_rule_out(unit) if front_end else None)
+                       for number, unit in enumerate(units)]
+            results = [r.result() for r in running]
+    failures = [failure for failure, _ in results if failure is not None]
+    return Compilation(len(results), time.perf_counter() - started, failures, sum(alone for _, alone in results))
+
+
+def _neither_expands_nor_tests(unit: CompileUnit, macros: frozenset[str], prefix: Path) -> bool:
+    """Whether `unit`, preprocessed, neither expands nor tests any of `macros` (gcc's -dU lists
+    each macro a unit expands or tests) nor names one as a plain identifier (a removed macro)."""
+    output = prefix.with_suffix(".i")
+    arguments = [a for a in _check_command(unit.arguments, prefix) if a != "-c"]
+    arguments[arguments.index("-o") + 1] = str(output)  # _check_command always names one
+    try:
+        result = subprocess.run([*arguments, "-E", "-dU"], cwd=unit.directory, capture_output=True)
+        text = output.read_bytes() if result.returncode == 0 else None
+    except OSError:
+        text = None
+    if text is None:
+        return False  # a compiler without -dU, or a unit that does not preprocess: compile it whole
+    names = re.compile(rb"\b(?:" + b"|".join(re.escape(m.encode()) for m in sorted(macros)) + rb")\b")
+    return names.search(text) is None
 
 
 def _check_command(arguments: tuple[str, ...], prefix: Path) -> list[str]:
@@ -525,6 +609,8 @@ def _check_command(arguments: tuple[str, ...], prefix: Path) -> list[str]:
             redirected[index + 1] = f"{prefix}.o"
         elif argument == "-MF":
             redirected[index + 1] = f"{prefix}.d"
+    if "-o" not in arguments:  # the compiler's default output would land in the build directory
+        redirected += ["-o", f"{prefix}.o"]
     if any(argument.startswith("-g") for argument in arguments[1:]):
         redirected.append("-g0")  # the last -g option wins
     return redirected
@@ -550,12 +636,14 @@ class BuildCheck:
     kept: list[ChangeSet]
     rolled_back: list[RolledBack]
     compiled: int  # compiler runs
+    front_end_only: int  # of them: -fsyntax-only (see FrontEndChooser)
     seconds: float
     unchecked: list[tuple[str, list[ChangeSet]]]  # files no unit compiles (build files, ...), and who changed them
     still_failing: list[Failure]  # failures no change set explains: the tree failed before
 
 
-def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase, jobs: int) -> BuildCheck:
+def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase, jobs: int,
+                full_compile: bool = False) -> BuildCheck:
     """Compile the units `written` affects; roll back the change sets that break them.
 
     All change sets are compiled together first.  When units fail, the change
@@ -567,16 +655,20 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
     root = plan.root.resolve()
     touched = {id(s): {root / p for p in s.paths()} for s in written}
     created = {root / n.path for s in written for n in s.new_files}
-    compiled = 0
+    originals = {root / p: plan.originals.get(p) for s in written for p in s.paths()}  # None: created
+    compiled = front_end_only = 0
 
     def compile_for(change_sets: list[ChangeSet], only: list[CompileUnit] | None = None) -> list[Failure]:
-        nonlocal compiled
-        units = database.each_affected((p for s in change_sets for p in touched[id(s)]), created)
+        nonlocal compiled, front_end_only
+        changed = [p for s in change_sets for p in touched[id(s)]]
+        units = database.each_affected(changed, created)
         if only is not None:
             wanted = {(u.directory, u.output) for u in only}
             units = (u for u in units if (u.directory, u.output) in wanted)
-        result = compile_units(units, jobs)
+        # Every file written so far may differ from what the build compiled, not only these change sets'.
+        result = compile_units(units, jobs, None if full_compile else FrontEndChooser(database, originals, originals))
         compiled += result.units
+        front_end_only += result.front_end_only
         return result.failures
 
     failures = compile_for(written)
@@ -612,7 +704,8 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
         _materialise(plan, written, kept)
     not_compiled = database.not_compiled({p for s in kept for p in touched[id(s)]}, created)
     unchecked = [(_display(root, p), [s for s in kept if p in touched[id(s)]]) for p in sorted(not_compiled)]
-    return BuildCheck(kept, rolled_back, compiled, time.perf_counter() - started, unchecked, still_failing)
+    return BuildCheck(kept, rolled_back, compiled, front_end_only, time.perf_counter() - started, unchecked,
+                      still_failing)
 
 
 def _reads(database: CompileDatabase, unit: CompileUnit, paths: set[Path]) -> bool:
@@ -672,6 +765,43 @@ def changed_files(root: Path) -> tuple[list[Path], list[Path]]:
         if status in ("??", "A ", "AM"):
             new.append(root / name)
     return changed, new
+
+
+def committed_versions(root: Path, paths: Iterable[Path]) -> dict[Path, bytes | None]:
+    """Each of `paths` as HEAD has it (None: a file HEAD does not have, new); none at all
+    outside a git work tree, or for a name git cannot take on a line."""
+    names = {}
+    for path in paths:
+        try:
+            name = path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+        if "\n" not in name:
+            names[name] = path
+    if not names:
+        return {}
+    try:
+        result = run_git(root, "cat-file", "--batch", input="".join(f"HEAD:{n}\n" for n in names).encode("utf-8", "surrogateescape"))
+    except GitError:
+        return {}
+    if result.returncode != 0:
+        return {}
+    versions, out, position = {}, result.stdout, 0
+    for name, path in names.items():
+        end = out.find(b"\n", position)
+        if end < 0:
+            break
+        header = out[position:end].split()
+        position = end + 1
+        if header[-1:] == [b"missing"]:
+            versions[path] = None
+        elif len(header) == 3 and header[1] == b"blob":
+            size = int(header[2])
+            versions[path] = out[position : position + size]
+            position += size + 1
+        else:
+            break  # an answer we do not know how to read: the rest stays unknown
+    return versions
 
 
 def untracked(root: Path, paths: list[Path]) -> list[Path]:

@@ -19,6 +19,8 @@ from kvmlint.reporters import FORMATS
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+FULL_COMPILE_HELP = ("Compile every affected unit with its whole recorded command.  By default a unit whose own "
+                     "source is unchanged and that sees only changed declarations gets the front end (-fsyntax-only).")
 
 
 def _split_words(values: tuple[str, ...]) -> list[str]:
@@ -196,10 +198,11 @@ def _names_rules_read(analysis) -> set[str]:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
 @click.option("--build-check", "build_dirs", multiple=True, type=click.Path(file_okay=False), help="Recompile what each fix touches with this configured build's compile_commands.json (repeatable: e.g. with and without KVM); roll back fixes that do not compile.")
+@click.option("--full-compile", is_flag=True, help=FULL_COMPILE_HELP)
 @click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def fix(
     path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era,
-    build_dirs, no_cache,
+    build_dirs, full_compile, no_cache,
 ) -> None:
     """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
 
@@ -226,6 +229,8 @@ def fix(
         raise UsageError("--signoff goes with --commit (a patch series gets its sign-off from `git am -s`)")
     if build_dirs and (show_diff or patch_dir):
         raise UsageError("--build-check compiles the fixes it writes: it cannot be combined with --diff or --format-patch")
+    if full_compile and not build_dirs:
+        raise UsageError("--full-compile goes with --build-check")
     path, location = _fix_location(path)
     if not Path(path).exists():
         raise UsageError(f"{path}: no such file or directory")
@@ -288,7 +293,7 @@ def fix(
             _stderr(f"skipped: {title}: {why}")
         kept = report.applied
         if database is not None:
-            kept, rolled_back = _build_check(planned, kept, database, findings, jobs)
+            kept, rolled_back = _build_check(planned, kept, database, findings, jobs, full_compile)
         _report_without_fix(findings, planned, kept)
         for change_set in kept:
             click.echo(f"fixed: {change_set.title}")
@@ -386,13 +391,13 @@ def _within(path, directory) -> bool:
     return path == directory or directory in path.parents
 
 
-def _build_check(planned, written, database, findings, jobs):
+def _build_check(planned, written, database, findings, jobs, full_compile):
     """Compile what the written fixes touch; report and return (kept, rolled back).
     The findings a rolled-back fix was for are not fixed, with the compiler's errors."""
     from kvmlint.buildcheck import check_fixes
     from kvmlint.cache import is_build_file
 
-    checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1)
+    checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1, full_compile)
     for rolled in checked.rolled_back:
         unfixed = _findings_fixed_by(findings, planned, rolled.change_set)
         _stderr(f"rolled back: {rolled.change_set.title}" + ("" if unfixed else f": {rolled.why}"))
@@ -408,9 +413,13 @@ def _build_check(planned, written, database, findings, jobs):
         else:
             _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
     _report_never_built(database)
-    _stderr(f"build-check: {checked.compiled} compilation(s) in {checked.seconds:.1f}s, "
-            f"{len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
+    _stderr(f"build-check: {checked.compiled} compilation(s){_front_end_note(checked.front_end_only)} in "
+            f"{checked.seconds:.1f}s, {len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
     return checked.kept, checked.rolled_back
+
+
+def _front_end_note(count: int) -> str:
+    return f" ({count} by the front end alone: they see only changed declarations, and macros they do not use)" if count else ""
 
 
 def _report_never_built(database) -> None:
@@ -423,12 +432,22 @@ def _report_never_built(database) -> None:
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.argument("files", nargs=-1, type=click.Path())
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Compiler processes [default: CPU count].")
-def validate_build(build_dir, files, jobs) -> None:
+@click.option("--full-compile", is_flag=True, help=FULL_COMPILE_HELP)
+def validate_build(build_dir, files, jobs, full_compile) -> None:
     """Recompile, with BUILD_DIR's compile_commands.json, every unit that FILES touch
     (default: the files git sees changed in the checkout at the current directory).
+    What changed in each file is read against git's HEAD.
 
     Exit 0 when all of them compile, 1 when some do not."""
-    from kvmlint.buildcheck import CompileDatabase, changed_files, compile_units, untracked
+    from kvmlint.buildcheck import (
+        CompileDatabase,
+        FrontEndChooser,
+        changed_files,
+        committed_versions,
+        compile_units,
+        untracked,
+    )
+    from kvmlint.source import UnreadableFile, read_regular_file
     from kvmlint.source import find_root
 
     for name in files:
@@ -438,12 +457,22 @@ def validate_build(build_dir, files, jobs) -> None:
     root = find_root(Path(os.path.commonpath(changed)) if changed else Path.cwd().resolve())
     database = CompileDatabase([Path(build_dir)], root)
     changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
-    compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1)
+    front_end = None
+    if not full_compile:
+        before = committed_versions(root, changed)
+        for path, text in list(before.items()):
+            try:
+                if text is not None and text == read_regular_file(path):
+                    del before[path]  # committed already: what the build compiled is unknown
+            except UnreadableFile:
+                del before[path]
+        front_end = FrontEndChooser(database, changed, before)
+    compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1, front_end)
     for failure in compiled.failures:
         click.echo(f"does not compile: {failure.format(root)}")
     _report_never_built(database)
-    click.echo(f"{compiled.units} unit(s) compiled in {compiled.seconds:.1f}s for {len(changed)} changed file(s), "
-               f"{len(compiled.failures)} failed")
+    click.echo(f"{compiled.units} unit(s) compiled{_front_end_note(compiled.front_end_only)} in {compiled.seconds:.1f}s "
+               f"for {len(changed)} changed file(s), {len(compiled.failures)} failed")
     sys.exit(EXIT_FINDINGS if compiled.failures else 0)
 
 

@@ -80,6 +80,8 @@ def test_every_fix_compiles_in_the_fixture(tmp_path, options):
     assert result.returncode == 0, result.stderr
     assert "fixed: kvm: Move kvm_allows_irq0_override() to target-i386" in result.stdout
     assert "0 rolled back" in result.stderr
+    # A unit that only reads kvm.h, whose change is declarations and macros it does not use: the front end.
+    assert re.search(r"compilation\(s\) \([1-9]\d* by the front end alone", result.stderr), result.stderr
     assert (tree / "target-i386" / "kvm_i386.h").is_file()
     # The move adds its stub to the target's Makefile.objs: no compile proves that line.
     assert ("build-check: target-i386/Makefile.objs (changed by 'kvm: Move kvm_allows_irq0_override() to "
@@ -146,6 +148,96 @@ def test_validate_build_without_files_compiles_what_git_sees_changed(tmp_path):
     assert result.returncode == 1
     assert "does not compile: hw/pc.c (i386-softmmu/hw_pc.c.o)" in result.stdout
     assert re.search(r"error: .unused. defined but not used", result.stdout), result.stdout
+
+
+UNIT_SUMMARY = re.compile(r"(\d+) unit\(s\) compiled(?: \((\d+) by the front end alone[^)]*\))? in")
+
+
+def compiled_units(stdout: str) -> tuple[int, int]:
+    """(units compiled, of them by the front end alone), from validate-build's summary."""
+    match = UNIT_SUMMARY.search(stdout)
+    assert match, stdout
+    return int(match[1]), int(match[2] or 0)
+
+
+def built_and_committed(tmp_path: Path, kvm_h_addition: str = "") -> Path:
+    """The fixture, with `kvm_h_addition` appended to kvm.h's external API, built once and
+    committed: the state a build check compares a change with."""
+    tree = configured_tree(tmp_path)
+    kvm_h = tree / "kvm.h"
+    kvm_h.write_text(kvm_h.read_text().replace("/* external API */\n", "/* external API */\n" + kvm_h_addition, 1))
+    build_everything(tree)
+    commit_all(tree)
+    return tree
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@needs_gcc
+def test_a_header_change_of_declarations_is_checked_by_the_front_end_which_still_rejects_a_wrong_one(tmp_path):
+    tree = built_and_committed(tmp_path)
+    edit(tree / "kvm.h", "int kvm_has_gsi_routing(void);\n",
+         "int kvm_has_gsi_routing(void);\n\n/* Whether INTx can be masked. */\nint kvm_has_intx_set_mask(void);\n")
+    added = kvmlint("validate-build", "build", cwd=tree)
+    assert added.returncode == 0, added.stdout
+    units, front_end = compiled_units(added.stdout)
+    assert units > 1 and front_end == units, "no unit's own source changed: the front end checks them all"
+    forced = kvmlint("validate-build", "--full-compile", "build", cwd=tree)
+    assert forced.returncode == 0 and compiled_units(forced.stdout) == (units, 0)
+    edit(tree / "kvm.h", "int kvm_has_gsi_routing(void);", "bool kvm_has_gsi_routing(void);")
+    conflicting = kvmlint("validate-build", "build", cwd=tree)
+    assert conflicting.returncode == 1
+    assert re.search(r"error: conflicting types for .kvm_has_gsi_routing.", conflicting.stdout), conflicting.stdout
+    assert compiled_units(conflicting.stdout) == (units, units)
+
+
+@needs_gcc
+def test_a_header_change_the_front_end_cannot_judge_gets_the_whole_command(tmp_path):
+    tree = built_and_committed(tmp_path)
+    # A new inline function that only the optimiser's passes reject (-Werror=return-type), used by the
+    # macro most units expand.
+    edit(tree / "kvm.h", "#if defined CONFIG_KVM || !defined NEED_CPU_H\n#define kvm_irqchip_in_kernel() (kvm_kernel_irqchip)",
+         "static inline bool kvm_checked(bool v) { if (v) { return true; } }\n"
+         "#if defined CONFIG_KVM || !defined NEED_CPU_H\n#define kvm_irqchip_in_kernel() (kvm_checked(kvm_kernel_irqchip))")
+    result = kvmlint("validate-build", "build", cwd=tree)
+    assert result.returncode == 1
+    assert "control reaches end of non-void function" in result.stdout, result.stdout
+    assert compiled_units(result.stdout)[1] == 0
+    # The front end alone accepts it: the whole command is what catches it.
+    entry = next(e for e in json.loads((tree / "build" / "compile_commands.json").read_text())
+                 if e["file"].endswith("hw/virtio-pci.c"))
+    syntax = subprocess.run([*shlex.split(entry["command"]), "-fsyntax-only"], cwd=entry["directory"], capture_output=True)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+@needs_gcc
+def test_a_changed_macro_gets_the_whole_command_exactly_in_the_units_that_expand_it(tmp_path):
+    # Unused, an inline function with a path that returns nothing compiles; used, -Werror=return-type fails.
+    tree = built_and_committed(tmp_path, "static inline bool kvm_checked(bool v) { if (v) { return true; } }\n")
+    edit(tree / "kvm.h", "#define kvm_irqchip_in_kernel() (kvm_kernel_irqchip)",
+         "#define kvm_irqchip_in_kernel() (kvm_checked(kvm_kernel_irqchip))")
+    result = kvmlint("validate-build", "build", cwd=tree)
+    assert result.returncode == 1
+    failing = set(re.findall(r"^does not compile: (\S+)", result.stdout, re.MULTILINE))
+    expanding = {str(p.relative_to(tree)) for p in tree.rglob("*.c") if re.search(r"\bkvm_irqchip_in_kernel\b", p.read_text())}
+    assert failing and failing <= expanding, (failing, expanding)
+    units, front_end = compiled_units(result.stdout)
+    assert 0 < front_end < units, "units that never expand the macro get the front end"
+
+
+@needs_gcc
+def test_a_named_file_that_matches_head_is_compiled_in_full(tmp_path):
+    tree = built_and_committed(tmp_path)
+    edit(tree / "kvm.h", "int kvm_has_gsi_routing(void);\n", "int kvm_has_gsi_routing(void);\nint kvm_has_intx_set_mask(void);\n")
+    commit_all(tree)  # what the build compiled is no longer HEAD's
+    result = kvmlint("validate-build", "build", "kvm.h", cwd=tree)
+    assert result.returncode == 0, result.stdout
+    units, front_end = compiled_units(result.stdout)
+    assert units > 1 and front_end == 0
 
 
 @needs_gcc
