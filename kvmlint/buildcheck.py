@@ -539,11 +539,24 @@ class FrontEndChooser:
             kind = self._kind(path)
             if not kind.no_code:
                 return None
+            if kind.added_includes and not self._recorded_before_change(unit, path, recorded):
+                return None
             for include in kind.added_includes:  # it must bring in nothing the unit did not read before
-                if recorded is None or self.database.resolve_include(include.quoted, include.name, path, unit) not in recorded:
+                if self.database.resolve_include(include.quoted, include.name, path, unit) not in recorded:
                     return None
             macros |= kind.macros
         return frozenset(macros)
+
+    @staticmethod
+    def _recorded_before_change(unit: CompileUnit, path: Path, recorded: frozenset[Path] | None) -> bool:
+        """Whether the build's record of what `unit` reads predates `path`'s change: an object
+        built after it (the user ran the build) may already list the newly included headers."""
+        if recorded is None or unit.object_path is None:
+            return False
+        try:
+            return unit.object_path.stat().st_mtime < path.stat().st_mtime
+        except OSError:
+            return False
 
     def _kind(self, path: Path) -> ChangeKind:
         if path not in self._kinds:

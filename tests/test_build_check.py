@@ -230,6 +230,20 @@ def test_a_changed_macro_gets_the_whole_command_exactly_in_the_units_that_expand
 
 
 @needs_gcc
+def test_an_added_include_gets_the_front_end_only_while_the_build_predates_it(tmp_path):
+    tree = built_and_committed(tmp_path)
+    # Every unit reads qemu-common.h already; including it once more brings in nothing new.
+    edit(tree / "kvm.h", '#include "qemu-common.h"\n', '#include "qemu-common.h"\n#include "qemu-common.h" /* again */\n')
+    fresh = kvmlint("validate-build", "build", cwd=tree)
+    units, front_end = compiled_units(fresh.stdout)
+    assert fresh.returncode == 0 and front_end == units > 1, fresh.stdout
+    # Built after the change, the record may list what the new include brought: it proves nothing.
+    build_everything(tree)
+    rebuilt = kvmlint("validate-build", "build", cwd=tree)
+    assert rebuilt.returncode == 0 and compiled_units(rebuilt.stdout) == (units, 0), rebuilt.stdout
+
+
+@needs_gcc
 def test_a_named_file_that_matches_head_is_compiled_in_full(tmp_path):
     tree = built_and_committed(tmp_path)
     edit(tree / "kvm.h", "int kvm_has_gsi_routing(void);\n", "int kvm_has_gsi_routing(void);\nint kvm_has_intx_set_mask(void);\n")
