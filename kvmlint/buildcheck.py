@@ -780,9 +780,21 @@ def changed_files(root: Path) -> tuple[list[Path], list[Path]]:
     return changed, new
 
 
-def committed_versions(root: Path, paths: Iterable[Path]) -> dict[Path, bytes | None]:
-    """Each of `paths` as HEAD has it (None: a file HEAD does not have, new); none at all
-    outside a git work tree, or for a name git cannot take on a line."""
+def uncommitted_changes(root: Path, paths: Iterable[Path]) -> dict[Path, bytes | None]:
+    """What each of `paths` was before its uncommitted change: HEAD's text, or None for a file
+    HEAD does not have.  Left out: a file that matches HEAD (what the build compiled is then
+    unknown), a name git cannot take on a line, and everything outside a git work tree."""
+    versions = _committed_versions(root, paths)
+    for path, text in list(versions.items()):
+        try:
+            if text is not None and text == read_regular_file(path):
+                del versions[path]
+        except UnreadableFile:
+            del versions[path]
+    return versions
+
+
+def _committed_versions(root: Path, paths: Iterable[Path]) -> dict[Path, bytes | None]:
     names = {}
     for path in paths:
         try:

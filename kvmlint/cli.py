@@ -20,7 +20,8 @@ from kvmlint.reporters import FORMATS
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 FULL_COMPILE_HELP = ("Compile every affected unit with its whole recorded command.  By default a unit whose own "
-                     "source is unchanged and that sees only changed declarations gets the front end (-fsyntax-only).")
+                     "source is unchanged and that sees only changed declarations, and macros it does not use, gets the front "
+                     "end (-fsyntax-only).")
 
 
 def _split_words(values: tuple[str, ...]) -> list[str]:
@@ -443,11 +444,10 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
         CompileDatabase,
         FrontEndChooser,
         changed_files,
-        committed_versions,
         compile_units,
+        uncommitted_changes,
         untracked,
     )
-    from kvmlint.source import UnreadableFile, read_regular_file
     from kvmlint.source import find_root
 
     for name in files:
@@ -457,16 +457,7 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
     root = find_root(Path(os.path.commonpath(changed)) if changed else Path.cwd().resolve())
     database = CompileDatabase([Path(build_dir)], root)
     changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
-    front_end = None
-    if not full_compile:
-        before = committed_versions(root, changed)
-        for path, text in list(before.items()):
-            try:
-                if text is not None and text == read_regular_file(path):
-                    del before[path]  # committed already: what the build compiled is unknown
-            except UnreadableFile:
-                del before[path]
-        front_end = FrontEndChooser(database, changed, before)
+    front_end = None if full_compile else FrontEndChooser(database, changed, uncommitted_changes(root, changed))
     compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1, front_end)
     for failure in compiled.failures:
         click.echo(f"does not compile: {failure.format(root)}")

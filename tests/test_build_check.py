@@ -188,6 +188,8 @@ def test_a_header_change_of_declarations_is_checked_by_the_front_end_which_still
     assert units > 1 and front_end == units, "no unit's own source changed: the front end checks them all"
     forced = kvmlint("validate-build", "--full-compile", "build", cwd=tree)
     assert forced.returncode == 0 and compiled_units(forced.stdout) == (units, 0)
+    alone = kvmlint("fix", "--full-compile", str(tree))
+    assert alone.returncode == 2 and alone.stderr == "kvmlint: --full-compile goes with --build-check\n"
     edit(tree / "kvm.h", "int kvm_has_gsi_routing(void);", "bool kvm_has_gsi_routing(void);")
     conflicting = kvmlint("validate-build", "build", cwd=tree)
     assert conflicting.returncode == 1
