@@ -580,7 +580,8 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, front_end: FrontEndCh
             """(the failure, if any; whether the front end alone checked it)"""
             prefix = Path(scratch) / str(number)
             arguments = _check_command(unit.arguments, prefix)
-            syntax_only = macros is not None and (not macros or _neither_expands_nor_tests(unit, macros, prefix))
+            syntax_only = macros is not None and (
+                not macros or _neither_expands_nor_tests(arguments, unit.directory, macros, prefix.with_suffix(".i")))
             if syntax_only:
                 arguments.append("-fsyntax-only")
             try:
@@ -597,14 +598,14 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, front_end: FrontEndCh
     return Compilation(len(results), time.perf_counter() - started, failures, sum(alone for _, alone in results))
 
 
-def _neither_expands_nor_tests(unit: CompileUnit, macros: frozenset[str], prefix: Path) -> bool:
-    """Whether `unit`, preprocessed, neither expands nor tests any of `macros` (gcc's -dU lists
-    each macro a unit expands or tests) nor names one as a plain identifier (a removed macro)."""
-    output = prefix.with_suffix(".i")
-    arguments = [a for a in _check_command(unit.arguments, prefix) if a != "-c"]
+def _neither_expands_nor_tests(check_command: list[str], directory: Path, macros: frozenset[str], output: Path) -> bool:
+    """Whether the unit that `check_command` compiles, preprocessed into `output`, neither expands
+    nor tests any of `macros` (gcc's -dU lists each macro a unit expands or tests) nor names one
+    as a plain identifier (a removed macro)."""
+    arguments = [a for a in check_command if a != "-c"]
     arguments[arguments.index("-o") + 1] = str(output)  # _check_command always names one
     try:
-        result = subprocess.run([*arguments, "-E", "-dU"], cwd=unit.directory, capture_output=True)
+        result = subprocess.run([*arguments, "-E", "-dU"], cwd=directory, capture_output=True)
         text = output.read_bytes() if result.returncode == 0 else None
     except OSError:
         text = None
@@ -679,7 +680,7 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
             wanted = {(u.directory, u.output) for u in only}
             units = (u for u in units if (u.directory, u.output) in wanted)
         # Every file written so far may differ from what the build compiled, not only these change sets'.
-        result = compile_units(units, jobs, None if full_compile else FrontEndChooser(database, originals, originals))
+        result = compile_units(units, jobs, None if full_compile else FrontEndChooser(database, originals.keys(), originals))
         compiled += result.units
         front_end_only += result.front_end_only
         return result.failures
