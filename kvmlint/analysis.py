@@ -76,7 +76,8 @@ class Analysis:
     def _header_facts(self) -> list[FileFacts]:
         """The tree's KVM header, for a run that did not read it (from the cache when unchanged)."""
         headers = [header.relative_to(self.root).as_posix() for header in kvm_headers(self.root)]
-        return list(extract_all(self.root, headers, jobs=1, cache=self.cache).facts.values())
+        extraction = extract_all(self.root, headers, jobs=1, cache=self.cache, overlay=self.sources.overlay)
+        return list(extraction.facts.values())
 
     @cached_property
     def kvm_layer(self) -> frozenset[str]:
@@ -115,7 +116,8 @@ def analyse(
         build_reading = _BuildReading(scopes, sources.files)
     try:
         extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache,
-                                 alongside=build_reading.start if build_reading is not None else None)
+                                 alongside=build_reading.start if build_reading is not None else None,
+                                 overlay=sources.overlay)
     finally:
         if build_reading is not None and build_reading.is_alive():
             build_reading.join()

@@ -22,6 +22,12 @@ EXIT_USAGE = 2
 FULL_COMPILE_HELP = ("Compile every affected unit with its whole recorded command.  By default a unit whose own "
                      "source is unchanged and that sees only changed declarations, and macros it does not use, gets the front "
                      "end (-fsyntax-only).")
+STAGED_HELP = ("Only findings on lines the staged change adds or modifies (the pre-commit hook), judged on the "
+               "staged content whatever the work tree holds.  During a merge, only lines new against every parent "
+               "(HEAD and MERGE_HEAD) count: what the merge itself brings, such as conflict resolutions.  With "
+               "nothing staged, the given PATHS whole.")
+DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its merge base with HEAD), uncommitted "
+                  "edits included, judged on the work tree.")
 
 
 def _split_words(values: tuple[str, ...]) -> list[str]:
@@ -50,8 +56,8 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
 @click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report to FILE (atomically) instead of standard output.")
-@click.option("--staged", is_flag=True, help="Only findings on lines the staged change adds or modifies (the pre-commit hook); with nothing staged, the given PATHS whole.")
-@click.option("--diff-base", metavar="REF", default=None, help="Only findings on lines changed since the branch left REF (its merge base), uncommitted edits included.")
+@click.option("--staged", is_flag=True, help=STAGED_HELP)
+@click.option("--diff-base", metavar="REF", default=None, help=DIFF_BASE_HELP)
 @click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
 @click.option("--statistics", is_flag=True, help="Count findings per rule (text: instead of the findings; other formats: on stderr).")
@@ -70,7 +76,8 @@ def check(
     above the checked tree; options given here override them."""
     from kvmlint.analysis import analyse, run_rules
     from kvmlint.cache import Cache
-    from kvmlint.changes import changes_since, staged_changes
+    from kvmlint.cache import is_build_file
+    from kvmlint.changes import changes_since, index_overlay, staged_changes
     from kvmlint.config import load_config
     from kvmlint.findings import Finding
     from kvmlint.progress import Progress, wanted as progress_wanted
@@ -86,14 +93,23 @@ def check(
     selections = rules.select(
         _split_words(selected) or list(config.select), _split_words(ignored) or list(config.ignore)
     )
-    # Python files too: KVM006 reads QEMU's functional tests
-    sources = discover(list(paths), tuple(exclude) or config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    suffixes = C_SUFFIXES + PYTHON_SUFFIXES  # Python files too: KVM006 reads QEMU's functional tests
     changes = None
-    if staged or diff_base:
-        changes = staged_changes(sources.root) if staged else changes_since(sources.root, diff_base)
-        if staged and paths and not changes.lines:
-            # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole.
+
+    def staged_content(root: Path) -> dict:
+        """--staged: the change's lines, and the index's content where the work tree differs."""
+        nonlocal changes
+        changes = staged_changes(root)
+        if paths and not changes.lines:
+            # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole, as they are.
             changes = None
+            return {}
+        return index_overlay(root, lambda path: path.endswith(suffixes) or is_build_file(path))
+
+    sources = discover(list(paths), tuple(exclude) or config.exclude, suffixes=suffixes,
+                       overlay=staged_content if staged else None)
+    if diff_base:
+        changes = changes_since(sources.root, diff_base)
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
@@ -105,6 +121,9 @@ def check(
     result = run_rules(analysis, selections)
     if not quiet:
         _print_warnings(analysis, verbose)
+        for path in sorted(filter(is_build_file, sources.overlay)):
+            _stderr(f"warning: {path}: not as staged; scopes are read from the work tree's version of it "
+                    f"(stash the unstaged changes to judge exactly what is committed)")
 
     def without_ignored(findings: list[Finding]) -> list[Finding]:
         return [f for f in findings if f.code not in config.ignored_codes(f.path)]
@@ -126,6 +145,7 @@ def check(
         color=format_name == "text" and not output_file and _use_color(sys.stdout),
         suppressed=tuple(in_change(without_ignored(result.suppressed))),
         show_suppressed=show_suppressed,
+        overlay=sources.overlay,
     )
     output = render(format_name, report)
     if statistics and format_name == "text":

@@ -3,7 +3,10 @@
 The main process only stats files and asks the cache.  Workers read the
 rest themselves, hash them, prefilter, parse, store the facts in the cache
 and send back facts alone, file by file: no file's bytes travel between
-processes or stay in memory after its facts are extracted.
+processes or stay in memory after its facts are extracted, but an overlay's
+(the content given instead of the disk's, see source.py), which travels
+with its task.  Facts are cached by content, so an overlay's are reused like
+any other; the per-file stat index records only what was read from disk.
 
 A worker that dies (a crash in the parser) or hangs is reported for the file
 it was on, replaced, and the run goes on with the other files.
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from kvmlint.cache import NOT_PARSED, PARSED, Cache, FileRecord, is_settled, stat_signature
 from kvmlint.facts import FileFacts
-from kvmlint.source import is_python_file, needs_parse, read_source
+from kvmlint.source import Overlay, is_python_file, needs_parse, read_source, source_bytes
 
 if TYPE_CHECKING:
     import multiprocessing
@@ -79,8 +82,8 @@ Outcome = tuple
 def _probe(root: Path, cache: Cache | None, task: tuple) -> tuple[Outcome | None, bytes | None]:
     """Read one file: its outcome when no parse is needed (prefilter, or facts cached for its bytes),
     else its bytes (extract() hashes them: they are hashed here only to compare with the cache)."""
-    relpath, signature, _, known_sha = task
-    source = read_source(root / relpath)
+    relpath, signature, _, known_sha, given = task
+    source = read_source(root / relpath) if given is None else source_bytes(given)
     if source.problem:
         return (relpath, None, None, source.problem, None, 0, False), None
     data = source.data
@@ -148,12 +151,14 @@ def extract_all(
     cache: Cache | None = None,
     file_timeout: float = FILE_TIMEOUT_SECONDS,
     alongside: Callable[[], None] | None = None,
+    overlay: Overlay | None = None,
 ) -> ExtractionResult:
     """Facts of every file that needs parsing (C sources and headers, Python tests), in path order.
 
     `alongside` starts other work of the main process (a thread): it is called
     once the workers have their first files, so that it does not slow the
-    main process's own part down before they do.
+    main process's own part down before they do.  A file in `overlay` is
+    analysed with the content it gives there, or not at all where that is None.
     """
     result = ExtractionResult()
     index = cache.load_index() if cache is not None else {}
@@ -167,7 +172,10 @@ def extract_all(
     gc.disable()  # loading cached facts makes many objects and no garbage: the collector would only slow it
     try:
         for relpath in files:
-            _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, taken_ns)
+            if overlay and relpath in overlay:
+                _queue_given(relpath, overlay[relpath], todo, taken_ns)
+            else:
+                _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, taken_ns)
     finally:
         if collecting:
             gc.enable()
@@ -209,12 +217,19 @@ def extract_all(
     return result
 
 
+def _queue_given(relpath: str, data: bytes | None, todo, taken_ns) -> None:
+    """Queue a file with the content an overlay gives: no stat signature, so the index records nothing
+    of it, and its sha256 as the one known, so its facts come from the cache when they are there."""
+    if data is not None:
+        todo.append((len(data), (relpath, None, taken_ns, hashlib.sha256(data).hexdigest(), data)))
+
+
 def _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, taken_ns) -> None:
     """Take the file's facts from the cache when its stat vouches for them, else queue it for a worker."""
     try:
         st = os.stat(root_text + "/" + relpath)
     except OSError:
-        todo.append((0, (relpath, None, taken_ns, None)))  # the worker reports why it cannot be read
+        todo.append((0, (relpath, None, taken_ns, None, None)))  # the worker reports why it cannot be read
         return
     signature = stat_signature(st)
     try:
@@ -225,7 +240,7 @@ def _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, ta
         if _take_from_cache(cache, relpath, record, result):
             new_index[relpath] = record
             return
-    todo.append((st.st_size, (relpath, signature, taken_ns, record.sha256 if record else None)))
+    todo.append((st.st_size, (relpath, signature, taken_ns, record.sha256 if record else None, None)))
 
 
 def _take_from_cache(cache: Cache, relpath: str, record: FileRecord, result: ExtractionResult) -> bool:

@@ -2,6 +2,11 @@
 
 Inside a git work tree git's own file list is used, so `.gitignore` holds;
 elsewhere the tree is walked.  Build directories are skipped either way.
+
+An overlay gives some files' content instead of what is on disk: for
+`--staged` the index's version (see changes.py); an editor's unsaved buffers
+or a patch under review would be others.  It is computed elsewhere, and only
+consumed here, by extraction and by the reporters that quote a line.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ import fnmatch
 import os
 import stat
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from kvmlint.errors import UsageError
 from kvmlint.git import GitError, git_output
@@ -35,6 +42,9 @@ ROOT_SEARCH_DEPTH = 3
 
 # A folder's subfolders and files, as a walk saw them; None when it could not be listed.
 FolderEntries = tuple[list[str], list[str]] | None
+# Content to analyse instead of the file on disk: root-relative path -> its bytes, None for a file
+# to be taken as absent (whatever is on disk).
+Overlay = Mapping[str, Optional[bytes]]
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class SourceSet:
     files: tuple[str, ...]  # root-relative, forward slashes, sorted
     skipped: tuple[tuple[str, str], ...] = ()  # (path, why) for what discovery could not look into
     listing: TreeListing | None = field(default=None, compare=False, repr=False)  # when the whole tree was walked
+    overlay: Overlay = field(default_factory=dict, compare=False, repr=False)  # what is analysed instead of the disk
 
 
 @dataclass(frozen=True)
@@ -225,15 +236,23 @@ def _in_build_dir(relpath: str, root: Path, cache: dict[str, bool]) -> bool:
     return known
 
 
-def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIXES) -> SourceSet:
-    """Resolve command-line paths into the files to analyse."""
-    resolved = []
+def discover(
+    paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIXES,
+    overlay: Callable[[Path], Overlay] | None = None,
+) -> SourceSet:
+    """Resolve command-line paths into the files to analyse.
+
+    `overlay`, given the checkout's root, says which files to analyse with
+    other content than the disk's, or as absent: a file it holds counts even
+    when the disk has none, one it says is absent does not.
+    """
+    resolved, missing = [], []
     for raw in paths or ["."]:
         path = Path(raw)
         try:
-            if not path.exists():
-                raise UsageError(f"{raw}: no such file or directory")
             resolved.append(path.resolve())
+            if not path.exists():
+                missing.append((raw, resolved[-1]))
         except OSError as error:
             raise UsageError(f"{raw[:200]}: cannot be read ({error.strerror or error})") from None
     common = Path(os.path.commonpath([str(p) for p in resolved]))
@@ -243,6 +262,10 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
     if root is None:
         root, resolved = _root_below(common, resolved, skipped)
     display_base = display_base or root
+    contents: Overlay = overlay(root) if overlay is not None else {}
+    for raw, path in missing:
+        if contents.get(os.path.relpath(path, root).replace(os.sep, "/")) is None:
+            raise UsageError(f"{raw}: no such file or directory")
 
     # git's file list only when a folder is to be listed: a pre-commit run names its files
     in_git = any(_is_dir(path) for path in resolved) and _exists(root / ".git") and _git_files(root)
@@ -268,10 +291,13 @@ def discover(paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIX
                 listing = TreeListing(started_ns, folders)
             candidates = _files_in(folders, suffixes)
         selected.update(f for f in candidates if f.endswith(suffixes))
+        selected.update(f for f, data in contents.items() if data is not None and f.endswith(suffixes)
+                        and (rel == "." or f.startswith(rel + "/")) and not _in_build_dir(f, root, build_dir_cache))
+    selected = {f for f in selected if contents.get(f, b"") is not None}
     if excludes:
         selected = {f for f in selected if not _excluded(f, excludes)}
     return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped),
-                     listing=listing)
+                     listing=listing, overlay=contents)
 
 
 def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path, list[Path]]:
@@ -308,9 +334,15 @@ def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
 
 def read_source(path: Path) -> SourceBytes:
     try:
-        data = read_regular_file(path)
+        return source_bytes(read_regular_file(path))
     except UnreadableFile as problem:
         return SourceBytes(None, str(problem))
+
+
+def source_bytes(data: bytes) -> SourceBytes:
+    """`data` as a source file's content: refused as read_source refuses a file on disk."""
+    if len(data) > MAX_FILE_BYTES:
+        return SourceBytes(None, f"larger than {_size(MAX_FILE_BYTES)}; skipped")
     if b"\0" in data[:8192]:
         return SourceBytes(None, "binary file; skipped")
     return SourceBytes(data, None)

@@ -11,7 +11,7 @@ import pytest
 
 from kvmlint import progress
 from kvmlint.analysis import apply_suppressions
-from kvmlint.changes import ChangedLines, parse_diff
+from kvmlint.changes import ChangedLines, added_lines
 from kvmlint.facts import FileFacts
 from kvmlint.findings import Finding
 
@@ -219,8 +219,8 @@ def test_apply_suppressions_on_wrapped_code_lists_and_unknown_codes():
 
 # --- changed lines ----------------------------------------------------------
 
-def test_parse_diff_added_modified_and_new_files():
-    diff = b"""\
+def test_added_lines_from_counts_and_patch():
+    output = b"2\t3\tcpus.c\0" + b"2\t0\thw/new.c\0" + b"\0" + b"""\
 diff --git a/cpus.c b/cpus.c
 --- a/cpus.c
 +++ b/cpus.c
@@ -230,10 +230,8 @@ diff --git a/cpus.c b/cpus.c
 @@ -10,2 +9,0 @@
 -gone
 -gone
-@@ -20,0 +20,3 @@
-+a
-+b
-+c
+@@ -20,0 +20 @@
+++++ b/not-a-header.c
 diff --git a/hw/new.c b/hw/new.c
 new file mode 100644
 --- /dev/null
@@ -242,8 +240,8 @@ new file mode 100644
 +x
 +y
 """
-    changed = parse_diff(diff)
-    assert changed == {"cpus.c": frozenset({4, 20, 21, 22}), "hw/new.c": frozenset({1, 2})}
+    changed = added_lines(output)
+    assert changed == {"cpus.c": frozenset({4, 20}), "hw/new.c": frozenset({1, 2})}
     lines = ChangedLines(changed)
     assert lines.touches("cpus.c", 3, 4) and not lines.touches("cpus.c", 9, 9) and not lines.touches("x.c", 1, 1)
 
@@ -286,7 +284,7 @@ def test_staged_outside_git_is_one_line(tmp_path):
     (tmp_path / "configure").write_text("")
     (tmp_path / "cpus.c").write_text(CPUS_C)
     result = kvmlint(tmp_path, "check", "--staged", "cpus.c", env={"GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})
-    assert result.returncode == 2 and result.stderr.startswith("kvmlint: git diff --cached: ")
+    assert result.returncode == 2 and result.stderr.startswith("kvmlint: --staged: not in a git work tree (")
     assert result.stderr.count("\n") == 1
 
 

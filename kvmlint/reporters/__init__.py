@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kvmlint.findings import Finding
+from kvmlint.source import Overlay
 
 FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")
 
@@ -31,6 +32,7 @@ class Report:
     # result as suppressed list them when `show_suppressed` is set.
     suppressed: tuple[Finding, ...] = ()
     show_suppressed: bool = False
+    overlay: Overlay = field(default_factory=dict)  # the content analysed instead of the disk's (source.py)
     # The lines of the file last asked about: findings come in path order, and no other file's bytes stay.
     _lines: tuple[str, list[bytes] | None] = field(default=("", None), repr=False)
     _columns: tuple[tuple[str, int], list[int] | None] = field(default=(("", 0), None), repr=False)
@@ -44,7 +46,8 @@ class Report:
         """Line `line` (1-based) of a root-relative file, without its newline."""
         if self._lines[0] != path:
             try:
-                self._lines = (path, (self.root / path).read_bytes().splitlines())
+                data = self.overlay[path] if path in self.overlay else (self.root / path).read_bytes()
+                self._lines = (path, None if data is None else data.splitlines())
             except OSError:
                 self._lines = (path, None)
         lines = self._lines[1]
