@@ -535,9 +535,13 @@ def _within(path: str | Path, directory: str | Path) -> bool:
 
 
 def _split_command(command: str) -> tuple[str, ...]:
-    """A recorded command as the shell splits it (a plain split when nothing is quoted)."""
+    """A recorded command as the shell splits it (a plain split when nothing is quoted); nothing
+    when the shell could not split it (an unclosed quote): such a command is never run."""
     if any(c in command for c in "'\"\\$`"):
-        return tuple(shlex.split(command))
+        try:
+            return tuple(shlex.split(command))
+        except ValueError:
+            return ()
     return tuple(command.split())
 
 
@@ -860,7 +864,8 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
                 if blocker is not None:
                     rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
                     continue
-                unproven = next((f for f in still_failing if _reads(database, f.unit, touched[id(change_set)])), None)
+                unproven = next((f for f in _own_first(still_failing, touched[id(change_set)])
+                                 if _reads(database, f.unit, touched[id(change_set)])), None)
                 if unproven is not None:
                     rolled_back.append(RolledBack(change_set, unproven.unproven(root)))
                     continue
@@ -881,16 +886,25 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
         except EditedMeanwhile as edited:
             stopped = str(edited)
             why = {id(r.change_set): r.why for r in rolled_back}
-            left = [RolledBack(s, why.get(id(s), "not proven: the check stopped before it compiled it"))
+            left = [RolledBack(s, why.get(id(s), "not proven: the check stopped before judging it"))
                     for s in disk.change_sets if s not in kept]
+            for change_set in [s for s in written if s in kept and s in disk.change_sets]:
+                base = next((r for r in left if _depends_on(change_set, r.change_set)), None)
+                if base is not None:
+                    left.append(RolledBack(change_set, f"it builds on '{base.change_set.title}', left unproven"))
             rolled_back = [r for r in rolled_back if r.change_set not in disk.change_sets] + [
-                RolledBack(s, "not checked: the check stopped before it compiled it")
+                RolledBack(s, "not checked: the check stopped before judging it")
                 for s in suspects if s not in disk.change_sets and id(s) not in why]
-            kept = [s for s in written if s in kept and s in disk.change_sets]
+            kept = [s for s in written if s in kept and s in disk.change_sets and all(s is not r.change_set for r in left)]
     not_compiled = database.not_compiled({p for s in kept for p in touched[id(s)]}, created)
     unchecked = [(_display(root, p), [s for s in kept if p in touched[id(s)]]) for p in sorted(not_compiled)]
     return BuildCheck(kept, rolled_back, compiled, front_end_only, time.perf_counter() - started, unchecked,
                       still_failing, stopped, left)
+
+
+def _own_first(failures: list[Failure], paths: set[Path]) -> list[Failure]:
+    """`failures`, those of units whose own source is one of `paths` first (the likeliest to name)."""
+    return sorted(failures, key=lambda f: f.unit.source not in paths)
 
 
 def _reads(database: CompileDatabase, unit: CompileUnit, paths: set[Path]) -> bool:

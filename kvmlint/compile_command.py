@@ -113,7 +113,7 @@ def check_command(arguments: tuple[str, ...], directory: Path, source: Path, pre
     while words and os.path.basename(words[0]) in CACHE_NAMES:
         words.pop(0)
     if not words:
-        raise UnsafeCommand("it names no compiler")
+        raise UnsafeCommand("it names no compiler (or is a command the shell cannot split)")
     executable = _compiler(words[0], directory, real_confines)
     words = _expand_response_files(words[1:], directory, real_confines)
     object_file = f"{prefix}.o"
