@@ -68,8 +68,15 @@ from pathlib import Path
 
 from kvmlint.change_kind import CODE_CHANGE, ChangeKind, classify
 from kvmlint.codemods import transaction
-from kvmlint.compile_command import CACHE_NAMES, CheckCommand, UnsafeCommand, check_command
 from kvmlint.codemods.engine import ChangeSet, Plan
+from kvmlint.compile_command import (
+    CACHE_NAMES,
+    CheckCommand,
+    UnsafeCommand,
+    check_command,
+    read_build_file,
+    within,
+)
 from kvmlint.errors import UsageError
 from kvmlint.git import GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
@@ -339,7 +346,7 @@ class CompileDatabase:
         found = None
         for candidate in candidates:
             path = _resolve(unit.directory, candidate)
-            if not any(_within(os.path.realpath(path), d) for d in self.confines):
+            if not any(within(os.path.realpath(path), d) for d in self.confines):
                 continue  # a build's .d files are in the build (or, built in place, the tree)
             try:
                 text = read_build_file(path, DEPFILE_MAX_BYTES).decode("utf-8", "surrogateescape")
@@ -464,33 +471,6 @@ def _unreadable_ninja_files(build_dir: Path) -> Iterator[tuple[Path, str]]:
             yield path, "not a regular file"
 
 
-def read_build_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a file of the build directory, as the build wrote it: a regular file, not
-    through a symbolic link, at most `max_bytes`, never waiting on a FIFO.  FileNotFoundError
-    when it is missing; UnreadableFile says why else not."""
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
-        raise UnreadableFile("a symbolic link, not the build's own file")
-    if not stat.S_ISREG(info.st_mode):
-        raise UnreadableFile("not a regular file")
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as error:
-        raise UnreadableFile(f"cannot be read ({error.strerror or error})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise UnreadableFile("not a regular file")
-        with os.fdopen(os.dup(descriptor), "rb") as stream:
-            data = stream.read(max_bytes + 1)
-    except OSError as error:
-        raise UnreadableFile(f"cannot be read ({error.strerror or error})") from None
-    finally:
-        os.close(descriptor)
-    if len(data) > max_bytes:
-        raise UnreadableFile(f"larger than {max_bytes // (1024 * 1024)} MiB")
-    return data
-
-
 @dataclass(frozen=True)
 class Ran:
     returncode: int | None  # None: killed at its timeout
@@ -527,11 +507,6 @@ def _kill_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
-
-
-def _within(path: str | Path, directory: str | Path) -> bool:
-    path, directory = str(path), str(directory)
-    return path == directory or path.startswith(os.path.join(directory, ""))
 
 
 def _split_command(command: str) -> tuple[str, ...]:

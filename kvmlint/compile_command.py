@@ -46,6 +46,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvmlint.source import UnreadableFile
+
 RESPONSE_FILE_MAX_BYTES = 1024 * 1024
 # The program names of C compilers: an optional target prefix, an optional version.
 COMPILER_NAME = re.compile(r"(?:[A-Za-z0-9_.]+-)*(?:gcc|cc|clang)(?:-\d+(?:\.\d+)*)?")
@@ -107,7 +109,7 @@ def check_command(arguments: tuple[str, ...], directory: Path, source: Path, pre
     the tree and the build directories, in which the command must run and from which it may
     read response files, and outside of which its compiler must be.  UnsafeCommand says why not."""
     real_confines = tuple(os.path.realpath(p) for p in confined_to)
-    if not any(_within(os.path.realpath(directory), c) for c in real_confines):
+    if not any(within(os.path.realpath(directory), c) for c in real_confines):
         raise UnsafeCommand(f"it runs in {directory}, outside the tree and the build directories")
     words = list(arguments)
     while words and os.path.basename(words[0]) in CACHE_NAMES:
@@ -170,8 +172,37 @@ def check_command(arguments: tuple[str, ...], directory: Path, source: Path, pre
     return CheckCommand(executable, tuple(rewritten), object_file)
 
 
-def _within(path: str, directory: str) -> bool:
+def within(path: str | Path, directory: str | Path) -> bool:
+    """Whether `path` is `directory` or below it (both as given: resolve them first)."""
+    path, directory = str(path), str(directory)
     return path == directory or path.startswith(os.path.join(directory, ""))
+
+
+def read_build_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a file of the build directory, as the build wrote it: a regular file, not
+    through a symbolic link, at most `max_bytes`, never waiting on a FIFO.  FileNotFoundError
+    when it is missing; UnreadableFile says why else not."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise UnreadableFile("a symbolic link, not the build's own file")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile("not a regular file")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read ({error.strerror or error})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise UnreadableFile("not a regular file")
+        with os.fdopen(os.dup(descriptor), "rb") as stream:
+            data = stream.read(max_bytes + 1)
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read ({error.strerror or error})") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > max_bytes:
+        raise UnreadableFile(f"larger than {max_bytes // (1024 * 1024)} MiB")
+    return data
 
 
 def _value_of(option: str, value: str | None) -> int:
@@ -196,7 +227,7 @@ def _compiler(program: str, directory: Path, real_confines: tuple[str, ...]) -> 
     if found is None:
         raise UnsafeCommand(f"its compiler {program} is not installed")
     real = os.path.realpath(found)
-    if any(_within(real, c) for c in real_confines):
+    if any(within(real, c) for c in real_confines):
         raise UnsafeCommand(f"its compiler {found} is inside the tree or a build directory: "
                             "kvmlint runs only a compiler installed outside them")
     return os.path.abspath(found)
@@ -268,7 +299,7 @@ def _expand_response_files(words: list[str], directory: Path, real_confines: tup
             expanded.append(word)
             continue
         path = os.path.join(directory, word[1:])
-        if not any(_within(os.path.realpath(path), c) for c in real_confines):
+        if not any(within(os.path.realpath(path), c) for c in real_confines):
             raise UnsafeCommand(f"{word}: a response file outside the tree and the build directories")
         inner = split_response_file(_read_response_file(word, path))
         nested = next((w for w in inner if w.startswith("@")), None)
@@ -280,28 +311,11 @@ def _expand_response_files(words: list[str], directory: Path, real_confines: tup
 
 def _read_response_file(word: str, path: str) -> str:
     try:
-        info = os.lstat(path)
+        return read_build_file(Path(path), RESPONSE_FILE_MAX_BYTES).decode("utf-8", "surrogateescape")
+    except UnreadableFile as why:
+        raise UnsafeCommand(f"{word}: a response file kvmlint will not read ({why})") from None
     except OSError as error:
-        raise UnsafeCommand(f"{word}: the response file cannot be read ({error.strerror or error})") from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
-        raise UnsafeCommand(f"{word}: the response file is {kind}")
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as error:
-        raise UnsafeCommand(f"{word}: the response file cannot be read ({error.strerror or error})") from None
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeCommand(f"{word}: the response file is not a regular file")
-        data = os.read(descriptor, RESPONSE_FILE_MAX_BYTES + 1)
-        if len(data) > RESPONSE_FILE_MAX_BYTES:
-            raise UnsafeCommand(f"{word}: the response file is larger than {RESPONSE_FILE_MAX_BYTES // 1024} KiB")
-        return data.decode("utf-8", "surrogateescape")
-    except OSError as error:
-        raise UnsafeCommand(f"{word}: the response file cannot be read ({error.strerror or error})") from None
-    finally:
-        os.close(descriptor)
+        raise UnsafeCommand(f"{word}: a response file kvmlint will not read ({error.strerror or error})") from None
 
 
 def split_response_file(text: str) -> list[str]:

@@ -116,10 +116,11 @@ REFUSED = {
     "-MJ a.json -o a.o": None,  # clang's: redirected, and gcc rejects it (the unit does not compile)
     "-o a.o ../b.c": "its inputs (../b.c, ../a.c) are not the unit's source alone",
     "@nested.rsp": "@nested.rsp: names another response file, @a.rsp",
-    "@fifo.rsp": "@fifo.rsp: the response file is not a regular file",
-    "@link.rsp": "@link.rsp: the response file is a symbolic link",
-    "@missing.rsp": "@missing.rsp: the response file cannot be read",
+    "@fifo.rsp": "@fifo.rsp: a response file kvmlint will not read (not a regular file)",
+    "@link.rsp": "@link.rsp: a response file kvmlint will not read (a symbolic link",
+    "@missing.rsp": "@missing.rsp: a response file kvmlint will not read (No such file or directory)",
     "@../../outside.rsp": "a response file outside the tree and the build directories",
+    "@big.rsp": "@big.rsp: a response file kvmlint will not read (larger than 1 MiB)",
 }
 REFUSED_PROGRAMS = {
     "sh -c 'touch {victim}'": "it runs sh, which is not a C compiler kvmlint recognises by name",
@@ -146,6 +147,7 @@ def tree_with_one_unit(tmp_path: Path, command: str, directory: str = "build") -
     (build / "a.rsp").write_text("-oa.o -MD -MFa.o.d -c ../a.c\n")
     (build / "quoted name.rsp").write_text("'-o' \"a.o\" -MD -MF\\ a.o.d -c ../a.c\n")
     (build / "nested.rsp").write_text("@a.rsp\n")
+    (build / "big.rsp").write_text("-c ../a.c" + " " * (1 << 20))
     os.mkfifo(build / "fifo.rsp")
     (build / "link.rsp").symlink_to(build / "a.rsp")
     (tmp_path / "outside.rsp").write_text("-oa.o -c ../a.c\n")
