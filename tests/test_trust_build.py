@@ -455,3 +455,40 @@ def test_a_depfile_outside_the_build_is_not_read(tmp_path):
           "command": f"gcc -MD -MF {tmp_path / 'elsewhere.d'} -c ../a.c -o a.o"}]))
     database = CompileDatabase([build], tree)
     assert database.recorded(database.units[0]) is None
+
+
+MESON_QEMU_COMMAND = (
+    "ccache cc -m64 -Ilibqemu-x86_64-softmmu.fa.p -I. -I.. -Itarget/i386 -I../target/i386 -Iqapi -Itrace -Iui/shader "
+    "-I/usr/include/glib-2.0 -fdiagnostics-color=auto -Wall -Winvalid-pch -Werror -std=gnu11 -O2 -g "
+    "-fstack-protector-strong -Wimplicit-fallthrough=2 -Wshadow=local -Wno-psabi -Wundef -Wvla "
+    "-isystem {tree}/linux-headers -isystem linux-headers -iquote . -iquote {tree} -iquote {tree}/include "
+    "-iquote {tree}/host/include/x86_64 -pthread -mcx16 -msse2 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 "
+    "-fno-strict-aliasing -fno-common -fwrapv -ftrivial-auto-var-init=zero -fzero-call-used-regs=used-gpr -fPIE "
+    "-DCOMPILING_PER_TARGET '-DCONFIG_TARGET=\"x86_64-softmmu-config-target.h\"' "
+    "-MD -MQ libqemu-x86_64-softmmu.fa.p/target_i386_kvm_kvm.c.o -MF libqemu-x86_64-softmmu.fa.p/target_i386_kvm_kvm.c.o.d "
+    "-o libqemu-x86_64-softmmu.fa.p/target_i386_kvm_kvm.c.o -c ../target/i386/kvm/kvm.c"
+)
+MAKE_2012_COMMAND = (
+    "cc -I{tree}/tcg -I{tree}/tcg/i386 -I{tree}/linux-headers -I{tree}/i386-softmmu -I{tree} -I{tree}/target-i386 "
+    "-Itarget-i386 -fPIE -DPIE -m64 -D_GNU_SOURCE -Wstrict-prototypes -Wall -Wundef -fno-strict-aliasing "
+    "-fstack-protector-all -Wold-style-definition -DNEED_CPU_H -DTARGET_I386 -MMD -MP -MT kvm.o -MF ./kvm.d "
+    "-O2 -D_FORTIFY_SOURCE=2 -g -c -o kvm.o {tree}/target-i386/kvm.c"
+)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs cc")
+@pytest.mark.parametrize("recorded, directory, source", [
+    (MESON_QEMU_COMMAND, "build", "target/i386/kvm/kvm.c"), (MAKE_2012_COMMAND, "i386-softmmu", "target-i386/kvm.c"),
+], ids=["meson", "make-2012"])
+def test_the_commands_qemu_builds_record_are_run_with_only_their_outputs_moved(tmp_path, recorded, directory, source):
+    from kvmlint.buildcheck import _split_command
+    from kvmlint.compile_command import check_command
+
+    tree = tmp_path / "qemu"
+    arguments = _split_command(recorded.format(tree=tree))
+    command = check_command(arguments, tree / directory, tree / source, tmp_path / "scratch" / "0", (tree,))
+    assert command.executable == shutil.which("cc")
+    expected = list(arguments[2 if arguments[0] == "ccache" else 1:])  # ccache in front is dropped
+    expected[expected.index("-o") + 1] = f"{tmp_path}/scratch/0.o"
+    expected[expected.index("-MF") + 1] = f"{tmp_path}/scratch/0.d"
+    assert command.arguments == (shutil.which("cc"), *expected, "-g0")
