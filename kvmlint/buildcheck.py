@@ -480,12 +480,16 @@ class Ran:
 
 
 def run_bounded(arguments: list[str], cwd: Path, timeout: float, scratch: Path, max_stdout: int,
-                executable: str | None = None) -> Ran:
+                executable: str | None = None, live: set[subprocess.Popen] | None = None) -> Ran:
     """Run a program with no input, its output in files under `scratch` (read back bounded), and
-    kill it with everything it started when it outlives `timeout`."""
+    kill it with everything it started when it outlives `timeout`.  It runs in a session of its
+    own (so that its children can be killed with it), which the terminal's Ctrl-C does not
+    reach: it is in `live` while it runs, for the caller to stop."""
     with tempfile.TemporaryFile(dir=scratch) as out, tempfile.TemporaryFile(dir=scratch) as err:
         process = subprocess.Popen(arguments, executable=executable, cwd=cwd, stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=err, start_new_session=True)
+        if live is not None:
+            live.add(process)
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -493,6 +497,9 @@ def run_bounded(arguments: list[str], cwd: Path, timeout: float, scratch: Path, 
         except BaseException:
             _kill_group(process)
             raise
+        finally:
+            if live is not None:
+                live.discard(process)
         if returncode is None:
             _kill_group(process)
         out.seek(0)
@@ -702,6 +709,7 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Pa
     A command kvmlint cannot run safely (`kvmlint.compile_command`, with `confined_to`: the tree
     and the build directories) is not run: its unit is a refused failure."""
     started = time.perf_counter()
+    live: set[subprocess.Popen] = set()  # the compilers running now
     with tempfile.TemporaryDirectory(prefix="kvmlint-build-") as scratch:
         def run(number: int, unit: CompileUnit, macros: frozenset[str] | None) -> tuple[Failure | None, bool, bool]:
             """(the failure, if any; whether the compiler ran; whether the front end alone checked it)"""
@@ -712,11 +720,11 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Pa
                 return Failure(unit, str(why), refused=True), False, False
             arguments = list(command.arguments)
             syntax_only = macros is not None and (
-                not macros or _neither_expands_nor_tests(command, unit.directory, macros, prefix.with_suffix(".i"), Path(scratch)))
+                not macros or _neither_expands_nor_tests(command, unit.directory, macros, prefix.with_suffix(".i"), Path(scratch), live))
             if syntax_only:
                 arguments.append("-fsyntax-only")
             try:
-                result = run_bounded(arguments, unit.directory, COMPILE_TIMEOUT_SECONDS, Path(scratch), 0, command.executable)
+                result = run_bounded(arguments, unit.directory, COMPILE_TIMEOUT_SECONDS, Path(scratch), 0, command.executable, live)
             except OSError as error:
                 return Failure(unit, f"cannot run {arguments[0]}: {error.strerror or error}"), True, syntax_only
             if result.returncode is None:
@@ -725,22 +733,28 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Pa
             return (None if result.returncode == 0 else Failure(unit, first_errors(stderr))), True, syntax_only
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            running = [pool.submit(run, number, unit, front_end.macros_to_rule_out(unit) if front_end else None)
-                       for number, unit in enumerate(units)]
-            results = [r.result() for r in running]
+            try:
+                running = [pool.submit(run, number, unit, front_end.macros_to_rule_out(unit) if front_end else None)
+                           for number, unit in enumerate(units)]
+                results = [r.result() for r in running]
+            except BaseException:  # interrupted (Ctrl-C): no unit starts any more, and those running stop
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in list(live):
+                    _kill_group(process)
+                raise
     failures = [failure for failure, _, _ in results if failure is not None]
     return Compilation(sum(ran for _, ran, _ in results), time.perf_counter() - started, failures,
                        sum(alone for _, _, alone in results))
 
 
 def _neither_expands_nor_tests(command: CheckCommand, directory: Path, macros: frozenset[str], output: Path,
-                               scratch: Path) -> bool:
+                               scratch: Path, live: set[subprocess.Popen]) -> bool:
     """Whether the unit that `command` compiles, preprocessed into `output`, neither expands
     nor tests any of `macros` (gcc's -dU lists each macro a unit expands or tests) nor names one
     as a plain identifier (a removed macro)."""
     arguments = [str(output) if a == command.object_file else a for a in command.arguments if a != "-c"]
     try:
-        result = run_bounded([*arguments, "-E", "-dU"], directory, COMPILE_TIMEOUT_SECONDS, scratch, 0, command.executable)
+        result = run_bounded([*arguments, "-E", "-dU"], directory, COMPILE_TIMEOUT_SECONDS, scratch, 0, command.executable, live)
         text = output.read_bytes() if result.returncode == 0 else None
     except OSError:
         text = None

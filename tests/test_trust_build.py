@@ -12,6 +12,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -492,3 +493,40 @@ def test_the_commands_qemu_builds_record_are_run_with_only_their_outputs_moved(t
     expected[expected.index("-o") + 1] = f"{tmp_path}/scratch/0.o"
     expected[expected.index("-MF") + 1] = f"{tmp_path}/scratch/0.d"
     assert command.arguments == (shutil.which("cc"), *expected, "-g0")
+
+
+@needs_gcc
+def test_ctrl_c_stops_the_compilers_at_once(tmp_path):
+    """The compilers run in a session of their own (so that a timeout kills their children too),
+    which the terminal's Ctrl-C does not reach: kvmlint stops them itself."""
+    tree, build = tree_with_database(tmp_path)
+    os.mkfifo(tree / "waits.h")
+    (tree / "a.c").write_text('#include "waits.h"\nint a;\n')
+    (build / "compile_commands.json").write_text(json.dumps(
+        [{"directory": str(build), "file": "../a.c", "output": "a.o", "command": "gcc -c ../a.c -o a.o"}]))
+    running = subprocess.Popen([sys.executable, "-m", "kvmlint", "validate-build", str(build), str(tree / "a.c")],
+                               cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:  # until gcc opens the header; held open, it then waits for input that never comes
+        try:
+            writer = os.open(tree / "waits.h", os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            assert time.monotonic() < deadline and running.poll() is None, "gcc never opened the header"
+            time.sleep(0.1)
+    try:
+        running.send_signal(signal.SIGINT)
+        try:
+            running.wait(timeout=10)
+        finally:
+            running.kill()
+        assert running.returncode == 2 and running.stderr.read().endswith("kvmlint: aborted\n")
+        while True:  # gcc is gone: writing to the header breaks the pipe
+            try:
+                os.write(writer, b" ")
+            except BrokenPipeError:
+                break
+            assert time.monotonic() < deadline, "gcc still reads the header"
+            time.sleep(0.1)
+    finally:
+        os.close(writer)
