@@ -482,12 +482,12 @@ class Ran:
 def run_bounded(arguments: list[str], cwd: Path, timeout: float, scratch: Path, max_stdout: int,
                 executable: str | None = None, live: set[subprocess.Popen] | None = None) -> Ran:
     """Run a program with no input, its output in files under `scratch` (read back bounded), and
-    kill it with everything it started when it outlives `timeout`.  It runs in a session of its
-    own (so that its children can be killed with it), which the terminal's Ctrl-C does not
-    reach: it is in `live` while it runs, for the caller to stop."""
+    kill it when it outlives `timeout`.  With `live` (a compiler: its driver starts cc1 and as),
+    it runs in a session of its own, to be killed with its children, which the terminal's
+    Ctrl-C does not reach: it is in `live` while it runs, for the caller to stop."""
     with tempfile.TemporaryFile(dir=scratch) as out, tempfile.TemporaryFile(dir=scratch) as err:
         process = subprocess.Popen(arguments, executable=executable, cwd=cwd, stdin=subprocess.DEVNULL,
-                                   stdout=out, stderr=err, start_new_session=True)
+                                   stdout=out, stderr=err, start_new_session=live is not None)
         if live is not None:
             live.add(process)
         try:
@@ -495,22 +495,25 @@ def run_bounded(arguments: list[str], cwd: Path, timeout: float, scratch: Path, 
         except subprocess.TimeoutExpired:
             returncode = None
         except BaseException:
-            _kill_group(process)
+            _kill(process, live is not None)
             raise
         finally:
             if live is not None:
                 live.discard(process)
         if returncode is None:
-            _kill_group(process)
+            _kill(process, live is not None)
         out.seek(0)
         err.seek(0)
         stdout = out.read(max_stdout + 1)
         return Ran(returncode, stdout[:max_stdout], err.read(COMPILER_MESSAGES_MAX_BYTES), len(stdout) > max_stdout)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill(process: subprocess.Popen, with_its_session: bool) -> None:
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: the compiler's cc1 too
+        if with_its_session:
+            os.killpg(process.pid, signal.SIGKILL)  # the compiler's cc1 too
+        else:
+            process.kill()
     except ProcessLookupError:
         pass
     process.wait()
@@ -740,7 +743,7 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Pa
             except BaseException:  # interrupted (Ctrl-C): no unit starts any more, and those running stop
                 pool.shutdown(wait=False, cancel_futures=True)
                 for process in list(live):
-                    _kill_group(process)
+                    _kill(process, with_its_session=True)
                 raise
     failures = [failure for failure, _, _ in results if failure is not None]
     return Compilation(sum(ran for _, ran, _ in results), time.perf_counter() - started, failures,
