@@ -15,12 +15,19 @@ no object was never built, and only a change to its own source compiles it.
 Units whose own source changed start compiling at once, while the header
 lookup still runs.
 
-Each command runs unchanged except for its outputs (`-o`, `-MF`), which go to a
-temporary directory, so the build directory's objects and dependency records
-stay those of the build, and for debug information, which it switches off
-(`-g0`): the object is thrown away, debug information never decides whether
-a unit compiles, and producing it costs a fifth of the compile.  A new C file has no entry of its own: it is compiled
-with the commands of the units in its own directory, with the source swapped.
+Each command runs unchanged except for its outputs, which go to a temporary
+directory in every spelling gcc and clang accept, so the build directory's
+objects and dependency records stay those of the build, and for debug
+information, which it switches off (`-g0`): the object is thrown away, debug
+information never decides whether a unit compiles, and producing it costs a
+fifth of the compile.  A command whose outputs kvmlint cannot all send there,
+or whose program is not a C compiler, is not run (`kvmlint.compile_command`
+says what is run); each run has a timeout.  A new C file has no entry of its
+own: it is compiled with the commands of the units in its own directory, with
+the source swapped.
+
+The build directory is written by whoever configured it: its files are read
+only as regular files, not through a symbolic link, and bounded in size.
 
 A unit that reads a changed header but whose own source is unchanged is
 often one of hundreds.  When the header's change is declarations (and macros
@@ -33,7 +40,10 @@ or, for `validate-build`, against git's HEAD; `--full-compile` turns this off.
 For `kvmlint fix --build-check`, every change set is written, the affected
 units are compiled in parallel, and change sets whose units fail are rolled
 back one by one (with any change set built on top of them), each with the
-compiler's first error lines.
+compiler's first error lines.  A unit that fails without the fixes too, or
+that is not run, proves nothing: the change sets it reads are rolled back as
+not proven.  A roll-back rewrites a file only while it holds what kvmlint
+wrote there: an edit made meanwhile is kept, and the check stops.
 """
 
 from __future__ import annotations
@@ -43,6 +53,8 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -57,6 +69,14 @@ from pathlib import Path
 from kvmlint.change_kind import CODE_CHANGE, ChangeKind, classify
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Plan
+from kvmlint.compile_command import (
+    CACHE_NAMES,
+    CheckCommand,
+    UnsafeCommand,
+    check_command,
+    read_build_file,
+    within,
+)
 from kvmlint.errors import UsageError
 from kvmlint.git import GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
@@ -66,6 +86,15 @@ NINJA_DEPS_LOG = ".ninja_deps"
 ERROR_LINES = 4
 INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]', re.MULTILINE)
 OUTPUT_OPTIONS = ("-o", "-MF")
+# Bounds on what the build directory holds (a full QEMU build's database is about 100 MiB) and on
+# the programs run: a compiler that reads a FIFO, or a ninja that does, would wait forever.
+DATABASE_MAX_BYTES = 256 * 1024 * 1024
+NINJA_DEPS_MAX_BYTES = 256 * 1024 * 1024
+NINJA_DEPS_TEXT_MAX_BYTES = 1024 * 1024 * 1024
+DEPFILE_MAX_BYTES = 8 * 1024 * 1024
+COMPILER_MESSAGES_MAX_BYTES = 1024 * 1024
+COMPILE_TIMEOUT_SECONDS = 600.0
+NINJA_TIMEOUT_SECONDS = 120.0
 INCLUDE_OPTIONS = ("-I", "-iquote", "-isystem", "-idirafter")
 
 
@@ -104,18 +133,31 @@ def _recorded_source(unit: CompileUnit) -> str:
 @dataclass(frozen=True)
 class Failure:
     unit: CompileUnit
-    errors: str  # the compiler's first error lines
+    errors: str  # the compiler's first error lines, or why its command was not run
+    refused: bool = False  # not run: kvmlint cannot run its command safely (see kvmlint.compile_command)
 
     def format(self, root: Path) -> str:
+        if self.refused:
+            return f"{_display(root, self.unit.source)} ({self.unit.label}): not run: {self.errors}"
         return f"{_display(root, self.unit.source)} ({self.unit.label}):\n{self.errors}"
+
+    def unproven(self, root: Path) -> str:
+        """Why this unit, failing whatever the fixes, proves nothing about a fix it reads."""
+        if self.refused:
+            return f"not proven: {self.format(root)}"
+        return f"not proven: {_display(root, self.unit.source)} ({self.unit.label}) fails without the fixes too:\n{self.errors}"
 
 
 @dataclass
 class Compilation:
-    units: int = 0
+    units: int = 0  # compiler runs (a unit that is not run is a refused failure)
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     front_end_only: int = 0  # of `units`: checked with -fsyntax-only
+
+    @property
+    def refused(self) -> int:
+        return sum(f.refused for f in self.failures)
 
 
 def _resolve(directory: Path, name: str) -> Path:
@@ -136,6 +178,7 @@ class CompileDatabase:
     def __init__(self, build_dirs: list[Path], root: Path) -> None:
         self.build_dirs = [Path(d).resolve() for d in build_dirs]
         self.root = root.resolve()
+        self.warnings: list[str] = []  # "FILE: problem", for the user
         self.units = [unit for build_dir in self.build_dirs for unit in self._load(build_dir)]
         self.never_built: set[CompileUnit] = set()  # units a header lookup passed over: see _never_built
         self._depfile_deps: dict[CompileUnit, frozenset[Path] | None] = {}
@@ -150,13 +193,20 @@ class CompileDatabase:
     def label(self) -> str:
         return ", ".join(str(d) for d in self.build_dirs)
 
+    @property
+    def confines(self) -> tuple[Path, ...]:
+        """Where a recorded command may run and read response files, and its compiler may not be."""
+        return (self.root, *self.build_dirs)
+
     def _load(self, build_dir: Path) -> list[CompileUnit]:
         path = build_dir / DATABASE
         try:
-            entries = json.loads(path.read_text(encoding="utf-8"))
+            entries = json.loads(read_build_file(path, DATABASE_MAX_BYTES).decode("utf-8"))
         except FileNotFoundError:
             raise UsageError(f"{build_dir}: no {DATABASE} (configure the QEMU build first)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except UnreadableFile as why:
+            raise UsageError(f"{path}: {why}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise UsageError(f"{path}: cannot read it ({error})") from None
         if not isinstance(entries, list):
             raise UsageError(f"{path}: not a list of compile commands")
@@ -166,6 +216,8 @@ class CompileDatabase:
             try:
                 directory = entry["directory"]
                 source = os.path.normpath(os.path.join(directory, entry["file"]))
+                if not isinstance(directory, str) or not os.path.isabs(directory):
+                    raise TypeError("its directory is not an absolute path")
                 command = tuple(entry["arguments"]) if "arguments" in entry else entry["command"]
                 if not isinstance(command, str) and not all(isinstance(a, str) for a in command):
                     raise TypeError("the command is neither a string nor a list of strings")
@@ -180,7 +232,7 @@ class CompileDatabase:
             mine.append(unit)
         if not mine:
             raise UsageError(f"{path}: compiles no file of the tree at {self.root}")
-        compiler = mine[0].arguments[0]
+        compiler = next((a for a in mine[0].arguments if os.path.basename(a) not in CACHE_NAMES), "")
         if shutil.which(compiler, path=os.environ.get("PATH")) is None and not Path(mine[0].directory, compiler).exists():
             raise UsageError(f"{path}: its compiler {compiler} is not installed")
         return mine
@@ -294,9 +346,11 @@ class CompileDatabase:
         found = None
         for candidate in candidates:
             path = _resolve(unit.directory, candidate)
+            if not any(within(os.path.realpath(path), d) for d in self.confines):
+                continue  # a build's .d files are in the build (or, built in place, the tree)
             try:
-                text = read_regular_file(path).decode("utf-8", "surrogateescape")
-            except UnreadableFile:
+                text = read_build_file(path, DEPFILE_MAX_BYTES).decode("utf-8", "surrogateescape")
+            except (OSError, UnreadableFile):
                 continue
             found = frozenset(_resolve(unit.directory, name) for name in parse_depfile(text))
             break
@@ -314,7 +368,7 @@ class CompileDatabase:
         if self._ninja_reader is not None and self._ninja_reader is not threading.current_thread():
             self._ninja_reader.join()
         if self._ninja_deps is None:
-            self._ninja_deps = {build_dir: _read_ninja_deps(build_dir) for build_dir in self.build_dirs}
+            self._ninja_deps = {build_dir: _read_ninja_deps(build_dir, self.warnings) for build_dir in self.build_dirs}
         return self._ninja_deps
 
     def include_graph(self, unit: CompileUnit) -> frozenset[Path]:
@@ -371,28 +425,108 @@ class CompileDatabase:
         return path if self.root in path.parents else None
 
 
-def _read_ninja_deps(build_dir: Path) -> dict[Path, frozenset[Path]]:
+def _read_ninja_deps(build_dir: Path, warnings: list[str]) -> dict[Path, frozenset[Path]]:
     """Every object's dependencies as ninja recorded them, or nothing for a build that ninja
-    does not drive: read from ninja's log directly when its format is one we know (several
-    times faster than parsing the tool's text for a two-target QEMU), else from `ninja -t deps`."""
-    if not (build_dir / "build.ninja").exists():
+    does not drive (or never ran): read from ninja's log directly when its format is one we know
+    (several times faster than parsing the tool's text for a two-target QEMU), else from
+    `ninja -n -t deps` (a dry run: ninja then never compacts its logs), bounded in time and size.
+    A log kvmlint cannot read is a warning: the include graph stands in for it."""
+    if not os.path.lexists(build_dir / "build.ninja"):
         return {}
+    log = build_dir / NINJA_DEPS_LOG
     try:
-        recorded = parse_ninja_deps_log(read_regular_file(build_dir / NINJA_DEPS_LOG), build_dir)
-    except UnreadableFile:
-        recorded = None
-    if recorded is not None or shutil.which("ninja") is None:
-        return recorded or {}
-    result = subprocess.run(
-        ["ninja", "-C", str(build_dir), "-t", "deps"], capture_output=True, text=True, errors="surrogateescape"
-    )
-    return parse_ninja_deps(result.stdout, build_dir) if result.returncode == 0 else {}
+        recorded = parse_ninja_deps_log(read_build_file(log, NINJA_DEPS_MAX_BYTES), build_dir)
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnreadableFile) as why:
+        warnings.append(f"{log}: {why}; the include graph says which units read a changed header")
+        return {}
+    if recorded is not None:
+        return recorded
+    ninja = shutil.which("ninja")
+    if ninja is None:
+        return {}
+    unreadable = next(_unreadable_ninja_files(build_dir), None)
+    if unreadable is not None:
+        warnings.append(f"{unreadable[0]}: {unreadable[1]}; the include graph says which units read a changed header")
+        return {}
+    with tempfile.TemporaryDirectory(prefix="kvmlint-ninja-") as scratch:
+        result = run_bounded([ninja, "-n", "-C", str(build_dir), "-t", "deps"], build_dir, NINJA_TIMEOUT_SECONDS,
+                             Path(scratch), NINJA_DEPS_TEXT_MAX_BYTES)
+    if result.returncode is None or result.truncated:
+        what = "did not finish" if result.returncode is None else "wrote more than it may"
+        warnings.append(f"{log}: `ninja -t deps` {what}; the include graph says which units read a changed header")
+        return {}
+    return parse_ninja_deps(result.stdout.decode("utf-8", "surrogateescape"), build_dir) if result.returncode == 0 else {}
+
+
+def _unreadable_ninja_files(build_dir: Path) -> Iterator[tuple[Path, str]]:
+    """The files `ninja -t deps` reads that ninja would wait on, or follow elsewhere."""
+    for path in (build_dir / "build.ninja", build_dir / NINJA_DEPS_LOG, build_dir / ".ninja_log"):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            yield path, "not a regular file"
+
+
+@dataclass(frozen=True)
+class Ran:
+    returncode: int | None  # None: killed at its timeout
+    stdout: bytes
+    stderr: bytes
+    truncated: bool  # stdout was longer than it may be
+
+
+def run_bounded(arguments: list[str], cwd: Path, timeout: float, scratch: Path, max_stdout: int,
+                executable: str | None = None, live: set[subprocess.Popen] | None = None) -> Ran:
+    """Run a program with no input, its output in files under `scratch` (read back bounded), and
+    kill it when it outlives `timeout`.  With `live` (a compiler: its driver starts cc1 and as),
+    it runs in a session of its own, to be killed with its children, which the terminal's
+    Ctrl-C does not reach: it is in `live` while it runs, for the caller to stop."""
+    with tempfile.TemporaryFile(dir=scratch) as out, tempfile.TemporaryFile(dir=scratch) as err:
+        process = subprocess.Popen(arguments, executable=executable, cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=err, start_new_session=live is not None)
+        if live is not None:
+            live.add(process)
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        except BaseException:
+            _kill(process, live is not None)
+            raise
+        finally:
+            if live is not None:
+                live.discard(process)
+        if returncode is None:
+            _kill(process, live is not None)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read(max_stdout + 1)
+        return Ran(returncode, stdout[:max_stdout], err.read(COMPILER_MESSAGES_MAX_BYTES), len(stdout) > max_stdout)
+
+
+def _kill(process: subprocess.Popen, with_its_session: bool) -> None:
+    try:
+        if with_its_session:
+            os.killpg(process.pid, signal.SIGKILL)  # the compiler's cc1 too
+        else:
+            process.kill()
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _split_command(command: str) -> tuple[str, ...]:
-    """A recorded command as the shell splits it (a plain split when nothing is quoted)."""
+    """A recorded command as the shell splits it (a plain split when nothing is quoted); nothing
+    when the shell could not split it (an unclosed quote): such a command is never run."""
     if any(c in command for c in "'\"\\$`"):
-        return tuple(shlex.split(command))
+        try:
+            return tuple(shlex.split(command))
+        except ValueError:
+            return ()
     return tuple(command.split())
 
 
@@ -571,41 +705,59 @@ class FrontEndChooser:
 
 # --- compiling -------------------------------------------------------------------------------
 
-def compile_units(units: Iterable[CompileUnit], jobs: int, front_end: FrontEndChooser | None = None) -> Compilation:
+def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Path, ...],
+                  front_end: FrontEndChooser | None = None) -> Compilation:
     """Run every unit's recorded command (outputs sent to a temporary directory), in parallel,
-    each as soon as `units` yields it; with -fsyntax-only where `front_end` says it suffices."""
+    each as soon as `units` yields it; with -fsyntax-only where `front_end` says it suffices.
+    A command kvmlint cannot run safely (`kvmlint.compile_command`, with `confined_to`: the tree
+    and the build directories) is not run: its unit is a refused failure."""
     started = time.perf_counter()
+    live: set[subprocess.Popen] = set()  # the compilers running now
     with tempfile.TemporaryDirectory(prefix="kvmlint-build-") as scratch:
-        def run(number: int, unit: CompileUnit, macros: frozenset[str] | None) -> tuple[Failure | None, bool]:
-            """(the failure, if any; whether the front end alone checked it)"""
+        def run(number: int, unit: CompileUnit, macros: frozenset[str] | None) -> tuple[Failure | None, bool, bool]:
+            """(the failure, if any; whether the compiler ran; whether the front end alone checked it)"""
             prefix = Path(scratch) / str(number)
-            arguments = _check_command(unit.arguments, prefix)
+            try:
+                command = check_command(unit.arguments, unit.directory, unit.source, prefix, confined_to)
+            except UnsafeCommand as why:
+                return Failure(unit, str(why), refused=True), False, False
+            arguments = list(command.arguments)
             syntax_only = macros is not None and (
-                not macros or _neither_expands_nor_tests(arguments, unit.directory, macros, prefix.with_suffix(".i")))
+                not macros or _neither_expands_nor_tests(command, unit.directory, macros, prefix.with_suffix(".i"), Path(scratch), live))
             if syntax_only:
                 arguments.append("-fsyntax-only")
             try:
-                result = subprocess.run(arguments, cwd=unit.directory, capture_output=True, text=True, errors="replace")
+                result = run_bounded(arguments, unit.directory, COMPILE_TIMEOUT_SECONDS, Path(scratch), 0, command.executable, live)
             except OSError as error:
-                return Failure(unit, f"cannot run {arguments[0]}: {error.strerror or error}"), syntax_only
-            return (None if result.returncode == 0 else Failure(unit, first_errors(result.stderr))), syntax_only
+                return Failure(unit, f"cannot run {arguments[0]}: {error.strerror or error}"), True, syntax_only
+            if result.returncode is None:
+                return Failure(unit, f"the compiler did not finish within {COMPILE_TIMEOUT_SECONDS:.0f} s; stopped"), True, syntax_only
+            stderr = result.stderr.decode("utf-8", "replace")
+            return (None if result.returncode == 0 else Failure(unit, first_errors(stderr))), True, syntax_only
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            running = [pool.submit(run, number, unit, front_end.macros_to_rule_out(unit) if front_end else None)
-                       for number, unit in enumerate(units)]
-            results = [r.result() for r in running]
-    failures = [failure for failure, _ in results if failure is not None]
-    return Compilation(len(results), time.perf_counter() - started, failures, sum(alone for _, alone in results))
+            try:
+                running = [pool.submit(run, number, unit, front_end.macros_to_rule_out(unit) if front_end else None)
+                           for number, unit in enumerate(units)]
+                results = [r.result() for r in running]
+            except BaseException:  # interrupted (Ctrl-C): no unit starts any more, and those running stop
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in list(live):
+                    _kill(process, with_its_session=True)
+                raise
+    failures = [failure for failure, _, _ in results if failure is not None]
+    return Compilation(sum(ran for _, ran, _ in results), time.perf_counter() - started, failures,
+                       sum(alone for _, _, alone in results))
 
 
-def _neither_expands_nor_tests(check_command: list[str], directory: Path, macros: frozenset[str], output: Path) -> bool:
-    """Whether the unit that `check_command` compiles, preprocessed into `output`, neither expands
+def _neither_expands_nor_tests(command: CheckCommand, directory: Path, macros: frozenset[str], output: Path,
+                               scratch: Path, live: set[subprocess.Popen]) -> bool:
+    """Whether the unit that `command` compiles, preprocessed into `output`, neither expands
     nor tests any of `macros` (gcc's -dU lists each macro a unit expands or tests) nor names one
     as a plain identifier (a removed macro)."""
-    arguments = [a for a in check_command if a != "-c"]
-    arguments[arguments.index("-o") + 1] = str(output)  # _check_command always names one
+    arguments = [str(output) if a == command.object_file else a for a in command.arguments if a != "-c"]
     try:
-        result = subprocess.run([*arguments, "-E", "-dU"], cwd=directory, capture_output=True)
+        result = run_bounded([*arguments, "-E", "-dU"], directory, COMPILE_TIMEOUT_SECONDS, scratch, 0, command.executable, live)
         text = output.read_bytes() if result.returncode == 0 else None
     except OSError:
         text = None
@@ -613,21 +765,6 @@ def _neither_expands_nor_tests(check_command: list[str], directory: Path, macros
         return False  # a compiler without -dU, or a unit that does not preprocess: compile it whole
     names = re.compile(rb"\b(?:" + b"|".join(re.escape(m.encode()) for m in sorted(macros)) + rb")\b")
     return names.search(text) is None
-
-
-def _check_command(arguments: tuple[str, ...], prefix: Path) -> list[str]:
-    """The recorded command with its outputs under `prefix` and no debug information."""
-    redirected = list(arguments)
-    for index, argument in enumerate(arguments[:-1]):
-        if argument == "-o":
-            redirected[index + 1] = f"{prefix}.o"
-        elif argument == "-MF":
-            redirected[index + 1] = f"{prefix}.d"
-    if "-o" not in arguments:  # the compiler's default output would land in the build directory
-        redirected += ["-o", f"{prefix}.o"]
-    if any(argument.startswith("-g") for argument in arguments[1:]):
-        redirected.append("-g0")  # the last -g option wins
-    return redirected
 
 
 def first_errors(stderr: str) -> str:
@@ -642,7 +779,7 @@ def first_errors(stderr: str) -> str:
 @dataclass
 class RolledBack:
     change_set: ChangeSet
-    why: str  # the compiler's errors, or the change set it depended on
+    why: str  # the compiler's errors, why its units prove nothing, or the change set it depended on
 
 
 @dataclass
@@ -653,17 +790,31 @@ class BuildCheck:
     front_end_only: int  # of them: -fsyntax-only (see FrontEndChooser)
     seconds: float
     unchecked: list[tuple[str, list[ChangeSet]]]  # files no unit compiles (build files, ...), and who changed them
-    still_failing: list[Failure]  # failures no change set explains: the tree failed before
+    still_failing: list[Failure]  # failures no change set explains: the tree failed before, or the unit is not run
+    stopped: str | None = None  # why the check stopped before it finished: a file edited while it compiled
+    left: list[RolledBack] = field(default_factory=list)  # on disk when it stopped, not proven
+
+
+class EditedMeanwhile(Exception):
+    """Files changed by someone else while the build check compiled: kvmlint writes none of them."""
 
 
 def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase, jobs: int,
                 full_compile: bool = False) -> BuildCheck:
-    """Compile the units `written` affects; roll back the change sets that break them.
+    """Compile the units `written` affects; roll back the change sets that break them, and
+    those that no unit can prove.
 
     All change sets are compiled together first.  When units fail, the change
-    sets that touch their files are suspects: they are rolled back, then put
-    back one at a time and kept only when the failing units compile with them.
-    A change set that edits what a rolled-back one created or rewrote goes too.
+    sets that touch their files are suspects: they are rolled back, and the
+    failing units compiled without them.  A unit that fails then too, or whose
+    command kvmlint will not run, proves nothing: a suspect that it reads is
+    rolled back as not proven.  The other suspects are put back one at a time
+    and kept only when the failing units compile with them.  A change set that
+    edits what a rolled-back one created or rewrote goes too.
+
+    Every roll-back goes through the fix's journal, and rewrites a file only while it holds
+    what kvmlint last wrote there: a file edited meanwhile stops the check with the edit kept
+    (`stopped`), and the change sets then on disk but not proven are `left`.
     """
     started = time.perf_counter()
     root = plan.root.resolve()
@@ -680,46 +831,72 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
             wanted = {(u.directory, u.output) for u in only}
             units = (u for u in units if (u.directory, u.output) in wanted)
         # Every file written so far may differ from what the build compiled, not only these change sets'.
-        result = compile_units(units, jobs, None if full_compile else FrontEndChooser(database, originals.keys(), originals))
+        chooser = None if full_compile else FrontEndChooser(database, originals.keys(), originals)
+        result = compile_units(units, jobs, database.confines, chooser)
         compiled += result.units
         front_end_only += result.front_end_only
         return result.failures
 
     failures = compile_for(written)
-    kept, rolled_back, still_failing = list(written), [], []
+    kept, rolled_back, still_failing, stopped, left = list(written), [], [], None, []
     if failures:
         suspects = [s for s in written if any(_reads(database, f.unit, touched[id(s)]) for f in failures)]
         kept = [s for s in written if s not in suspects]
-        _materialise(plan, written, kept)
-        # A unit that fails without the suspects was broken before: it judges none of them.
-        before = compile_units([f.unit for f in failures], jobs)
-        compiled += before.units
-        still_failing = before.failures
-        broken_before = {(f.unit.directory, f.unit.output) for f in still_failing}
-        judges = [f.unit for f in failures if (f.unit.directory, f.unit.output) not in broken_before]
-        for change_set in suspects:
-            blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
-            if blocker is not None:
-                rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
-                continue
-            _materialise(plan, written, kept + [change_set])
-            errors = compile_for([change_set], only=judges) if judges else []
-            if errors:
-                rolled_back.append(RolledBack(change_set, "does not compile:\n" + "\n".join(e.format(root) for e in errors)))
-                _materialise(plan, written, kept)
-            else:
-                kept.append(change_set)
-        for change_set in [s for s in kept if s not in suspects]:
-            blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
-            if blocker is not None:
-                kept.remove(change_set)
-                rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
-        kept = [s for s in written if s in kept]  # the series' own order
-        _materialise(plan, written, kept)
+        disk = _OnDisk(plan, written)
+        try:
+            disk.hold(kept)
+            # A unit that fails without the suspects, or that is not run at all, judges none of them.
+            before = compile_units([f.unit for f in failures if not f.refused], jobs, database.confines)
+            compiled += before.units
+            still_failing = [f for f in failures if f.refused] + before.failures
+            broken_before = {(f.unit.directory, f.unit.output) for f in still_failing}
+            judges = [f.unit for f in failures if (f.unit.directory, f.unit.output) not in broken_before]
+            for change_set in suspects:
+                blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
+                if blocker is not None:
+                    rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+                    continue
+                unproven = next((f for f in _own_first(still_failing, touched[id(change_set)])
+                                 if _reads(database, f.unit, touched[id(change_set)])), None)
+                if unproven is not None:
+                    rolled_back.append(RolledBack(change_set, unproven.unproven(root)))
+                    continue
+                disk.hold(kept + [change_set])
+                errors = compile_for([change_set], only=judges) if judges else []
+                if errors:
+                    rolled_back.append(RolledBack(change_set, "does not compile:\n" + "\n".join(e.format(root) for e in errors)))
+                    disk.hold(kept)
+                else:
+                    kept.append(change_set)
+            for change_set in [s for s in kept if s not in suspects]:
+                blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
+                if blocker is not None:
+                    kept.remove(change_set)
+                    rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+            kept = [s for s in written if s in kept]  # the series' own order
+            disk.hold(kept)
+        except EditedMeanwhile as edited:
+            stopped = str(edited)
+            why = {id(r.change_set): r.why for r in rolled_back}
+            left = [RolledBack(s, why.get(id(s), "not proven: the check stopped before judging it"))
+                    for s in disk.change_sets if s not in kept]
+            for change_set in [s for s in written if s in kept and s in disk.change_sets]:
+                base = next((r for r in left if _depends_on(change_set, r.change_set)), None)
+                if base is not None:
+                    left.append(RolledBack(change_set, f"it builds on '{base.change_set.title}', left unproven"))
+            rolled_back = [r for r in rolled_back if r.change_set not in disk.change_sets] + [
+                RolledBack(s, "not checked: the check stopped before judging it")
+                for s in suspects if s not in disk.change_sets and id(s) not in why]
+            kept = [s for s in written if s in kept and s in disk.change_sets and all(s is not r.change_set for r in left)]
     not_compiled = database.not_compiled({p for s in kept for p in touched[id(s)]}, created)
     unchecked = [(_display(root, p), [s for s in kept if p in touched[id(s)]]) for p in sorted(not_compiled)]
     return BuildCheck(kept, rolled_back, compiled, front_end_only, time.perf_counter() - started, unchecked,
-                      still_failing)
+                      still_failing, stopped, left)
+
+
+def _own_first(failures: list[Failure], paths: set[Path]) -> list[Failure]:
+    """`failures`, those of units whose own source is one of `paths` first (the likeliest to name)."""
+    return sorted(failures, key=lambda f: f.unit.source not in paths)
 
 
 def _reads(database: CompileDatabase, unit: CompileUnit, paths: set[Path]) -> bool:
@@ -734,27 +911,57 @@ def _depends_on(change_set: ChangeSet, earlier: ChangeSet) -> bool:
     return bool({r.path for r in change_set.replacements} & earlier.paths())
 
 
-def _materialise(plan: Plan, written: list[ChangeSet], change_sets: list[ChangeSet]) -> None:
-    """Make the files `written` touched hold exactly what `change_sets` (a subset) produce,
-    all or nothing, through the same journal as the fix itself."""
-    after = plan.contents_after(change_sets)
-    changes, created = [], []
-    for path in sorted({p for s in written for p in s.paths()}):
-        target = plan.root / path
-        wanted = after.get(path, plan.originals.get(path))
-        current = target.read_bytes() if target.exists() else None
-        if wanted is None:
-            if current is not None:
-                created.append(target)  # a new file of a change set rolled back
-        elif current != wanted:
-            changes.append(transaction.FileChange(path, current, wanted))
-    if changes:
-        try:
-            transaction.commit(plan.root, changes)
-        except transaction.NotWritten as why:
-            raise UsageError(f"cannot roll back a fix that does not build: {why}") from None
-    for target in created:
-        target.unlink()
+class _OnDisk:
+    """The files the fix wrote: what kvmlint last wrote to each, and which change sets that is."""
+
+    def __init__(self, plan: Plan, written: list[ChangeSet]) -> None:
+        self.plan = plan
+        self.paths = sorted({p for s in written for p in s.paths()})
+        self.change_sets = list(written)
+        self.contents = self._contents_after(written)
+
+    def _contents_after(self, change_sets: list[ChangeSet]) -> dict[str, bytes | None]:
+        after = self.plan.contents_after(change_sets)
+        return {path: after.get(path, self.plan.originals.get(path)) for path in self.paths}
+
+    def hold(self, change_sets: list[ChangeSet]) -> None:
+        """Make the files hold exactly what `change_sets` (a subset) produce, all or nothing,
+        through the same journal as the fix itself, each file only while it holds what kvmlint
+        last wrote there (else EditedMeanwhile, and nothing is written)."""
+        wanted = self._contents_after(change_sets)
+        moving = [path for path in self.paths if wanted[path] != self.contents[path]]
+        self._refuse_edited(moving)
+        changes = [transaction.FileChange(path, self.contents[path], wanted[path])
+                   for path in moving if wanted[path] is not None]
+        if changes:
+            try:
+                transaction.commit(self.plan.root, changes)
+            except transaction.NotWritten as why:
+                self._refuse_edited([change.path for change in changes])  # edited between the look and the write
+                raise UsageError(f"cannot roll back a fix that does not build: {why}") from None
+        self.contents.update((change.path, change.new) for change in changes)
+        self.change_sets = list(change_sets)
+        for path in moving:
+            if wanted[path] is None:  # a new file of a change set rolled back
+                self._refuse_edited([path])
+                (self.plan.root / path).unlink()
+                self.contents[path] = None
+
+    def _refuse_edited(self, paths: list[str]) -> None:
+        edited = [path for path in paths if not _holds(self.plan.root / path, self.contents[path])]
+        if edited:
+            raise EditedMeanwhile(f"{', '.join(edited)} changed while the build check compiled: kept as "
+                                  f"{'it is' if len(edited) == 1 else 'they are'}, and the check stopped there")
+
+
+def _holds(path: Path, expected: bytes | None) -> bool:
+    """Whether `path` holds `expected` (None: no file is there)."""
+    if expected is None:
+        return not os.path.lexists(path)
+    try:
+        return read_regular_file(path) == expected
+    except UnreadableFile:
+        return False
 
 
 # --- validate-build: a tree already changed ------------------------------------------------

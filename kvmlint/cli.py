@@ -312,17 +312,19 @@ def fix(
         report = write(planned)
         for title, why in report.skipped:
             _stderr(f"skipped: {title}: {why}")
-        kept = report.applied
+        kept = on_disk = report.applied
         if database is not None:
-            kept, rolled_back = _build_check(planned, kept, database, findings, jobs, full_compile)
+            kept, rolled_back, on_disk = _build_check(planned, kept, database, findings, jobs, full_compile)
         _report_without_fix(findings, planned, kept)
         for change_set in kept:
             click.echo(f"fixed: {change_set.title}")
-        changed = _still_changed(planned, kept, report.written)
+        changed = _still_changed(planned, on_disk, report.written)
         for written in changed:
             click.echo(f"wrote {written}")
         click.echo(f"{len(changed)} file(s) written")
-        if commit_each:
+        if commit_each and on_disk != kept:
+            _stderr("not committed: the build check stopped before it finished")
+        elif commit_each:
             for commit, subject in _commit_each(planned, kept, signoff):
                 click.echo(f"committed {commit[:12]} {subject}")
     without_fix = _findings_without_fix(findings, planned, kept)
@@ -413,19 +415,30 @@ def _within(path, directory) -> bool:
 
 
 def _build_check(planned, written, database, findings, jobs, full_compile):
-    """Compile what the written fixes touch; report and return (kept, rolled back).
-    The findings a rolled-back fix was for are not fixed, with the compiler's errors."""
+    """Compile what the written fixes touch; report and return (kept, rolled back or left
+    unproven, on disk).  The findings a fix not kept was for are not fixed, with the reason."""
     from kvmlint.buildcheck import check_fixes
     from kvmlint.cache import is_build_file
 
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1, full_compile)
+    _report_database_warnings(database)
     for rolled in checked.rolled_back:
         unfixed = _findings_fixed_by(findings, planned, rolled.change_set)
         _stderr(f"rolled back: {rolled.change_set.title}" + ("" if unfixed else f": {rolled.why}"))
         for finding in unfixed:
             _not_fixed(finding, f"its fix was rolled back: {rolled.why}")
+    if checked.stopped:
+        _stderr(f"build-check: stopped: {checked.stopped}")
+    for left in checked.left:
+        unfixed = _findings_fixed_by(findings, planned, left.change_set)
+        _stderr(f"left unproven on disk: {left.change_set.title}" + ("" if unfixed else f": {left.why}"))
+        for finding in unfixed:
+            _not_fixed(finding, f"its fix is left unproven on disk (the build check stopped): {left.why}")
     for failure in checked.still_failing:
-        _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
+        if failure.refused:
+            _stderr(f"build-check: {failure.format(planned.root)}")
+        else:
+            _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
     for path, change_sets in checked.unchecked:
         if is_build_file(path):  # a unit compiles the same with or without a line of meson.build
             titles = ", ".join(f"'{s.title}'" for s in change_sets)
@@ -435,8 +448,15 @@ def _build_check(planned, written, database, findings, jobs, full_compile):
             _stderr(f"build-check: {path}: no unit of {database.label} compiles it; not checked")
     _report_never_built(database)
     _stderr(f"build-check: {checked.compiled} compilation(s){_front_end_note(checked.front_end_only)} in "
-            f"{checked.seconds:.1f}s, {len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back")
-    return checked.kept, checked.rolled_back
+            f"{checked.seconds:.1f}s, {len(checked.kept)} fix(es) compile, {len(checked.rolled_back)} rolled back"
+            + (f", {len(checked.left)} left unproven" if checked.left else ""))
+    on_disk = [s for s in written if s in checked.kept or any(s is left.change_set for left in checked.left)]
+    return checked.kept, checked.rolled_back + checked.left, on_disk
+
+
+def _report_database_warnings(database) -> None:
+    for warning in database.warnings:
+        _stderr(f"warning: {warning}")
 
 
 def _front_end_note(count: int) -> str:
@@ -478,12 +498,15 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
     database = CompileDatabase([Path(build_dir)], root)
     changed, new = (changed, untracked(root, changed)) if changed else changed_files(root)
     front_end = None if full_compile else FrontEndChooser(database, changed, uncommitted_changes(root, changed))
-    compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1, front_end)
+    compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1, database.confines,
+                             front_end)
+    _report_database_warnings(database)
     for failure in compiled.failures:
-        click.echo(f"does not compile: {failure.format(root)}")
+        click.echo(f"{'cannot check' if failure.refused else 'does not compile'}: {failure.format(root)}")
     _report_never_built(database)
+    refused = f", {compiled.refused} not run (kvmlint will not run their commands)" if compiled.refused else ""
     click.echo(f"{compiled.units} unit(s) compiled{_front_end_note(compiled.front_end_only)} in {compiled.seconds:.1f}s "
-               f"for {len(changed)} changed file(s), {len(compiled.failures)} failed")
+               f"for {len(changed)} changed file(s), {len(compiled.failures) - compiled.refused} failed{refused}")
     sys.exit(EXIT_FINDINGS if compiled.failures else 0)
 
 

@@ -361,7 +361,7 @@ def test_a_unit_is_compiled_with_its_recorded_command_outputs_aside_and_no_debug
     (tree / "configure").write_text("#!/bin/sh\n")
     (tree / "a.c").write_text("int a;\n")
     seen = tmp_path / "argv"
-    compiler = tmp_path / "cc-recording"
+    compiler = tmp_path / "recording-cc"  # named as a C compiler: kvmlint runs no other program
     compiler.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\n')
     compiler.chmod(0o755)
     recorded = "-Ifoo '-DNAME=\"a b\"' -O2 -g -Wall -Werror -MD -MQ a.o -MF a.o.d -o a.o -c ../a.c"
