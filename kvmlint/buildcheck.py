@@ -56,7 +56,7 @@ from pathlib import Path
 
 from kvmlint.change_kind import CODE_CHANGE, ChangeKind, classify
 from kvmlint.codemods import transaction
-from kvmlint.codemods.engine import ChangeSet, Plan
+from kvmlint.codemods.engine import ChangeSet, Plan, materialise
 from kvmlint.errors import UsageError
 from kvmlint.git import SAFE_STATUS_OPTIONS, GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
@@ -735,26 +735,10 @@ def _depends_on(change_set: ChangeSet, earlier: ChangeSet) -> bool:
 
 
 def _materialise(plan: Plan, written: list[ChangeSet], change_sets: list[ChangeSet]) -> None:
-    """Make the files `written` touched hold exactly what `change_sets` (a subset) produce,
-    all or nothing, through the same journal as the fix itself."""
-    after = plan.contents_after(change_sets)
-    changes, created = [], []
-    for path in sorted({p for s in written for p in s.paths()}):
-        target = plan.root / path
-        wanted = after.get(path, plan.originals.get(path))
-        current = target.read_bytes() if target.exists() else None
-        if wanted is None:
-            if current is not None:
-                created.append(target)  # a new file of a change set rolled back
-        elif current != wanted:
-            changes.append(transaction.FileChange(path, current, wanted))
-    if changes:
-        try:
-            transaction.commit(plan.root, changes)
-        except transaction.NotWritten as why:
-            raise UsageError(f"cannot roll back a fix that does not build: {why}") from None
-    for target in created:
-        target.unlink()
+    try:
+        materialise(plan, written, change_sets)
+    except transaction.NotWritten as why:
+        raise UsageError(f"cannot roll back a fix that does not build: {why}") from None
 
 
 # --- validate-build: a tree already changed ------------------------------------------------
