@@ -78,7 +78,7 @@ from kvmlint.compile_command import (
     within,
 )
 from kvmlint.errors import UsageError
-from kvmlint.git import GitError, git_output, run_git
+from kvmlint.git import SAFE_STATUS_OPTIONS, GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
 
 DATABASE = "compile_commands.json"
@@ -1048,6 +1048,6 @@ def untracked(root: Path, paths: list[Path]) -> list[Path]:
 
 def _git_status(root: Path) -> bytes | None:
     try:
-        return git_output(root, "status", "--porcelain", "-z", "--untracked-files=all")
+        return git_output(root, "status", *SAFE_STATUS_OPTIONS, "--porcelain", "-z", "--untracked-files=all")
     except GitError:
         return None

@@ -216,14 +216,15 @@ def _names_rules_read(analysis) -> set[str]:
 @click.option("--format-patch", "patch_dir", type=click.Path(file_okay=False), help="Write a mail-ready patch series to this directory instead.")
 @click.option("--commit", "commit_each", is_flag=True, help="Record each change set as its own git commit, with the patch's message.")
 @click.option("--signoff", "-s", is_flag=True, help="With --commit: add your Signed-off-by, as `git commit -s` does.")
+@click.option("--gpg-sign", "-S", "gpg_sign", is_flag=True, help="With --commit: sign each commit (as your own commit.gpgSign=true does), with the signing program your global or system git configuration names; a repository's own is never run.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(["2012", "current"]), default=None, help="Model era [default: inferred from the tree].")
 @click.option("--build-check", "build_dirs", multiple=True, type=click.Path(file_okay=False), help="Recompile what each fix touches with this configured build's compile_commands.json (repeatable: e.g. with and without KVM); roll back fixes that do not compile.")
 @click.option("--full-compile", is_flag=True, help=FULL_COMPILE_HELP)
 @click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def fix(
-    path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, jobs, era,
-    build_dirs, full_compile, no_cache,
+    path, rule_words, selected, ignored, show_diff, unsafe_fixes, patch_dir, commit_each, signoff, gpg_sign, jobs,
+    era, build_dirs, full_compile, no_cache,
 ) -> None:
     """Apply fixes to the QEMU tree at PATH (default: .): every safe fix, or one rule's.
 
@@ -239,7 +240,7 @@ def fix(
     from kvmlint.codemods.transaction import FixLock, pending_journal, recover
     from kvmlint.codemods.tree import reading_as_analysed
     from kvmlint.config import load_config
-    from kvmlint.gitwork import require_clean, untracked
+    from kvmlint.gitwork import require_clean, require_committed, require_identity, require_whole_checkout, wants_signature
     from kvmlint.reporters.patches import write_series
     from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
     from kvmlint.validation import validate_plan
@@ -248,6 +249,8 @@ def fix(
         raise UsageError("--diff, --format-patch and --commit cannot be combined")
     if signoff and not commit_each:
         raise UsageError("--signoff goes with --commit (a patch series gets its sign-off from `git am -s`)")
+    if gpg_sign and not commit_each:
+        raise UsageError("--gpg-sign goes with --commit")
     if build_dirs and (show_diff or patch_dir):
         raise UsageError("--build-check compiles the fixes it writes: it cannot be combined with --diff or --format-patch")
     if full_compile and not build_dirs:
@@ -262,10 +265,13 @@ def fix(
         _split_words(rule_words + selected) or list(config.select), _split_words(ignored) or list(config.ignore)
     )
     sources = discover([str(root)], config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
-    base_commit = None
+    base_commit = committer = None
+    purpose = "--format-patch" if patch_dir else "--commit"
     if patch_dir or commit_each:
         # Patches and commits made from edited files would not apply to HEAD.
-        base_commit = require_clean(sources.root, "--format-patch" if patch_dir else "--commit")
+        base_commit = require_clean(sources.root, purpose)
+    if commit_each:  # what a commit needs is checked before anything is written
+        committer = require_identity(sources.root)
     writing = not (show_diff or patch_dir)
     if writing:  # held until the command ends; a killed run's writes are finished or undone first
         click.get_current_context().with_resource(FixLock(sources.root, notify=_stderr))
@@ -297,9 +303,8 @@ def fix(
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
     if base_commit is not None:
-        outside = untracked(sources.root, sorted(planned.originals))
-        if outside:
-            raise UsageError(f"{', '.join(outside)}: not tracked by git; commit them first")
+        require_committed(sources.root, planned, purpose)
+        require_whole_checkout(sources.root, planned, purpose)
     rolled_back, kept = [], planned.accepted
     if not writing:
         _report_without_fix(findings, planned, kept)
@@ -315,6 +320,10 @@ def fix(
         kept = on_disk = report.applied
         if database is not None:
             kept, rolled_back, on_disk = _build_check(planned, kept, database, findings, jobs, full_compile)
+        committed = []
+        if commit_each and on_disk == kept:
+            sign = wants_signature(sources.root, gpg_sign)
+            committed = _commit_each(planned, kept, base_commit, committer if signoff else None, sign)
         _report_without_fix(findings, planned, kept)
         for change_set in kept:
             click.echo(f"fixed: {change_set.title}")
@@ -324,9 +333,8 @@ def fix(
         click.echo(f"{len(changed)} file(s) written")
         if commit_each and on_disk != kept:
             _stderr("not committed: the build check stopped before it finished")
-        elif commit_each:
-            for commit, subject in _commit_each(planned, kept, signoff):
-                click.echo(f"committed {commit[:12]} {subject}")
+        for commit, subject in committed:
+            click.echo(f"committed {commit[:12]} {subject}")
     without_fix = _findings_without_fix(findings, planned, kept)
     left = proposed.unfixable or without_fix or planned.refused or rolled_back or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
@@ -345,9 +353,13 @@ def _fix_location(path: str) -> tuple[str, tuple[str, int] | None]:
     return str(root), (Path(file).resolve().relative_to(root).as_posix(), int(line))
 
 
-def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
-    """One commit per written change set, its message the patch's: (commit id, subject)."""
-    from kvmlint.gitwork import commit_each
+def _commit_each(planned, change_sets, base: str, signoff: str | None, sign: bool) -> list[tuple[str, str]]:
+    """One commit per written change set, its message the patch's: (commit id, subject).
+    When they cannot all be made, the fixes are undone: work tree, index and HEAD are as
+    they were before the run."""
+    from kvmlint.codemods.engine import materialise
+    from kvmlint.codemods.transaction import NotWritten
+    from kvmlint.gitwork import NotCommitted, commit_each
     from kvmlint.reporters.patches import commit_message
 
     steps = []
@@ -356,7 +368,14 @@ def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
         after = planned.contents_after(change_sets[: number + 1])
         changed = {p: data for p, data in after.items() if before.get(p, planned.originals.get(p)) != data}
         steps.append((changed, commit_message(planned.root, change_set)))
-    commits = commit_each(planned.root, steps, signoff)
+    try:
+        commits = commit_each(planned.root, base, steps, signoff, sign)
+    except NotCommitted as error:
+        try:
+            materialise(planned, change_sets, [])
+        except NotWritten as why:
+            raise UsageError(f"--commit: {error}; the fixes stay written, uncommitted ({why})") from None
+        raise UsageError(f"--commit: {error}; nothing was committed and the fixes are undone") from None
     return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
 
 

@@ -392,6 +392,27 @@ def write(plan_: Plan) -> WriteReport:
     return report
 
 
+def materialise(plan_: Plan, written: list[ChangeSet], change_sets: list[ChangeSet]) -> None:
+    """Make the files `written` touched hold exactly what `change_sets` (a subset) produce,
+    all or nothing, through the same journal as `write` (transaction.NotWritten says why
+    not); `[]` puts the originals back and removes the files they created."""
+    after = plan_.contents_after(change_sets)
+    changes, created = [], []
+    for path in sorted({p for s in written for p in s.paths()}):
+        target = plan_.root / path
+        wanted = after.get(path, plan_.originals.get(path))
+        current = target.read_bytes() if target.exists() else None
+        if wanted is None:
+            if current is not None:
+                created.append(target)  # a new file of a change set left out
+        elif current != wanted:
+            changes.append(transaction.FileChange(path, current, wanted))
+    if changes:
+        transaction.commit(plan_.root, changes)
+    for target in created:
+        target.unlink()
+
+
 def _groups_sharing_files(change_sets: list[ChangeSet]) -> list[list[ChangeSet]]:
     """Change sets linked by a file they both touch, each group in plan order."""
     group_of: dict[str, int] = {}  # path -> index of its group
