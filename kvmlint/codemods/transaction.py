@@ -72,6 +72,7 @@ NOT_A_REGULAR_FILE = "not a regular file"  # the digest of anything else: equal 
 _PID = re.compile(rb"([1-9][0-9]{0,9})\n?")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _BACKUP = re.compile(r"[0-9]{1,9}\.orig")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # a journal's names are printed: no terminal escapes
 
 
 def state_dir(root: Path) -> tuple[Path, str]:
@@ -221,7 +222,13 @@ class FixLock:
 
     def __exit__(self, *exc_info) -> None:
         if self._descriptor is not None:
-            _unlink_if_there(self.path)
+            ours = os.fstat(self._descriptor)
+            try:
+                found = os.lstat(self.path)
+                if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):  # never a lock made since
+                    os.unlink(self.path)
+            except FileNotFoundError:
+                pass
             os.close(self._descriptor)
             self._descriptor = None
 
@@ -566,7 +573,8 @@ def recover(root: Path) -> list[str]:
     else:
         data = _read_own_file(journal / JOURNAL_RECORD, JOURNAL_MAX_BYTES)
         if data is None:
-            raise _refused(journal, f"its {JOURNAL_RECORD} is larger than {JOURNAL_MAX_BYTES >> 20} MiB")
+            too_large = f"larger than {JOURNAL_MAX_BYTES >> 20} MiB"
+            raise _refused(journal, f"its {JOURNAL_RECORD} cannot be read or is {too_large}")
         state, entries, created_dirs = _parse_journal(data, root, journal)
     try:
         return _finish(journal, state, entries, created_dirs)
@@ -614,7 +622,7 @@ def _keep_beside(entry: _Entry, journal: Path) -> str | None:
             continue
         os.unlink(backup)  # kept: a run that stops later does not copy it again
         return kept
-    raise OSError(errno.EEXIST, f"{entry.path}{KEPT_SUFFIX} and {KEPT_NAMES - 1} more names for its old content are taken")
+    raise OSError(errno.EEXIST, f"{entry.path}{KEPT_SUFFIX} and its {KEPT_NAMES - 1} other names are taken")
 
 
 def _journal_names(journal: Path) -> set[str]:
@@ -633,7 +641,9 @@ def _journal_names(journal: Path) -> set[str]:
                     raise _refused(journal, f"its {item.name} is not a file kvmlint wrote")
                 names.add(item.name)
     except OSError as error:
-        raise UsageError(f"cannot read the journal of an interrupted fix, {journal} ({error.strerror or error})") from None
+        raise UsageError(
+            f"cannot read the journal of an interrupted fix, {journal} ({error.strerror or error})"
+        ) from None
     return names
 
 
@@ -673,9 +683,10 @@ def _entry_problem(entry, real_root: str, real_journal: str) -> str | None:
         return "not the fields kvmlint writes"
     path, target, temporary = entry["path"], entry["target"], entry["temporary"]
     old, new, backup = entry["old_sha256"], entry["new_sha256"], entry["backup"]
-    if not isinstance(path, str) or not path.isprintable() or os.path.isabs(path) or ".." in path.split("/"):
+    if not isinstance(path, str) or _CONTROL.search(path) or os.path.isabs(path) or ".." in path.split("/"):
         return "its path is not a file name of the tree"
-    if not isinstance(target, str) or not _inside_root(target, real_root) or target.startswith(real_journal + os.sep):
+    if not isinstance(target, str) or not _inside_root(target, real_root) \
+            or target.startswith(real_journal + os.sep):
         return "its file is not inside the tree"
     if not _is_regular_or_absent(target):
         return "its file is not a regular file"
@@ -687,7 +698,8 @@ def _entry_problem(entry, real_root: str, real_journal: str) -> str | None:
     if not (old is None or isinstance(old, str) and _DIGEST.fullmatch(old)) \
             or not (isinstance(new, str) and _DIGEST.fullmatch(new)):
         return "its digests are not sha256 digests"
-    if (backup is None) != (old is None) or backup is not None and not (isinstance(backup, str) and _BACKUP.fullmatch(backup)):
+    if (backup is None) != (old is None) \
+            or backup is not None and not (isinstance(backup, str) and _BACKUP.fullmatch(backup)):
         return "its backup is not a file of the journal"
     return None
 
@@ -709,7 +721,9 @@ def _refuse_unless_own(path: Path, status: os.stat_result, is_kind, what: str) -
     """Stop (exit 2) at a lock or journal kvmlint did not make: not a regular file
     (a real folder) of this user, found where kvmlint keeps its own."""
     if not is_kind(status.st_mode):
-        raise UsageError(f"{path} is not a {what} kvmlint made (it is {_kind(status)}); nothing done: remove it by hand")
+        raise UsageError(
+            f"{path} is not a {what} kvmlint made (it is {_kind(status)}); nothing done: remove it by hand"
+        )
     if status.st_uid != os.geteuid():
         raise UsageError(f"{path} is not a {what} of yours (its owner is uid {status.st_uid}); nothing done")
 
