@@ -2,6 +2,8 @@
 a planted journal, a planted lock, a `.git` file naming another directory, links in the
 `--format-patch` folder or at the configuration's `output-file`, or a full disk."""
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import hashlib
