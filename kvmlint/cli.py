@@ -89,6 +89,7 @@ def check(
         raise UsageError("--staged and --diff-base cannot be combined")
     config = load_config(find_root(Path(os.path.commonpath([os.path.abspath(p) for p in paths or ["."]]))))
     format_name = format_name or config.format or "text"
+    output_named_by_user = output_file is not None  # else the tree's configuration names it
     output_file = output_file or config.output_file
     selections = rules.select(
         _split_words(selected) or list(config.select), _split_words(ignored) or list(config.ignore)
@@ -154,7 +155,7 @@ def check(
         click.echo(render_statistics(findings), nl=False, err=True)
     if output_file:
         try:
-            write_atomically(Path(output_file), output)
+            write_atomically(Path(output_file), output, named_by_user=output_named_by_user)
         except OSError as error:
             raise UsageError(f"{output_file}: cannot write the report ({error.strerror or error})") from None
     else:
@@ -311,7 +312,11 @@ def fix(
     if show_diff:
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
-        for written in write_series(planned, Path(patch_dir), base_commit):
+        try:
+            series = write_series(planned, Path(patch_dir), base_commit)
+        except OSError as error:
+            raise UsageError(f"{patch_dir}: cannot write the patch series ({error.strerror or error})") from None
+        for written in series:
             click.echo(written)
     else:
         report = write(planned)

@@ -3,7 +3,9 @@
 Where the bookkeeping lives (kept out of `git status`): in the git directory
 when the root is a git work tree (`.git/kvmlint-fix.lock`,
 `.git/kvmlint-journal/`, as git keeps its own `index.lock` there), else in
-dot-files at the root (`.kvmlint-fix.lock`, `.kvmlint-journal/`).
+dot-files at the root (`.kvmlint-fix.lock`, `.kvmlint-journal/`).  A `.git`
+file (a linked worktree, a submodule) sends them to the git directory it
+names only when that directory names this work tree back, as git checks it.
 
 The lock is a file created with O_CREAT|O_EXCL that holds the owner's pid,
 as git's `index.lock`; the owner also holds an flock on it, so a lock left
@@ -24,38 +26,115 @@ A change set's files are written in three steps:
 A run killed in step 1 leaves temporary files that the next run deletes; a
 run killed in step 2 is rolled back by the next run (or, when every file
 had been renamed, kept), and the next run says which.
+
+A tree can ship a lock and a journal of its own, so neither is trusted: the
+lock is used only as a regular file of this user (never through a link) and
+its content is read only as a pid; a journal is acted on only when it is a
+real folder of this user holding only kvmlint's file names, and its record
+has the fields kvmlint writes, every target, temporary file and created
+folder inside the root (no symlink on the way) and every backup a plain name
+in the journal.  Anything else stops `fix` with one line, nothing touched.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import stat
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from kvmlint.codemods.tree import sha256
 from kvmlint.errors import UsageError
+from kvmlint.source import MAX_FILE_BYTES
 
 LOCK_WAIT_SECONDS = 10.0
 TEMPORARY_SUFFIX = ".kvmlint-tmp"
+JOURNAL_RECORD = "journal.json"
+JOURNAL_RECORD_TEMPORARY = "journal.json.tmp"
+JOURNAL_MAX_BYTES = 16 << 20  # some 50,000 entries; a fix rewrites far fewer files
+JOURNAL_MAX_NAMES = 100_000
+LOCK_MAX_BYTES = 32
+GIT_FILE_MAX_BYTES = 64 << 10
+# A file a fix rewrote was read whole by the analysis; its new content is a few lines longer at most.
+TARGET_MAX_BYTES = 2 * MAX_FILE_BYTES
+KEPT_SUFFIX = ".kvmlint-orig"
+KEPT_NAMES = 100  # `F.kvmlint-orig`, `F.kvmlint-orig.2`, ...: never over a file already there
+# Opened as what the name itself is: no symlink followed, no FIFO waited on, no terminal taken.
+NOT_FOLLOWED = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+NOT_A_REGULAR_FILE = "not a regular file"  # the digest of anything else: equal to none
+
+_PID = re.compile(rb"([1-9][0-9]{0,9})\n?")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_BACKUP = re.compile(r"[0-9]{1,9}\.orig")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # a journal's names are printed: no terminal escapes
 
 
 def state_dir(root: Path) -> tuple[Path, str]:
     """The directory holding the lock and journal, and the prefix of their names."""
     dot_git = root / ".git"
-    if dot_git.is_dir():
+    status = _lstat(dot_git)
+    if status is not None and stat.S_ISDIR(status.st_mode):
         return dot_git, ""
-    if dot_git.is_file():  # a linked worktree or submodule: "gitdir: <path>"
-        text = dot_git.read_text(errors="replace").strip()
-        if text.startswith("gitdir:"):
-            git_dir = Path(text[len("gitdir:") :].strip())
-            git_dir = git_dir if git_dir.is_absolute() else root / git_dir
-            if git_dir.is_dir():
-                return git_dir, ""
+    if status is not None and stat.S_ISREG(status.st_mode):
+        git_dir = _linked_git_dir(root, dot_git)
+        if git_dir is not None:
+            return git_dir, ""
     return root, "."
+
+
+def _linked_git_dir(root: Path, dot_git: Path) -> Path | None:
+    """The git directory a `.git` file names ("gitdir: <path>"), when it is a git
+    directory of this user that names this work tree back: a linked worktree's
+    `gitdir` file names `<root>/.git` (what `git worktree` checks), a
+    submodule's `core.worktree` is the root.  Else None: a tree cannot send
+    the lock, the journal and backups of its files elsewhere."""
+    text = _read_own_file(dot_git, GIT_FILE_MAX_BYTES)
+    if text is None or not text.startswith(b"gitdir:"):
+        return None
+    named = os.fsdecode(text[len(b"gitdir:") :].strip())
+    if not named or "\n" in named:
+        return None
+    git_dir = os.path.realpath(os.path.join(root, named))
+    if not _is_own(git_dir, stat.S_ISDIR) or not _is_own(os.path.join(git_dir, "HEAD"), stat.S_ISREG):
+        return None
+    back = _read_own_file(os.path.join(git_dir, "gitdir"), GIT_FILE_MAX_BYTES)
+    if back is not None and _same_file(os.path.join(git_dir, os.fsdecode(back.strip())), dot_git):
+        return Path(git_dir)
+    worktree = _core_worktree(os.path.join(git_dir, "config"))
+    if worktree is not None and _same_file(os.path.join(git_dir, worktree), root):
+        return Path(git_dir)
+    return None
+
+
+def _core_worktree(config: str) -> str | None:
+    """`core.worktree` of a git config file, read as git writes it (the last one counts)."""
+    text = _read_own_file(config, GIT_FILE_MAX_BYTES)
+    if text is None:
+        return None
+    section, worktree = None, None
+    for line in text.decode("utf-8", "surrogateescape").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line[1 : line.find("]")].strip().lower() if "]" in line else None
+            continue
+        key, equals, value = line.partition("=")
+        if section == "core" and equals and key.strip().lower() == "worktree":
+            value = value.strip()
+            worktree = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    return worktree or None
+
+
+def _same_file(path: str, other: Path) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except (OSError, ValueError):
+        return False
 
 
 def lock_path(root: Path) -> Path:
@@ -81,42 +160,59 @@ class FixLock:
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOT_FOLLOWED, 0o644)
             except FileExistsError:
                 holder = self._take_over_if_stale()
-                if holder is None:
-                    continue
-                if time.monotonic() >= deadline:
-                    raise UsageError(f"another kvmlint fix is running (pid {holder}); {self.path} is its lock")
-                time.sleep(0.1)
+                if time.monotonic() >= deadline:  # on every path: a lock that comes back cannot keep us here
+                    raise UsageError(
+                        f"another kvmlint fix is running (pid {holder or 'unknown'}); {self.path} is its lock"
+                    ) from None
+                if holder is not None:
+                    time.sleep(0.1)
                 continue
             except OSError as error:
                 raise UsageError(f"cannot create the fix lock {self.path} ({error.strerror or error})") from None
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            os.write(descriptor, f"{os.getpid()}\n".encode())
-            os.fsync(descriptor)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                _write_all(descriptor, f"{os.getpid()}\n".encode())
+                os.fsync(descriptor)
+            except OSError as error:  # a full disk: no lock is left behind
+                os.close(descriptor)
+                _unlink_if_there(self.path)
+                raise UsageError(f"cannot write the fix lock {self.path} ({error.strerror or error})") from None
             self._descriptor = descriptor
             return self
 
     def _take_over_if_stale(self) -> str | None:
-        """The holder's pid while the lock is live; None once a stale lock is removed (or gone)."""
+        """The holder's pid ("unknown" when the lock holds none) while the lock
+        is live; None once a stale lock is removed (or gone).  A lock that is
+        not a regular file of this user is refused: kvmlint did not make it."""
+        status = _lstat(self.path)
+        if status is None:
+            return None
+        _refuse_unless_own(self.path, status, stat.S_ISREG, "fix lock")
         try:
-            descriptor = os.open(self.path, os.O_RDONLY)
+            descriptor = os.open(self.path, os.O_RDONLY | NOT_FOLLOWED)
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise UsageError(f"cannot read the fix lock {self.path} ({error.strerror or error})") from None
         try:
-            holder = os.read(descriptor, 64).decode(errors="replace").strip() or "unknown"
+            opened = os.fstat(descriptor)
+            if (opened.st_dev, opened.st_ino) != (status.st_dev, status.st_ino):
+                return None  # replaced since the lstat: look again
+            holder = _pid(os.read(descriptor, LOCK_MAX_BYTES + 1)) or "unknown"
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return holder
             try:
-                same_file = os.stat(self.path).st_ino == os.fstat(descriptor).st_ino
+                same_file = os.stat(self.path, follow_symlinks=False).st_ino == opened.st_ino
             except FileNotFoundError:
                 return None
             if same_file:
                 # Still ours to judge: its owner died (or is between create and flock: give it a moment).
-                if holder == "unknown" and time.time() - os.fstat(descriptor).st_mtime < 2:
+                if holder == "unknown" and time.time() - opened.st_mtime < 2:
                     return holder
                 os.unlink(self.path)
                 self.notify(f"removed a stale fix lock of pid {holder} (no longer running)")
@@ -126,9 +222,21 @@ class FixLock:
 
     def __exit__(self, *exc_info) -> None:
         if self._descriptor is not None:
-            os.unlink(self.path)
+            ours = os.fstat(self._descriptor)
+            try:
+                found = os.lstat(self.path)
+                if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):  # never a lock made since
+                    os.unlink(self.path)
+            except FileNotFoundError:
+                pass
             os.close(self._descriptor)
             self._descriptor = None
+
+
+def _pid(content: bytes) -> str | None:
+    """A lock's content as the pid it holds; anything else (a tree's text) is never shown."""
+    match = _PID.fullmatch(content)
+    return match.group(1).decode() if match else None
 
 
 @dataclass
@@ -148,6 +256,9 @@ class _Entry:
     backup: str | None  # file name inside the journal directory
 
 
+ENTRY_FIELDS = frozenset(field.name for field in fields(_Entry))
+
+
 class NotWritten(Exception):
     """A change set was not written; the tree is as it was."""
 
@@ -158,7 +269,7 @@ def commit(root: Path, changes: list[FileChange]) -> None:
     entries = _entries(root, changes)
     created_dirs = _missing_dirs(entries)
     try:
-        journal.mkdir()
+        os.mkdir(journal, 0o700)
     except OSError as error:
         raise NotWritten(f"cannot create the journal {journal} ({error.strerror or error})") from None
     try:
@@ -177,13 +288,22 @@ def commit(root: Path, changes: list[FileChange]) -> None:
             _rename(entry)
             renamed.append(entry)
     except NotWritten as why:
-        restored = _roll_back(renamed, journal)  # should this fail, the journal stays for the next run to finish
+        try:
+            restored = _roll_back(renamed, journal)
+        except OSError as error:  # the journal stays, for the next run to finish the roll-back
+            raise NotWritten(
+                f"{why}; the files already replaced could not be put back ({error.strerror or error}): "
+                "the next `kvmlint fix` puts them back"
+            ) from None
         _discard(journal, entries, created_dirs)
         if restored:
             raise NotWritten(f"{why}; restored {', '.join(sorted(restored))} as they were") from None
         raise
-    _fsync_dirs({Path(e.target).parent for e in entries})
-    _remove_journal(journal)
+    try:
+        _fsync_dirs({Path(e.target).parent for e in entries})
+        _remove_journal(journal)
+    except OSError:
+        pass  # every file is written; the next run finds the journal complete, keeps it and says so
 
 
 def _entries(root: Path, changes: list[FileChange]) -> list[_Entry]:
@@ -242,7 +362,7 @@ def _missing_dirs(entries: list[_Entry]) -> list[str]:
 def _prepare(journal: Path, entries: list[_Entry], created_dirs: list[str], changes: list[FileChange]) -> None:
     for entry, change in zip(entries, changes):
         if change.old is not None:
-            _write_file(journal / entry.backup, change.old, exclusive=False)
+            _write_file(journal / entry.backup, change.old)
     for directory in created_dirs:
         try:
             os.mkdir(directory)
@@ -250,7 +370,8 @@ def _prepare(journal: Path, entries: list[_Entry], created_dirs: list[str], chan
             raise NotWritten(_cannot_write(directory, error)) from None
     for entry, change in zip(entries, changes):
         try:
-            _write_file(Path(entry.temporary), change.new, exclusive=True)
+            _unlink_if_there(entry.temporary)  # our own name, from a killed run of a process with our pid
+            _write_file(Path(entry.temporary), change.new)
             _copy_owner_and_mode(entry, Path(entry.temporary))
         except OSError as error:
             raise NotWritten(_cannot_write(entry.path, error)) from None
@@ -260,32 +381,52 @@ def _cannot_write(where: str, error: OSError) -> str:
     return f"cannot write {where} ({error.strerror or error})"
 
 
-def _write_file(path: Path, data: bytes, exclusive: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    if exclusive and os.path.lexists(path):
-        os.unlink(path)  # our own name from a killed run of a process with our pid
-    descriptor = os.open(path, flags, 0o600)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
+def _write_file(path: Path, data: bytes) -> None:
+    """A new file holding `data`, on disk when this returns: never over a file or through a link,
+    and on a failure (a full disk) not left half-written."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOT_FOLLOWED, 0o600)
+    try:
+        _write_all(descriptor, data)
+        os.fsync(descriptor)
+    except BaseException:
+        os.close(descriptor)
+        os.unlink(path)
+        raise
+    os.close(descriptor)
 
 
-def _copy_owner_and_mode(entry: _Entry, temporary: Path) -> None:
-    """The new file gets the old one's mode, owner and group (a new file: 0644, its directory's owner)."""
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
+
+
+def _unlink_if_there(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _copy_owner_and_mode(entry: _Entry, path: Path) -> None:
+    """`path` gets the old file's mode, owner and group (a new file: 0644, its directory's owner)."""
     if entry.old_sha256 is not None and os.path.exists(entry.target):
         like = os.stat(entry.target)
         mode = stat.S_IMODE(like.st_mode)
     else:
         like = os.stat(Path(entry.target).parent)
         mode = 0o644
-    os.chmod(temporary, mode)
+    descriptor = os.open(path, os.O_RDONLY | NOT_FOLLOWED)  # the file itself, never a link's target
     try:
-        os.chown(temporary, like.st_uid, like.st_gid)
-    except PermissionError:
-        if os.geteuid() == 0:
-            raise
-        # A user cannot give a file away; git leaves it the writer's too.
+        os.fchmod(descriptor, mode)
+        try:
+            os.fchown(descriptor, like.st_uid, like.st_gid)
+        except PermissionError:
+            if os.geteuid() == 0:
+                raise
+            # A user cannot give a file away; git leaves it the writer's too.
+    finally:
+        os.close(descriptor)
 
 
 def _rename(entry: _Entry) -> None:
@@ -304,11 +445,31 @@ def _rename(entry: _Entry) -> None:
 
 
 def _content_sha256(path: str) -> str | None:
+    """The digest of the file at `path`, None when there is none; a link, a FIFO or a
+    file larger than kvmlint writes are NOT_A_REGULAR_FILE (equal to no digest)."""
     try:
-        with open(path, "rb") as stream:
-            return sha256(stream.read())
+        descriptor = os.open(path, os.O_RDONLY | NOT_FOLLOWED)
     except FileNotFoundError:
         return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return NOT_A_REGULAR_FILE
+        raise
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_size > TARGET_MAX_BYTES:
+            return NOT_A_REGULAR_FILE
+        digest, size = hashlib.sha256(), 0
+        while True:
+            chunk = os.read(descriptor, 1 << 20)
+            if not chunk:
+                return digest.hexdigest()
+            size += len(chunk)
+            if size > TARGET_MAX_BYTES:
+                return NOT_A_REGULAR_FILE
+            digest.update(chunk)
+    finally:
+        os.close(descriptor)
 
 
 def _roll_back(renamed: list[_Entry], journal: Path) -> list[str]:
@@ -320,38 +481,60 @@ def _roll_back(renamed: list[_Entry], journal: Path) -> list[str]:
         if entry.backup is None:
             os.unlink(entry.target)
         else:
-            temporary = Path(entry.temporary)
-            _write_file(temporary, (journal / entry.backup).read_bytes(), exclusive=True)
-            _copy_owner_and_mode(entry, temporary)
-            os.replace(temporary, entry.target)
+            _restore(entry, journal / entry.backup)
         restored.append(entry.path)
     _fsync_dirs({Path(e.target).parent for e in renamed})
     return restored
 
 
+def _restore(entry: _Entry, backup: Path) -> None:
+    """The backup takes the target's place: renamed, which a full disk cannot stop
+    (copied when the journal is on another file system)."""
+    _copy_owner_and_mode(entry, backup)
+    try:
+        os.rename(backup, entry.target)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        temporary = Path(entry.temporary)
+        _unlink_if_there(temporary)
+        _write_file(temporary, _read_backup(backup))
+        _copy_owner_and_mode(entry, temporary)
+        os.replace(temporary, entry.target)
+
+
+def _read_backup(backup: Path) -> bytes:
+    data = _read_own_file(backup, TARGET_MAX_BYTES)
+    if data is None:
+        raise OSError(errno.EINVAL, f"{backup.name} in the journal is not a backup kvmlint wrote")
+    return data
+
+
 def _discard(journal: Path, entries: list[_Entry], created_dirs: list[str]) -> None:
     for entry in entries:
-        if os.path.lexists(entry.temporary):
-            os.unlink(entry.temporary)
+        _unlink_if_there(entry.temporary)
     for directory in reversed(created_dirs):
         try:
             os.rmdir(directory)
         except OSError:
             pass  # not empty: a file the user put there
-    _remove_journal(journal)
+    try:
+        _remove_journal(journal)
+    except OSError:
+        pass  # the next run finds it with nothing left to undo, and removes it
 
 
 def _save(journal: Path, state: str, entries: list[_Entry], created_dirs: list[str]) -> None:
     record = {"state": state, "entries": [asdict(e) for e in entries], "created_dirs": created_dirs}
-    temporary = journal / "journal.json.tmp"
-    _write_file(temporary, json.dumps(record, indent=1).encode(), exclusive=False)
-    os.replace(temporary, journal / "journal.json")
+    temporary = journal / JOURNAL_RECORD_TEMPORARY
+    _write_file(temporary, json.dumps(record, indent=1).encode())
+    os.replace(temporary, journal / JOURNAL_RECORD)
     _fsync_dirs({journal})
 
 
 def _fsync_dirs(directories) -> None:
     for directory in directories:
-        descriptor = os.open(directory, os.O_RDONLY)
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | NOT_FOLLOWED)
         try:
             os.fsync(descriptor)
         finally:
@@ -359,46 +542,58 @@ def _fsync_dirs(directories) -> None:
 
 
 def _remove_journal(journal: Path) -> None:
-    record = journal / "journal.json"
-    if record.exists():
+    """Remove a journal folder of kvmlint's (a real folder: recover checked a found one)."""
+    record = journal / JOURNAL_RECORD
+    if os.path.lexists(record):
         os.unlink(record)  # first: from here on, the change set is complete
         _fsync_dirs({journal})
-    for leftover in journal.iterdir():
-        leftover.unlink()
-    journal.rmdir()
+    for name in os.listdir(journal):
+        os.unlink(journal / name)
+    os.rmdir(journal)
 
 
 def pending_journal(root: Path) -> bool:
-    return (journal_dir(root) / "journal.json").exists()
+    return os.path.lexists(journal_dir(root))
 
 
 def recover(root: Path) -> list[str]:
     """Finish what a killed run left: remove its temporary files, roll back (or keep) its renames.
 
-    Returns one message per thing done, for the user.
+    Returns one message per thing done, for the user.  A journal kvmlint did
+    not write is refused (UsageError), with nothing touched.
     """
     journal = journal_dir(root)
-    if not journal.is_dir():
+    status = _lstat(journal)
+    if status is None:
         return []
+    _refuse_unless_own(journal, status, stat.S_ISDIR, "fix journal")
+    names = _journal_names(journal)
+    if JOURNAL_RECORD not in names:
+        state, entries, created_dirs = "preparing", [], []  # killed before anything was written
+    else:
+        data = _read_own_file(journal / JOURNAL_RECORD, JOURNAL_MAX_BYTES)
+        if data is None:
+            too_large = f"larger than {JOURNAL_MAX_BYTES >> 20} MiB"
+            raise _refused(journal, f"its {JOURNAL_RECORD} cannot be read or is {too_large}")
+        state, entries, created_dirs = _parse_journal(data, root, journal)
     try:
-        record = json.loads((journal / "journal.json").read_bytes())
-    except FileNotFoundError:
-        _remove_journal(journal)  # killed before anything was written
-        return []
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read the journal of an interrupted fix, {journal} ({error}); remove it by hand") from None
-    entries = [_Entry(**entry) for entry in record["entries"]]
-    created_dirs = record["created_dirs"]
+        return _finish(journal, state, entries, created_dirs)
+    except OSError as error:
+        raise UsageError(
+            f"cannot finish an interrupted fix ({error.strerror or error}); its journal stays in {journal}"
+        ) from None
+
+
+def _finish(journal: Path, state: str, entries: list[_Entry], created_dirs: list[str]) -> list[str]:
     messages = []
-    if record["state"] == "renaming":
+    if state == "renaming":
         states = {e.path: _content_sha256(e.target) for e in entries}
         renamed = [e for e in entries if states[e.path] == e.new_sha256]
         foreign = [e for e in entries if states[e.path] not in (e.new_sha256, e.old_sha256)]
         for entry in foreign:  # edited by hand since: keep the user's file and the old content beside it
-            kept = Path(entry.target + ".kvmlint-orig")
-            if entry.backup is not None:
-                os.replace(journal / entry.backup, kept)
-            messages.append(f"{entry.path} changed since an interrupted fix; left as it is (its old content: {kept})")
+            kept = _keep_beside(entry, journal)
+            old = f" (its old content: {kept})" if kept else ""
+            messages.append(f"{entry.path} changed since an interrupted fix; left as it is{old}")
         if renamed and len(renamed) == len(entries):
             messages.append(f"an interrupted fix had written all of its {len(entries)} file(s); kept")
         elif renamed:
@@ -409,3 +604,186 @@ def recover(root: Path) -> list[str]:
         messages.append(f"removed {len(leftovers)} temporary file(s) of an interrupted fix")
     _discard(journal, entries, created_dirs)
     return messages
+
+
+def _keep_beside(entry: _Entry, journal: Path) -> str | None:
+    """Copy an entry's old content next to its file, under the first of its kept
+    names no file has (never over a file, nor through a link); the name, or None
+    when the journal has no backup of it (a new file, or already put back)."""
+    backup = journal / entry.backup if entry.backup else None
+    if backup is None or not os.path.lexists(backup):
+        return None
+    data = _read_backup(backup)
+    for number in range(1, KEPT_NAMES + 1):
+        kept = entry.target + KEPT_SUFFIX + (f".{number}" if number > 1 else "")
+        try:
+            _write_file(Path(kept), data)
+        except FileExistsError:
+            continue
+        os.unlink(backup)  # kept: a run that stops later does not copy it again
+        return kept
+    raise OSError(errno.EEXIST, f"{entry.path}{KEPT_SUFFIX} and its {KEPT_NAMES - 1} other names are taken")
+
+
+def _journal_names(journal: Path) -> set[str]:
+    """The files of a journal folder, refused unless each is one kvmlint writes
+    there: a regular file of this user, with no other name (no hard link out)."""
+    names = set()
+    try:
+        with os.scandir(journal) as listing:
+            for item in listing:
+                if len(names) >= JOURNAL_MAX_NAMES:
+                    raise _refused(journal, f"it holds more than {JOURNAL_MAX_NAMES} files")
+                if item.name not in (JOURNAL_RECORD, JOURNAL_RECORD_TEMPORARY) and not _BACKUP.fullmatch(item.name):
+                    raise _refused(journal, "it holds a file kvmlint does not write")
+                status = item.stat(follow_symlinks=False)
+                if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid() or status.st_nlink != 1:
+                    raise _refused(journal, f"its {item.name} is not a file kvmlint wrote")
+                names.add(item.name)
+    except OSError as error:
+        raise UsageError(
+            f"cannot read the journal of an interrupted fix, {journal} ({error.strerror or error})"
+        ) from None
+    return names
+
+
+def _parse_journal(data: bytes, root: Path, journal: Path) -> tuple[str, list[_Entry], list[str]]:
+    """A journal's record, each field checked against what kvmlint writes (else refused)."""
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        raise _refused(journal, f"its {JOURNAL_RECORD} is not JSON") from None
+    if not isinstance(record, dict) or set(record) != {"state", "entries", "created_dirs"}:
+        raise _refused(journal, f"its {JOURNAL_RECORD} does not have the fields kvmlint writes")
+    state, entries, created_dirs = record["state"], record["entries"], record["created_dirs"]
+    if state not in ("preparing", "renaming") or not isinstance(entries, list) or not isinstance(created_dirs, list):
+        raise _refused(journal, f"its {JOURNAL_RECORD} does not have the fields kvmlint writes")
+    real_root, real_journal = os.path.realpath(root), os.path.realpath(journal)
+    parsed, targets, backups = [], set(), set()
+    for number, raw in enumerate(entries, 1):
+        problem = _entry_problem(raw, real_root, real_journal)
+        if problem is None and (raw["target"] in targets or raw["backup"] in backups):
+            problem = "it names a file another entry names"
+        if problem is not None:
+            raise _refused(journal, f"entry {number}: {problem}")
+        entry = _Entry(**raw)
+        targets.add(entry.target)
+        if entry.backup is not None:
+            backups.add(entry.backup)
+        parsed.append(entry)
+    for number, directory in enumerate(created_dirs, 1):
+        if not isinstance(directory, str) or not _inside_root(directory, real_root):
+            raise _refused(journal, f"created folder {number} is not inside the tree")
+    return state, parsed, created_dirs
+
+
+def _entry_problem(entry, real_root: str, real_journal: str) -> str | None:
+    """What makes a journal's entry one kvmlint did not write, or None."""
+    if not isinstance(entry, dict) or set(entry) != ENTRY_FIELDS:
+        return "not the fields kvmlint writes"
+    path, target, temporary = entry["path"], entry["target"], entry["temporary"]
+    old, new, backup = entry["old_sha256"], entry["new_sha256"], entry["backup"]
+    if not isinstance(path, str) or _CONTROL.search(path) or os.path.isabs(path) or ".." in path.split("/"):
+        return "its path is not a file name of the tree"
+    if not isinstance(target, str) or not _inside_root(target, real_root) \
+            or target.startswith(real_journal + os.sep):
+        return "its file is not inside the tree"
+    if not _is_regular_or_absent(target):
+        return "its file is not a regular file"
+    directory, name = os.path.split(target)
+    pattern = re.escape(f".{name}.") + r"[0-9]{1,10}" + re.escape(TEMPORARY_SUFFIX)
+    if not isinstance(temporary, str) or os.path.dirname(temporary) != directory \
+            or not re.fullmatch(pattern, os.path.basename(temporary)):
+        return "its temporary file is not the one kvmlint makes beside its file"
+    if not (old is None or isinstance(old, str) and _DIGEST.fullmatch(old)) \
+            or not (isinstance(new, str) and _DIGEST.fullmatch(new)):
+        return "its digests are not sha256 digests"
+    if (backup is None) != (old is None) \
+            or backup is not None and not (isinstance(backup, str) and _BACKUP.fullmatch(backup)):
+        return "its backup is not a file of the journal"
+    return None
+
+
+def _inside_root(path: str, real_root: str) -> bool:
+    """Whether `path` is absolute, normalised, strictly below `real_root` and reached without a symlink."""
+    return (
+        os.path.isabs(path) and os.path.normpath(path) == path
+        and path.startswith(real_root.rstrip(os.sep) + os.sep)
+        and os.path.realpath(path) == path
+    )
+
+
+def _refused(journal: Path, why: str) -> UsageError:
+    return UsageError(f"{journal} is not a fix journal kvmlint wrote ({why}); nothing done: remove it by hand")
+
+
+def _refuse_unless_own(path: Path, status: os.stat_result, is_kind, what: str) -> None:
+    """Stop (exit 2) at a lock or journal kvmlint did not make: not a regular file
+    (a real folder) of this user, found where kvmlint keeps its own."""
+    if not is_kind(status.st_mode):
+        raise UsageError(
+            f"{path} is not a {what} kvmlint made (it is {_kind(status)}); nothing done: remove it by hand"
+        )
+    if status.st_uid != os.geteuid():
+        raise UsageError(f"{path} is not a {what} of yours (its owner is uid {status.st_uid}); nothing done")
+
+
+def _kind(status: os.stat_result) -> str:
+    mode = status.st_mode
+    for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return name
+    return "a device"
+
+
+def _lstat(path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise UsageError(f"cannot look at {path} ({error.strerror or error})") from None
+
+
+def _is_regular_or_absent(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _is_own(path: str, is_kind) -> bool:
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    return is_kind(status.st_mode) and status.st_uid == os.geteuid()
+
+
+def _read_own_file(path, max_bytes: int) -> bytes | None:
+    """The bytes of the regular file of this user at `path` (not through a link),
+    at most `max_bytes`; None when it is anything else, larger, or unreadable."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | NOT_FOLLOWED)
+    except OSError:
+        return None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid() or status.st_size > max_bytes:
+            return None
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(descriptor, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:  # it grew while being read
+                return None
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)

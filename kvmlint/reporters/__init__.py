@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
+from kvmlint.errors import UsageError
 from kvmlint.findings import Finding
 from kvmlint.source import Overlay
 
@@ -125,13 +126,17 @@ def render_statistics(findings: list[Finding]) -> str:
     return "".join(f"{count:>5}  {code}  {name}\n" for (code, name), count in ordered)
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, named_by_user: bool = True) -> None:
     """Readers of `path` see the old content or the new, never a partial file.
 
-    A symlink is written through: its target gets the report, the link stays.
-    A device, FIFO or terminal (`/dev/stdout`, `/dev/full`) is written into,
-    never renamed over: only a regular file is replaced.
+    A symlink the user named is written through: its target gets the report,
+    the link stays.  A device, FIFO or terminal (`/dev/stdout`, `/dev/full`) is
+    written into, never renamed over: only a regular file is replaced.  A path
+    the tree's configuration names is written only as a regular file: a
+    symlink or a FIFO there is the tree's, and refused.
     """
+    if not named_by_user:
+        _refuse_unless_regular_or_absent(path, "the report")
     try:
         special = not stat.S_ISREG(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -141,15 +146,45 @@ def write_atomically(path: Path, text: str) -> None:
             stream.write(text)
         return
     path = Path(os.path.realpath(path))
-    directory = path.parent if str(path.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    write_files_atomically(path.parent if str(path.parent) else Path("."), [(path.name, text)])
+
+
+def write_files_atomically(directory: Path, files: list[tuple[str, str]]) -> None:
+    """Each (name, text) written as a file of `directory`, none of them partly.
+
+    Each text goes to a temporary file of an unpredictable name, created anew
+    (never through a link), then renamed over its name: an existing regular
+    file is replaced, never written into, so a link or hard link there leads
+    nowhere.  A name that is a symlink or not a regular file is refused before
+    anything is written.
+    """
+    for name, _ in files:
+        _refuse_unless_regular_or_absent(directory / name, "it")
+    umask = os.umask(0)
+    os.umask(umask)
+    temporaries: list[str] = []
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a report is not
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
+        for name, text in files:
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+            temporaries.append(temporary)
+            os.fchmod(descriptor, 0o666 & ~umask)  # mkstemp makes it private; a report is not
+            with os.fdopen(descriptor, "w", encoding="utf-8", errors="surrogateescape") as stream:
+                stream.write(text)
+        for (name, _), temporary in zip(files, temporaries):
+            os.replace(temporary, directory / name)
     except BaseException:
-        os.unlink(temporary)
+        for temporary in temporaries:
+            if os.path.lexists(temporary):
+                os.unlink(temporary)
         raise
+
+
+def _refuse_unless_regular_or_absent(path: Path, what: str) -> None:
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(status.st_mode):
+        raise UsageError(f"{path} is a symlink; kvmlint does not write {what} through it (nothing written)")
+    if not stat.S_ISREG(status.st_mode):
+        raise UsageError(f"{path} is not a regular file; kvmlint does not write {what} there (nothing written)")

@@ -12,6 +12,7 @@ from kvmlint.codemods.engine import ChangeSet, Plan, unified_diff
 from kvmlint.git import GitError, git_output
 from kvmlint.gitwork import history_prefix, path_prefix
 from kvmlint.prose import arch_name, join_words, wrap_message
+from kvmlint.reporters import write_files_atomically
 
 NULL_COMMIT = "0" * 40
 MIXED_SERIES_TITLE = "Untangle architecture-specific questions from common code"
@@ -72,13 +73,15 @@ def commit_message(root: Path, change_set: ChangeSet) -> str:
 
 def write_series(plan: Plan, directory: Path, base_commit: str | None = None) -> list[Path]:
     """One patch per accepted change set, and a cover letter for two or more
-    (QEMU's submitting-a-patch guide asks for one)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    (QEMU's submitting-a-patch guide asks for one).  All are written or none:
+    a symlink or other non-regular file in `directory` under a patch's name is
+    refused (UsageError) before anything is written, and no file is written
+    through a link."""
     author = _author(plan.root)
     date = formatdate(localtime=True)
     total = len(plan.accepted)
     base = f"base-commit: {base_commit}\n" if base_commit else ""
-    written = []
+    files = []
     for number, change_set in enumerate(plan.accepted, 1):
         diff = unified_diff(plan, [change_set], before=plan.accepted[: number - 1])
         message = commit_message(plan.root, change_set)
@@ -87,14 +90,12 @@ def write_series(plan: Plan, directory: Path, base_commit: str | None = None) ->
             _mail_header(author, date, f"[PATCH{_numbering(number, total)}] {title}")
             + f"{body}---\n{diffstat(diff)}\n\n{diff}{base if total == 1 else ''}-- \nkvmlint {__version__}\n\n"
         )
-        path = directory / patch_filename(number, title)
-        path.write_text(mail, encoding="utf-8", errors="surrogateescape")
-        written.append(path)
+        files.append((patch_filename(number, title), mail))
     if total > 1:
-        cover = directory / "0000-cover-letter.patch"
-        cover.write_text(_cover_letter(plan, author, date, base), encoding="utf-8", errors="surrogateescape")
-        written.insert(0, cover)
-    return written
+        files.insert(0, ("0000-cover-letter.patch", _cover_letter(plan, author, date, base)))
+    directory.mkdir(parents=True, exist_ok=True)
+    write_files_atomically(directory, files)
+    return [directory / name for name, _ in files]
 
 
 def _numbering(number: int, total: int) -> str:
