@@ -56,6 +56,7 @@ MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 # A function-like macro of the file, for the parameters it only stringizes (`#define STR(x) #x`).
 FUNCTION_LIKE_MACRO = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)\n]*)\)((?:[^\n\\]|\\.)*)", re.MULTILINE | re.DOTALL)
 # Bounds that keep absurd input linear; real code stays far below them.
+OPERATOR_WINDOW = 64  # bytes of blanks looked through for a `#` or `##` next to a name
 MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
 SHALLOW_DEPTH = 100  # nodes deeper than this make the whole tree be mapped top-down
 MAX_EXPRESSION_WALK = 256  # levels climbed from a call to the statement that consumes it
@@ -449,6 +450,8 @@ def _sets_member_from(assignment: tree_sitter.Node, starts: list[int], length: i
 
 
 EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
+# Node types that end an expression: climbing from a name past one leaves every argument list it is in.
+STATEMENT_SUFFIXES = ("statement", "declaration", "definition", "translation_unit", "declarator")
 
 
 def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
@@ -471,7 +474,8 @@ def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
 def _macro_operand(body: bytes, start: int, end: int) -> bool:
     """Whether the name at body[start:end] of a macro is an operand of `#` or `##`:
     it becomes a string or part of another name, never a use of itself."""
-    return body[:start].rstrip(b" \t").endswith(b"#") or body[end:].lstrip(b" \t").startswith(b"##")
+    before = body[max(0, start - OPERATOR_WINDOW) : start].rstrip(b" \t")
+    return before.endswith(b"#") or body[end : end + OPERATOR_WINDOW].lstrip(b" \t").startswith(b"##")
 
 
 def stringizing_macros(data: bytes) -> dict[str, frozenset[int]]:
@@ -566,12 +570,12 @@ class Extractor:
             return False
         child, parent = node, ancestry.parent(node)
         for _ in range(MAX_EXPRESSION_WALK):
-            if parent is None:
-                return False
+            if parent is None or parent.type.endswith(STATEMENT_SUFFIXES):
+                return False  # arguments end where the expression does
             call = ancestry.parent(parent) if parent.type == "argument_list" else None
             callee = call.child_by_field_name("function") if call is not None and call.type == "call_expression" else None
-            if callee is not None and callee.type == "identifier":
-                positions = self._stringizing_macros.get(text(callee), frozenset())
+            positions = self._stringizing_macros.get(text(callee)) if callee is not None and callee.type == "identifier" else None
+            if positions:
                 arguments = [c for c in parent.named_children if c.type != "comment"]
                 if any(arguments[position] == child for position in positions if position < len(arguments)):
                     return True
