@@ -243,7 +243,7 @@ def fix(
     from kvmlint.config import load_config
     from kvmlint.gitwork import require_clean, require_committed, require_identity, require_whole_checkout, wants_signature
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
     from kvmlint.validation import validate_plan
 
     if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
@@ -265,7 +265,8 @@ def fix(
     selections = rules.select(
         _split_words(rule_words + selected) or list(config.select), _split_words(ignored) or list(config.ignore)
     )
-    sources = discover([str(root)], config.exclude, suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    # Excluded files are read all the same: a fix that spans files (a move, a rename) must edit them too.
+    sources = discover([str(root)], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
     base_commit = committer = None
     purpose = "--format-patch" if patch_dir else "--commit"
     if patch_dir or commit_each:
@@ -290,7 +291,10 @@ def fix(
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
-    findings = [f for f in result.findings if f.code not in config.ignored_codes(f.path)]
+    findings = [
+        f for f in result.findings
+        if f.code not in config.ignored_codes(f.path) and not is_excluded(f.path, config.exclude)
+    ]
     if wanted != sources.root.resolve():
         findings = [f for f in findings if _within(sources.root / f.path, wanted)]
     if location is not None:

@@ -2,7 +2,9 @@
 
 Runs inside parser worker processes; returns only `kvmlint.facts` records.
 Macro bodies are raw text to tree-sitter, so each `#define` body that
-mentions a KVM symbol is parsed again on its own and mapped back.
+mentions a KVM symbol is parsed again on its own and mapped back.  Code the
+preprocessor never compiles (`#if 0`, the `#else` of `#if 1`) yields no
+facts, and neither do names a macro stringizes, pastes or takes as a parameter.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import itertools
 import re
 from dataclasses import replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import tree_sitter
 import tree_sitter_c
@@ -27,6 +29,7 @@ from kvmlint.facts import (
     Span,
     StringLiteral,
 )
+from kvmlint.preprocessor import never_compiled
 
 KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
 KERNEL_IRQCHIP = re.compile(rb"kernel[_-]irqchip")
@@ -50,7 +53,10 @@ MOSTLY_UNPARSEABLE = "mostly unparseable"
 UNPLACED_NAME = re.compile(rb"\b(?:kvm|KVM)\w*")
 UNPLACED_OPTION = re.compile(rb"kernel[_-]irqchip=")
 MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
+# A function-like macro of the file, for the parameters it only stringizes (`#define STR(x) #x`).
+FUNCTION_LIKE_MACRO = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)\n]*)\)((?:[^\n\\]|\\.)*)", re.MULTILINE | re.DOTALL)
 # Bounds that keep absurd input linear; real code stays far below them.
+OPERATOR_WINDOW = 64  # bytes of blanks looked through for a `#` or `##` next to a name
 MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
 SHALLOW_DEPTH = 100  # nodes deeper than this make the whole tree be mapped top-down
 MAX_EXPRESSION_WALK = 256  # levels climbed from a call to the statement that consumes it
@@ -444,6 +450,8 @@ def _sets_member_from(assignment: tree_sitter.Node, starts: list[int], length: i
 
 
 EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
+# Node types that end an expression: climbing from a name past one leaves every argument list it is in.
+STATEMENT_SUFFIXES = ("statement", "declaration", "definition", "translation_unit", "declarator")
 
 
 def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
@@ -461,6 +469,33 @@ def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
         following.append(sibling)
         sibling = sibling.next_named_sibling
     return following
+
+
+def _macro_operand(body: bytes, start: int, end: int) -> bool:
+    """Whether the name at body[start:end] of a macro is an operand of `#` or `##`:
+    it becomes a string or part of another name, never a use of itself."""
+    before = body[max(0, start - OPERATOR_WINDOW) : start].rstrip(b" \t")
+    return before.endswith(b"#") or body[end : end + OPERATOR_WINDOW].lstrip(b" \t").startswith(b"##")
+
+
+def stringizing_macros(data: bytes) -> dict[str, frozenset[int]]:
+    """The file's function-like macros that only stringize (or paste) some of their parameters,
+    with those parameters' positions: an argument there is never evaluated (`STR(f())`)."""
+    found = {}
+    for match in FUNCTION_LIKE_MACRO.finditer(data):
+        name, parameters, body = match.groups()
+        positions = frozenset(
+            position for position, parameter in enumerate(p.strip() for p in parameters.split(b","))
+            if parameter and _only_operand(body, parameter)
+        )
+        if positions:
+            found[name.decode("utf-8", "replace")] = positions
+    return found
+
+
+def _only_operand(body: bytes, parameter: bytes) -> bool:
+    uses = list(re.finditer(rb"(?<![\w$])" + re.escape(parameter) + rb"(?![\w$])", body))
+    return bool(uses) and all(_macro_operand(body, use.start(), use.end()) for use in uses)
 
 
 class Extractor:
@@ -491,7 +526,7 @@ class Extractor:
         except UnicodeDecodeError as error:
             line, _ = self.lines.position(error.start)
             self.facts.warnings.append(f"not valid UTF-8 (line {line}); analysed as bytes")
-        names = _kvm_identifiers(root, self.data)
+        names = [name for name in _kvm_identifiers(root, self.data) if self._compiled(name)]
         self._references(names, self.ancestry)
         self._definitions(root)
         if self.evidence.exhausted_line is not None:
@@ -504,12 +539,12 @@ class Extractor:
             if name.text.startswith(b"kvm_") and (parent := self.ancestry.parent(name)) is not None
             and parent.type == "assignment_expression" and parent.child_by_field_name("left") == name
         ])
-        self._capability_assignments(self._member_assignments_from_capabilities(root))
-        self._strings(self._option_strings(root))
+        self._capability_assignments(list(filter(self._compiled, self._member_assignments_from_capabilities(root))))
+        self._strings(list(filter(self._compiled, self._option_strings(root))))
         if self.facts.strings:
             from kvmlint.qtest_arch import COMPARISON, arch_branches  # imports this module: only needed here
 
-            self.facts.arch_branches = arch_branches(self._ifs_comparing(root, COMPARISON))
+            self.facts.arch_branches = arch_branches(list(filter(self._compiled, self._ifs_comparing(root, COMPARISON))))
         if self.ancestry.deep_preprocessor_line is not None:
             self.facts.warnings.append(
                 f"#if nesting deeper than {MAX_PREPROCESSOR_NESTING} levels (line "
@@ -520,6 +555,32 @@ class Extractor:
         if mostly_unparseable:
             self.facts.unparsed_names = self._unplaced_names(errors)
         return self.facts
+
+    def _compiled(self, node: tree_sitter.Node) -> bool:
+        """Whether the preprocessor compiles `node`: not under `#if 0` or the `#else` of `#if 1`."""
+        return not never_compiled(self.ancestry.conditions(node))
+
+    @cached_property
+    def _stringizing_macros(self) -> dict[str, frozenset[int]]:
+        return stringizing_macros(self.data)
+
+    def _stringized_argument(self, node: tree_sitter.Node, ancestry: Ancestry) -> bool:
+        """Whether `node` lies in an argument that one of the file's macros only stringizes."""
+        if not self._stringizing_macros:
+            return False
+        child, parent = node, ancestry.parent(node)
+        for _ in range(MAX_EXPRESSION_WALK):
+            if parent is None or parent.type.endswith(STATEMENT_SUFFIXES):
+                return False  # arguments end where the expression does
+            call = ancestry.parent(parent) if parent.type == "argument_list" else None
+            callee = call.child_by_field_name("function") if call is not None and call.type == "call_expression" else None
+            positions = self._stringizing_macros.get(text(callee)) if callee is not None and callee.type == "identifier" else None
+            if positions:
+                arguments = [c for c in parent.named_children if c.type != "comment"]
+                if any(arguments[position] == child for position in positions if position < len(arguments)):
+                    return True
+            child, parent = parent, ancestry.parent(parent)
+        return False
 
     def _unplaced_names(self, errors: list[tree_sitter.Node]) -> frozenset[str]:
         """KVM-looking names and kernel_irqchip options inside the syntax-error
@@ -548,6 +609,8 @@ class Extractor:
                 continue  # a definition or a test of the name, not a use
             if parent is not None and parent.type == "declaration" and parent.child_by_field_name("declarator") == node:
                 continue
+            if self._stringized_argument(node, ancestry):
+                continue  # `STR(kvm_x())`: a string, never called
             name = text(node)
             spanned = parent if is_call else node
             span = self.lines.span(spanned.start_byte + offset, spanned.end_byte + offset)
@@ -574,12 +637,19 @@ class Extractor:
         value = macro.child_by_field_name("value")
         if value is None or not QEMU_KVM_NAME.search(value.text):
             return
+        parameters = macro.child_by_field_name("parameters")
+        own_names = {c.text for c in parameters.named_children} if parameters is not None else set()
         # Keep byte offsets: a backslash-newline becomes two spaces.
         body = value.text.replace(b"\\\n", b"  ")
         wrapped_data = MACRO_WRAPPER_PREFIX + body + b"\n;}"
         wrapped = parse(wrapped_data).root_node
+        uses = [
+            name for name in _kvm_identifiers(wrapped, wrapped_data)
+            # A parameter of the macro is not the global name; `#x` and `x ## y` make a string, another name.
+            if name.text not in own_names and not _macro_operand(wrapped_data, name.start_byte, name.end_byte)
+        ]
         self._references(
-            _kvm_identifiers(wrapped, wrapped_data),
+            uses,
             Ancestry(wrapped),
             offset=value.start_byte - len(MACRO_WRAPPER_PREFIX),
             macro=name,
@@ -595,6 +665,8 @@ class Extractor:
                 pending.pop()
             elif child.type in PREPROC_CONTAINERS:
                 pending.append(iter(child.named_children))
+            elif not self._compiled(child):
+                continue  # never compiled: defines and includes nothing
             elif child.type in MACRO_TYPES:
                 name_node = child.child_by_field_name("name")
                 if name_node is None:

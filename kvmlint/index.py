@@ -39,5 +39,19 @@ class Index:
         return [d for d in self.definitions.get(name, ()) if kinds is None or d.item.kind in kinds]
 
     def callers_of(self, name: str) -> list[Located]:
-        """Uses of `name` outside its own definitions (calls and bare identifiers)."""
-        return list(self.references.get(name, ()))
+        """Uses of `name` (calls and bare identifiers), except those a C source file's
+        own `#define name` takes over: such a file means its macro, not the API."""
+        own_macros: dict[str, list[Definition]] = defaultdict(list)
+        for located in self.definitions.get(name, ()):
+            if located.item.kind == "macro" and located.path.endswith(".c"):
+                own_macros[located.path].append(located.item)
+        return [
+            use for use in self.references.get(name, ())
+            if not any(_takes_over(macro, use.item) for macro in own_macros.get(use.path, ()))
+        ]
+
+
+def _takes_over(macro: Definition, use: Reference) -> bool:
+    """The macro is defined before the use, and wherever the use is compiled (its #if branch or an outer one)."""
+    conditions = macro.preprocessor
+    return macro.span.start_byte < use.span.start_byte and use.preprocessor[: len(conditions)] == conditions

@@ -36,6 +36,13 @@ SKIPPED_DIR_NAMES = frozenset({".git", ".kvmlint_cache", "__pycache__", ".venv",
 BUILD_DIR_MARKERS = frozenset({"build.ninja", "config-host.mak"})
 
 
+# kvmlint's own files inside a tree (cache, fix journal and lock) start so: not the tree's text.
+KVMLINT_STATE_PREFIX = ".kvmlint"
+# A tree-wide scan (a rename's) reads at most this much, all files together.
+MAX_SCAN_BYTES = 1024 * 1024 * 1024
+BINARY_PROBE_BYTES = 8192  # a NUL in the first this many bytes: a binary file
+
+
 # How deep below a checked directory to look for QEMU checkouts when it is not in one.
 ROOT_SEARCH_DEPTH = 3
 
@@ -86,17 +93,19 @@ class UnreadableFile(Exception):
     """A file kvmlint will not read; the message says why."""
 
 
-def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES, follow_symlinks: bool = True) -> bytes:
     """The bytes of a regular file of at most `max_bytes`, else UnreadableFile.
 
     FIFOs, devices and sockets (also behind symlinks) are refused before they
     are opened, and again on the open descriptor, so reading never blocks on a
-    FIFO or streams /dev/zero forever.
+    FIFO or streams /dev/zero forever.  Without `follow_symlinks` a symlink is
+    refused too.
     """
+    no_follow = 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        if not stat.S_ISREG(os.stat(path, follow_symlinks=follow_symlinks).st_mode):
             raise UnreadableFile("not a regular file; skipped")
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0) | no_follow)
     except OSError as error:
         raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
     try:
@@ -295,9 +304,74 @@ def discover(
                         and (rel == "." or f.startswith(rel + "/")) and not _in_build_dir(f, root, build_dir_cache))
     selected = {f for f in selected if contents.get(f, b"") is not None}
     if excludes:
-        selected = {f for f in selected if not _excluded(f, excludes)}
+        selected = {f for f in selected if not is_excluded(f, excludes)}
     return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped),
                      listing=listing, overlay=contents)
+
+
+def tree_files(root: Path, listing: TreeListing | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every file of the tree, whatever its suffix, and (path, why) for folders that could not be listed.
+
+    git's file list inside a work tree, else a walk (`listing`, when discovery
+    already walked the whole tree).  Build directories and kvmlint's own state
+    are left out; no configured exclusion applies.
+    """
+    skipped: list[tuple[str, str]] = []
+    listed = _exists(root / ".git") and _git_files(root)
+    if listed:
+        build_dir_cache: dict[str, bool] = {}
+        files = [f for f in listed if not _in_build_dir(f, root, build_dir_cache)]
+    else:
+        folders = listing.folders if listing is not None else walk_folders(root, root, skipped)
+        files = _files_in(folders, ("",))
+        skipped = skipped if listing is None else [(f or ".", "directory cannot be read; skipped")
+                                                   for f, entries in folders.items() if entries is None]
+    kept = [f for f in files if not any(part.startswith(KVMLINT_STATE_PREFIX) for part in f.split("/"))]
+    return sorted(kept), skipped
+
+
+@dataclass
+class TextScan:
+    found: dict[str, bytes]  # the text files `wanted` chose, with their bytes
+    unread: list[tuple[str, str]]  # (path, why) for files that may be text but could not be read
+
+
+def scan_text(root: Path, files: list[str], wanted: Callable[[str, bytes], bool],
+              max_total: int = MAX_SCAN_BYTES) -> TextScan:
+    """Read the text files among `files` (each bounded as any source, `max_total` in all), keeping
+    those `wanted` chooses.  A symlink is not followed: its target, when in the tree, is listed
+    itself; one that leads outside the tree is named as not read.  Special files and files gone
+    since the listing are not the tree's text; binary files are passed over."""
+    scan = TextScan({}, [])
+    total = 0
+    real_root = os.path.realpath(root)
+    for path in files:
+        try:
+            info = os.lstat(root / path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            scan.unread.append((path, f"cannot be looked at ({error.strerror or error})"))
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            target = os.path.realpath(root / path)
+            if os.path.commonpath([real_root, target]) != real_root and _exists(Path(target)):
+                scan.unread.append((path, "a symlink that leads outside the tree: not read"))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        total += info.st_size
+        if total > max_total:
+            scan.unread.append((path, f"the tree holds more than {_size(max_total)} of files: not read from here on"))
+            break
+        try:
+            data = read_regular_file(root / path, follow_symlinks=False)
+        except UnreadableFile as problem:
+            scan.unread.append((path, str(problem).removesuffix("; skipped")))
+            continue
+        if b"\0" not in data[:BINARY_PROBE_BYTES] and wanted(path, data):
+            scan.found[path] = data
+    return scan
 
 
 def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path, list[Path]]:
@@ -322,7 +396,8 @@ def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path
     return directory, resolved
 
 
-def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
+def is_excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a configured or given exclusion pattern (a glob, or a folder prefix) names `relpath`."""
     name = relpath.rsplit("/", 1)[-1]
     return any(
         fnmatch.fnmatch(relpath, pattern)

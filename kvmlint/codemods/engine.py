@@ -5,7 +5,9 @@ files plus new files.  The engine plans change sets against the files as
 read, refuses what it cannot do safely, and only then writes:
 
 - overlapping edits are a conflict: the later change set is refused whole;
-- no edit may touch a syntax-error region of the original file;
+- no edit may touch a syntax-error region of the original file, except one
+  that puts a whole name in place of another (a rename's: its place comes
+  from the tokens, not from a syntax tree that could not read the region);
 - every changed file is re-parsed, and a change set that adds parse errors
   is rolled back;
 - a change set whose edits change nothing is a no-op (so fixing twice is);
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +34,10 @@ from kvmlint.codemods.tree import snapshot
 from kvmlint.errors import FixError
 from kvmlint.extract import error_nodes, parse
 from kvmlint.source import is_c_file
+
+
+NAME = re.compile(rb"[A-Za-z_$][\w$]*\Z")
+NAME_BYTE = re.compile(rb"[\w$]")
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,15 @@ def _error_regions(path: str, data: bytes) -> list[tuple[int, int]]:
     return [(e.start_byte, e.end_byte) for e in error_nodes(parse(data).root_node)]
 
 
+def _swaps_a_name(data: bytes, edit: Edit) -> bool:
+    """Whether the edit replaces one whole name with another."""
+    before, after = data[edit.start - 1 : edit.start] if edit.start else b"", data[edit.end : edit.end + 1]
+    return (
+        NAME.match(data[edit.start : edit.end]) is not None and NAME.match(edit.replacement) is not None
+        and not NAME_BYTE.match(before) and not NAME_BYTE.match(after)
+    )
+
+
 def _inside_root(root: Path, relpath: str) -> bool:
     target = (root / relpath).resolve()
     return target == root.resolve() or root.resolve() in target.parents
@@ -235,7 +251,8 @@ def _check(result: Plan, change_set: ChangeSet, read, error_regions, error_count
         size = len(base)
         if not 0 <= edit.start <= edit.end <= size:
             return f"{edit.path}: edit out of range"
-        if any(start < edit.end and edit.start < end for start, end in error_regions[edit.path]):
+        inside_error = any(start < edit.end and edit.start < end for start, end in error_regions[edit.path])
+        if inside_error and not _swaps_a_name(base, edit):
             return f"{edit.path}: edit inside a region the parser could not read"
         clash = next((other for other in accepted_edits if _overlaps(edit, other)), None)
         if clash is not None:

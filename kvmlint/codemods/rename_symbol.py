@@ -1,14 +1,13 @@
-"""Rename a function everywhere: definition, declarations, stubs and every use."""
+"""Rename a function everywhere: definition, declarations, stubs and every use (kvmlint/renaming.py)."""
 
 from __future__ import annotations
 
-import re
-
 from kvmlint.codemods import each_finding
 from kvmlint.codemods.engine import ChangeSet, Edit
-from kvmlint.codemods.tree import file_reader
+from kvmlint.codemods.tree import file_reader, sha256
 from kvmlint.errors import FixError
 from kvmlint.prose import join_words
+from kvmlint.renaming import sites
 
 DESCRIPTION = "Rename a KVM function in its definition, declaration, stub and every caller."
 RULE = "KVM003"
@@ -21,22 +20,18 @@ def transform(analysis, findings):
 
 
 def transform_one(analysis, finding) -> list[ChangeSet]:
+    """Edit each file the rule's reading of the tree found, while it holds the bytes read then."""
     old, new = finding.fix.argument("symbol"), finding.fix.argument("new_name")
     read = file_reader(analysis.root)
-    word = re.compile(rb"\b" + re.escape(old.encode()) + rb"\b")
     edits = []
-    for located in analysis.index.definitions_of(old):
-        data = read(located.path)
-        span = located.item.span
-        match = word.search(data, span.start_byte, span.end_byte)
-        if match is None:
-            raise FixError(f"{located.path}:{span.line}: cannot find {old} in its definition")
-        edits.append(Edit(located.path, match.start(), match.end(), new.encode()))
-    for located in analysis.index.callers_of(old):
-        start = located.item.span.start_byte  # a use's span starts at the name
-        edits.append(Edit(located.path, start, start + len(old), new.encode()))
-    definitions = sorted({located.path for located in analysis.index.definitions_of(old)})
-    callers = sorted({located.path for located in analysis.index.callers_of(old)} - set(definitions))
+    for path, digest in finding.fix.argument("files"):
+        data = read(path)
+        if sha256(data) != digest:
+            raise FixError(f"{path}: changed on disk since it was read for the rename; run kvmlint fix again")
+        edits.extend(Edit(path, at, at + len(old), new.encode()) for at in sites(path, data, old))
+    edited = {edit.path for edit in edits}
+    definitions = sorted({located.path for located in analysis.index.definitions_of(old)} & edited)
+    callers = sorted(edited - set(definitions))
     body = (
         f"{old}() injects an interrupt line. That works whether or not the "
         f"interrupt controller is modelled in the kernel, so its name should not "
@@ -47,7 +42,6 @@ def transform_one(analysis, finding) -> list[ChangeSet]:
     return [
         ChangeSet(
             code=RULE, title=f"kvm: Rename {old}() to {new}()", body=body, edits=edits,
-            subject_paths=tuple(definitions),
+            subject_paths=tuple(definitions), applicability=finding.fix.applicability,
         )
     ]
-

@@ -86,7 +86,7 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
     from kvmlint.model import legitimate_question, propose
 
     model = analysis.model
-    for located in analysis.index.references.get(PROXY, ()):
+    for located in analysis.index.callers_of(PROXY):
         reference = located.item
         if reference.kind != "call" or reference.context is None:
             continue

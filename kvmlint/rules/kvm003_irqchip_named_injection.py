@@ -23,15 +23,26 @@ int kvm_set_irq(KVMState *s, int irq, int level);
 ```
 
 ## Fix safety
-Safe: the definition, its declaration, its stub and every caller are
-renamed together, and the new name must not exist in the tree yet.
+Safe when the rename can see and edit every place the compiler reads the
+name: the definition, its declaration, its stub and every caller are renamed
+together, in every file of the tree that spells it (also files excluded from
+the report, and headers of any suffix that C files include), members and
+labels of that spelling left alone.  No fix when the new name is already
+declared where the rename would bring it (at file scope or as a macro
+anywhere, or as a local or parameter around a renamed use): the message
+names the place.  Not safe (`--unsafe-fixes` renames the C files only) when
+other text names it (a script, a build or linker file), or a file cannot be
+read.  Documentation is not changed; the finding lists where it names the
+function.  See `kvmlint/renaming.py`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
+from kvmlint.renaming import reach
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
 
 CODE = "KVM003"
@@ -63,15 +74,25 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
         if not implementations or not is_line_injection(name):
             continue
         replacement = new_name(name)
-        taken = replacement in analysis.index.definitions
         span = implementations[0].item.span
         message = f"{name}() injects an interrupt line, which works without an in-kernel irqchip: name it {replacement}()"
+        renamed = reach(analysis.root, name, replacement, analysis.sources.listing)
+        files = tuple((path, hashlib.sha256(data).hexdigest()) for path, data in sorted(renamed.files.items()))
+        arguments = (("symbol", name), ("new_name", replacement), ("files", files))
+        description = f"rename {name}() to {replacement}()"
+        details: tuple[str, ...] = ()
         fix = None
-        if taken:
-            message += f" ({replacement} already exists: rename by hand)"
+        if renamed.conflicts:
+            message += f" (not renamed automatically: {renamed.conflicts[0]}; rename by hand)"
+            details = tuple(f"conflict: {conflict}" for conflict in renamed.conflicts)
+        elif renamed.unseen:
+            message += f" (not safe: {renamed.unseen[0]})"
+            details = tuple(f"not renamed: {obstacle}" for obstacle in renamed.unseen)
+            fix = Fix("unsafe", description + " in the C files only", arguments)
         else:
-            fix = Fix("safe", f"rename {name}() to {replacement}()", (("symbol", name), ("new_name", replacement)))
+            fix = Fix("safe", description, arguments)
+        details += tuple(f"not changed: {mention}" for mention in renamed.prose)
         yield Finding(
             CODE, NAME, implementations[0].path, span.line, span.column, span.end_line, span.end_column,
-            message, function=name, symbol=name, replacement=replacement, fix=fix,
+            message, function=name, symbol=name, replacement=replacement, fix=fix, details=details,
         )
