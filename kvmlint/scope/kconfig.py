@@ -290,6 +290,7 @@ class KconfigSpace(ConfigSpace):
 
     def _read_targets(self, root: Path, warnings: BoundWarnings | None) -> list[DeviceTarget]:
         targets = []
+        already_read: dict[str, dict[str, str]] = {}
         for name, config_file in device_config_files(root):
             target_keys: dict[str, str] = {}
             for folder in ("configs/targets", "default-configs/targets"):
@@ -298,7 +299,7 @@ class KconfigSpace(ConfigSpace):
             seeds = {arch.upper()} | {key for key, value in target_keys.items()
                                       if value == "y" and key in self.symbols}
             assigned = {symbol[len("CONFIG_"):]: value not in ("n", "")
-                        for symbol, value in read_make_config(root / config_file, warnings=warnings).items()}
+                        for symbol, value in read_make_config(root / config_file, warnings, already_read).items()}
             targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds, config_file))
         return targets
 
