@@ -603,7 +603,8 @@ class MakefileBuild:
         text = f"{assignment.makefile} builds it ({assignment.variable}"
         if assignment.prefix:
             text += f", added with {assignment.prefix} prefix"
-        enclosing = [s for s in assignment.symbols if f"$({s})" not in assignment.variable]
+        own = set(_VARIABLE_REFERENCE.findall(assignment.variable))  # not a search of the name per symbol
+        enclosing = [s for s in assignment.symbols if s not in own]
         if enclosing:
             text += f", inside ifdef/ifeq on {' and '.join(enclosing)}"
         text += ")"
