@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Fuzz kvmlint with mutated fixture trees: it must never crash, hang or run away.
 
-Usage: python bench/fuzz.py [--seconds N] [--cases N] [--seed S] [--keep DIR]
+Usage: python bench/fuzz.py [--seconds N] [--cases N] [--seed S] [--keep DIR] [--mutation NAME]
 
 Each case copies one of the hand-written fixture trees, applies a few random
 mutations (bytes flipped, inserted or cut; invalid UTF-8 and NUL bytes; CRLF;
 deep `#if`, bracket and `+` nesting; very long lines; non-UTF-8 file names;
 FIFOs, device symlinks and symlinked-folder loops, also named by build files;
+deep and long build-file constructs: Kconfig expressions and chains, `land`/`lor`
+calls, list chains, `ifdef` and meson `if` nesting, device-config include ladders;
 broken configuration), then runs `kvmlint check` (random format and -j),
 `kvmlint scope` or `kvmlint fix --diff` on it under CPU-time and memory
 rlimits and a timeout.  A case passes when kvmlint exits 0, 1 or 2, with no
@@ -185,6 +187,54 @@ def build_file_names_special(rng: random.Random, tree: Path) -> str:
     return f"{line.strip()!r} in {build_file}"
 
 
+def _build_file_shapes(size: int) -> dict[str, tuple[str, str]]:
+    """Deep or long constructs, each with the name of the build file it goes into."""
+    names = [f"FUZZ{n}" for n in range(size)]
+    return {
+        "kconfig &&": ("Kconfig", "config FUZZ\n    bool\n    default y\n    depends on " + " && ".join(names) + "\n"),
+        "kconfig ||": ("Kconfig", "config FUZZ\n    bool\n    default y if " + " || ".join(names) + "\n"),
+        "kconfig ()": ("Kconfig", "config FUZZ\n    bool\n    depends on " + "(" * size + "A" + ")" * size + "\n"),
+        "kconfig !": ("Kconfig", "config FUZZ\n    bool\n    select KVM if " + "!" * size + "A\n"),
+        "kconfig chain": ("Kconfig", "".join(f"config FUZZ{n}\n    bool\n    default y\n    depends on FUZZ{n + 1}\n"
+                                             f"    select FUZZ{(n + size // 2) % size}\n" for n in range(size))),
+        "make land": ("Makefile.objs", "obj-$(call land," + ",".join(f"$(CONFIG_{n})" for n in names) + ") += f.o\n"),
+        "make lor": ("Makefile.objs", "obj-$(call lor," + ",".join(f"$(CONFIG_{n})" for n in names) + ") += f.o\n"),
+        "make nested calls": ("Makefile.objs", "obj-" + "$(call lnot,$(call lor," * size + "$(CONFIG_A)"
+                              + ",$(CONFIG_B)))" * size + " += f.o\n"),
+        "make nested if": ("Makefile.objs", "obj-" + "$(if $(filter y," * size + "y" + "),y)" * size + " += f.o\n"),
+        "make list chain": ("Makefile.objs", "".join(f"fuzz{n}-y += $(fuzz{n + 1}-y) $(fuzz{n // 2}-y) f{n}.o\n"
+                                                     for n in range(size)) + "obj-y += $(fuzz0-y)\n"),
+        "make self reference": ("Makefile.objs", "fuzz-y = $(fuzz-y) f.o\nobj-$(fuzz-y) += $(fuzz-y)\n"),
+        "make ifdefs": ("Makefile.objs", "ifdef CONFIG_KVM\n" * size + "obj-y += f.o\n" + "else\nendif\n" * size),
+        "meson ifs": ("meson.build", "if config_all_devices.has_key('CONFIG_KVM')\n" * size
+                      + "system_ss.add(files('f.c'))\n" + "endif\n" * size),
+        "meson foreach": ("meson.build", "foreach x : y\n" * size + "specific_ss.add(files('f.c'))\n"
+                          + "endforeach\n" * size),
+        "meson set chain": ("meson.build", "".join(f"fuzz{n}_ss.add_all(when: 'CONFIG_F{n}', if_true: fuzz{n + 1}_ss)\n"
+                                                   for n in range(size)) + "specific_ss.add_all(fuzz0_ss)\n"),
+        "meson brackets": ("meson.build", "x_ss.add(" + "[" * size + "files('f.c')" + "]" * size + ")\n"),
+        "device config ladder": ("*.mak", "include FUZZ0.mak\n"),
+    }
+
+
+def long_build_file(rng: random.Random, tree: Path) -> str:
+    """A deep or long construct appended to one of the tree's build files of its kind (a new
+    one at the top if the tree has none: the tree's era may not read it)."""
+    size = rng.choice([100, 1_000, 10_000])
+    shapes = _build_file_shapes(size)
+    found = {name: sorted(path for path in tree.rglob(name) if path.is_file() and not path.is_symlink())
+             for name in {name for name, _ in shapes.values()}}
+    kind = rng.choice(sorted(kind for kind, (name, _) in shapes.items() if found[name]) or sorted(shapes))
+    name, text = shapes[kind]
+    path = rng.choice(found[name]) if found[name] else tree / name.replace("*", "default")
+    if kind == "device config ladder":  # each includes the next two: 2**32 readings if each were read again
+        for n in range(40):
+            (path.parent / f"FUZZ{n}.mak").write_text(f"include FUZZ{n + 1}.mak\ninclude FUZZ{n + 2}.mak\n")
+    with open(path, "a") as stream:
+        stream.write(text)
+    return f"{kind} of {size} in {path.relative_to(tree)}"
+
+
 def broken_config(rng: random.Random, tree: Path) -> str:
     text = rng.choice([
         "select = [", "jobs = 300\n", "jobs = -1\n", "tool = 5\n", "select = " + "[" * 3000 + "]" * 3000 + "\n",
@@ -198,7 +248,7 @@ def broken_config(rng: random.Random, tree: Path) -> str:
 
 MUTATIONS = (
     flip_bytes, insert_bytes, cut_bytes, crlf, latin1, deep_nesting, long_line, many_uses, bad_file_name,
-    special_file, folder_loop, build_file_names_special, broken_config,
+    special_file, folder_loop, build_file_names_special, long_build_file, broken_config,
 )
 
 
@@ -219,12 +269,12 @@ def _limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
-def run_case(rng: random.Random, workspace: Path) -> tuple[bool, str]:
+def run_case(rng: random.Random, workspace: Path, mutations: tuple = MUTATIONS) -> tuple[bool, str]:
     """One mutated tree, one kvmlint run: (passed, description)."""
     tree = workspace / "tree"
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(FIXTURES / rng.choice(TREES), tree, symlinks=True)
-    done = [mutation(rng, tree) for mutation in rng.sample(MUTATIONS, rng.randint(1, 3))]
+    done = [mutation(rng, tree) for mutation in rng.sample(mutations, rng.randint(1, min(3, len(mutations))))]
     command = _command(rng)
     description = f"kvmlint {' '.join(command)} after: " + "; ".join(done)
     try:
@@ -251,9 +301,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed [time-based]; printed for replay")
     parser.add_argument("--keep", type=Path, default=None, help="where failing trees are kept")
     parser.add_argument("--verbose", action="store_true", help="print every case")
+    parser.add_argument("--mutation", action="append", choices=[m.__name__ for m in MUTATIONS],
+                        help="only this mutation (repeatable)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else int(time.time())
     keep = args.keep or Path(tempfile.mkdtemp(prefix="kvmlint-fuzz-failures-"))
+    mutations = tuple(m for m in MUTATIONS if m.__name__ in args.mutation) if args.mutation else MUTATIONS
     print(f"seed {seed}", flush=True)
     deadline = time.monotonic() + args.seconds
     cases = failures = 0
@@ -262,7 +315,7 @@ def main() -> int:
             rng = random.Random(f"{seed}-{cases}")  # each case replays alone from (seed, number)
             workspace = Path(scratch) / "case"
             workspace.mkdir(exist_ok=True)
-            passed, description = run_case(rng, workspace)
+            passed, description = run_case(rng, workspace, mutations)
             cases += 1
             if args.verbose or not passed:
                 print(f"case {cases - 1}: {'ok' if passed else 'FAIL'}: {description}", flush=True)

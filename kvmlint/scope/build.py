@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import posixpath
 import threading
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,36 @@ from .families import Families, family_of_target_symbol, format_families
 # a target-independent one is compiled once for all targets and cannot.
 PER_TARGET = "per-target"
 TARGET_INDEPENDENT = "target-independent"
+
+
+def compiled_per_target(pulled_into: Mapping[str, set[str]], per_target_by_name: Callable[[str], bool]) -> set[str]:
+    """The lists (or source sets) compiled per target because of where they are pulled in.
+
+    `pulled_into` maps a list to the lists that pull it in.  Following those pulls up from
+    a list ends at lists per target by name, or at lists pulled nowhere, which are compiled
+    once for all targets; a list is per target when every way up ends at the former, and
+    one does.  (A loop of lists that no way leaves is compiled nowhere: not per target.)
+    Two walks down from the ends, so time is linear in the pulls, however long the chains.
+    """
+    pulled_in: dict[str, set[str]] = defaultdict(set)
+    for name, parents in pulled_into.items():
+        for parent in parents - {name}:
+            pulled_in[parent].add(name)
+
+    def below(ends: list[str]) -> set[str]:
+        reached, pending = set(), ends
+        while pending:
+            for name in pulled_in.get(pending.pop(), ()):
+                if name not in reached and not per_target_by_name(name):
+                    reached.add(name)
+                    pending.append(name)
+        return reached
+
+    names = set(pulled_into) | set(pulled_in)
+    below_per_target = below([name for name in names if per_target_by_name(name)])
+    below_once = below([name for name in names
+                        if not per_target_by_name(name) and not pulled_into.get(name, set()) - {name}])
+    return below_per_target - below_once
 
 
 @dataclass(frozen=True)

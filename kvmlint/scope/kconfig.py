@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +35,24 @@ from .families import Families, arch_family
 from .makefiles import read_make_config
 from .meson import read_accelerator_targets
 
-Expr = tuple  # ("sym", name) | ("not", e) | ("and", a, b) | ("or", a, b)
+Expr = tuple  # ("sym", name) | ("not", e) | ("and", e, e, ...) | ("or", e, e, ...)
 
 _TOKEN = re.compile(r"\|\||&&|!|\(|\)|\w+")
+# Parentheses and `!` nested deeper than this are no condition anyone wrote (QEMU's deepest is 1).
+MAX_EXPRESSION_DEPTH = 64
+
+
+class ExpressionTooDeep(Exception):
+    """A Kconfig expression with parentheses and `!` nested deeper than MAX_EXPRESSION_DEPTH."""
 
 
 def parse_expression(text: str) -> Expr | None:
-    """A Kconfig boolean expression, or None when it cannot be read."""
+    """A Kconfig boolean expression, or None when it cannot be read.
+
+    A chain of `&&` (or `||`) is one node however long, so only parentheses
+    and `!` nest, and those at most MAX_EXPRESSION_DEPTH deep (else
+    ExpressionTooDeep): every reader of an expression may recurse into it.
+    """
     tokens = _TOKEN.findall(text)
     if "".join(tokens) != re.sub(r"\s+", "", text):
         return None
@@ -54,26 +66,27 @@ def parse_expression(text: str) -> Expr | None:
         position += 1
         return tokens[position - 1]
 
-    def disjunction() -> Expr:
-        left = conjunction()
-        while peek() == "||":
+    def chain(kind: str, operator: str, operand, depth: int) -> Expr:
+        operands = [operand(depth)]
+        while peek() == operator:
             take()
-            left = ("or", left, conjunction())
-        return left
+            operands.append(operand(depth))
+        return operands[0] if len(operands) == 1 else (kind, *operands)
 
-    def conjunction() -> Expr:
-        left = unary()
-        while peek() == "&&":
-            take()
-            left = ("and", left, unary())
-        return left
+    def disjunction(depth: int) -> Expr:
+        return chain("or", "||", conjunction, depth)
 
-    def unary() -> Expr:
+    def conjunction(depth: int) -> Expr:
+        return chain("and", "&&", unary, depth)
+
+    def unary(depth: int) -> Expr:
         token = take() if peek() is not None else None
+        if token in ("!", "(") and depth >= MAX_EXPRESSION_DEPTH:
+            raise ExpressionTooDeep(text)
         if token == "!":
-            return ("not", unary())
+            return ("not", unary(depth + 1))
         if token == "(":
-            inner = disjunction()
+            inner = disjunction(depth + 1)
             if take() != ")":
                 raise ValueError("unbalanced parenthesis")
             return inner
@@ -82,7 +95,7 @@ def parse_expression(text: str) -> Expr | None:
         return ("sym", token)
 
     try:
-        expression = disjunction()
+        expression = disjunction(0)
     except (ValueError, IndexError):
         return None
     return expression if position == len(tokens) else None
@@ -106,13 +119,25 @@ class KconfigSymbol:
     implied_by: list[tuple[str, Expr | None]] = field(default_factory=list)
 
 
-def parse_kconfig(text: str, kconfig_file: str, symbols: dict[str, KconfigSymbol]) -> list[str]:
+def parse_kconfig(
+    text: str, kconfig_file: str, symbols: dict[str, KconfigSymbol], warnings: BoundWarnings | None = None,
+) -> list[str]:
     """Add one Kconfig file's clauses to `symbols`; return the files it sources."""
     sourced: list[str] = []
     current: KconfigSymbol | None = None
 
     def symbol(name: str) -> KconfigSymbol:
         return symbols.setdefault(name, KconfigSymbol(name))
+
+    def condition(text: str, clause: str) -> Expr | None:
+        """None (holds, as for a condition we cannot read) past the nesting bound."""
+        try:
+            return parse_expression(text)
+        except ExpressionTooDeep:
+            if warnings is not None:
+                warnings.add(kconfig_file, f"config {current.name}: {clause} nested deeper than "
+                                           f"{MAX_EXPRESSION_DEPTH} levels of parentheses and `!`; taken as true")
+            return None
 
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -126,15 +151,15 @@ def parse_kconfig(text: str, kconfig_file: str, symbols: dict[str, KconfigSymbol
         elif current is None:
             continue
         elif keyword == "depends" and rest.startswith("on "):
-            current.depends.append(parse_expression(rest[3:]))
+            current.depends.append(condition(rest[3:], "`depends on`"))
         elif keyword == "default":
-            value, _, condition = rest.partition(" if ")
+            value, _, when = rest.partition(" if ")
             if value.strip() == "y":
-                current.defaults.append(parse_expression(condition) if condition else None)
+                current.defaults.append(condition(when, "`default y if`") if when else None)
         elif keyword in ("select", "imply"):
-            target, _, condition = rest.partition(" if ")
+            target, _, when = rest.partition(" if ")
             if re.fullmatch(r"\w+", target.strip()):
-                clause = (current.name, parse_expression(condition) if condition else None)
+                clause = (current.name, condition(when, f"`{keyword} {target.strip()} if`") if when else None)
                 edges = symbol(target.strip()).selected_by if keyword == "select" else symbol(target.strip()).implied_by
                 edges.append(clause)
     return sourced
@@ -165,7 +190,7 @@ def read_kconfig_tree(root: Path, warnings: BoundWarnings | None = None) -> dict
             continue
         read[key] = relpath
         folder = os.path.dirname(relpath)
-        for sourced in parse_kconfig(read_text(root / relpath), relpath.replace(os.sep, "/"), symbols):
+        for sourced in parse_kconfig(read_text(root / relpath), relpath.replace(os.sep, "/"), symbols, warnings):
             pending.append((os.path.join(folder, sourced), relpath))
     return symbols
 
@@ -177,6 +202,75 @@ class DeviceTarget:
     assigned: dict[str, bool]  # CONFIG_ prefix stripped
     seeds: set[str]  # CONFIG_<TARGET_ARCH> and TARGET_* keys that are Kconfig symbols
     config_file: str
+
+
+class Activation:
+    """When each symbol turns on, for the closure of a target's configuration.
+
+    One graph of and/or nodes over the symbols, built once: a symbol's root holds
+    when its `depends on` all hold and a `select` (from an enabled symbol, under its
+    `if`), a `default y [if E]` or an `imply` does.  A target's closure propagates
+    up from what holds: each node turns true at most once, so its time is linear in
+    the Kconfig clauses however they chain (re-evaluating a symbol whenever one of its
+    inputs turned on was quadratic in a chain).  `!E` is decided before the
+    propagation: it only reads the target-fixed symbols, or holds.
+    """
+
+    def __init__(self, symbols: dict[str, KconfigSymbol]) -> None:
+        self._missing: list[int] = []  # per node: how many children must turn true (and: all, or: one)
+        self._parents: list[list[int]] = []
+        self._leaves: dict[str, int] = {}  # symbol -> the node that is true when it is on
+        self._negations: list[tuple[int, Expr]] = []
+        self._turns_on: dict[int, str] = {}  # root node -> its symbol
+        for symbol in symbols.values():
+            sources = [("and", ("sym", source), condition or _TRUE)
+                       for source, condition in symbol.selected_by + symbol.implied_by]
+            defaults = [condition or _TRUE for condition in symbol.defaults]
+            root = ("and", *(condition or _TRUE for condition in symbol.depends), ("or", *sources, *defaults))
+            self._turns_on[self._node(root)] = symbol.name
+
+    def _node(self, expression: Expr) -> int:
+        kind = expression[0]
+        if kind == "sym" and expression[1] in self._leaves:
+            return self._leaves[expression[1]]
+        node = len(self._missing)
+        self._missing.append(len(expression) - 1 if kind == "and" else 1)
+        self._parents.append([])
+        if kind == "sym":
+            self._leaves[expression[1]] = node
+        elif kind == "not":
+            self._negations.append((node, expression))
+        else:
+            for part in expression[1:]:
+                self._parents[self._node(part)].append(node)
+        return node
+
+    def close(self, enabled: set[str], eligible: Callable[[str], bool], possible: Callable[[Expr], bool],
+              on: Callable[[str], bool]) -> None:
+        """Add to `enabled` every `eligible` symbol that can turn on; `possible` decides a
+        `!E`, `on` a symbol before the propagation."""
+        missing = list(self._missing)
+        holds = [False] * len(missing)
+        pending = [node for node, count in enumerate(missing) if count == 0]
+        pending += [node for name, node in self._leaves.items() if on(name)]
+        pending += [node for node, negation in self._negations if possible(negation)]
+        while pending:
+            node = pending.pop()
+            if holds[node]:
+                continue
+            holds[node] = True
+            name = self._turns_on.get(node)
+            if name is not None and eligible(name):
+                enabled.add(name)
+                if name in self._leaves:
+                    pending.append(self._leaves[name])
+            for parent in self._parents[node]:
+                missing[parent] -= 1
+                if missing[parent] == 0:
+                    pending.append(parent)
+
+
+_TRUE = ("and",)
 
 
 class KconfigSpace(ConfigSpace):
@@ -191,10 +285,12 @@ class KconfigSpace(ConfigSpace):
         self._external = {name for name, s in self.symbols.items() if self._is_external(s)}
         self.accelerators = read_accelerator_targets(root)
         self._dependents = self._dependency_index()
+        self._activation = Activation(self.symbols)
         self.enabled = {target.name: self._closure(target) for target in self.targets}
 
     def _read_targets(self, root: Path, warnings: BoundWarnings | None) -> list[DeviceTarget]:
         targets = []
+        already_read: dict[str, dict[str, str]] = {}
         for name, config_file in device_config_files(root):
             target_keys: dict[str, str] = {}
             for folder in ("configs/targets", "default-configs/targets"):
@@ -203,7 +299,7 @@ class KconfigSpace(ConfigSpace):
             seeds = {arch.upper()} | {key for key, value in target_keys.items()
                                       if value == "y" and key in self.symbols}
             assigned = {symbol[len("CONFIG_"):]: value not in ("n", "")
-                        for symbol, value in read_make_config(root / config_file, warnings=warnings).items()}
+                        for symbol, value in read_make_config(root / config_file, warnings, already_read).items()}
             targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds, config_file))
         return targets
 
@@ -240,8 +336,8 @@ class KconfigSpace(ConfigSpace):
                 return not self._possible(inner, enabled)
             return True
         if kind == "and":
-            return self._possible(expression[1], enabled) and self._possible(expression[2], enabled)
-        return self._possible(expression[1], enabled) or self._possible(expression[2], enabled)
+            return all(self._possible(part, enabled) for part in expression[1:])
+        return any(self._possible(part, enabled) for part in expression[1:])
 
     def _on(self, name: str, enabled: set[str]) -> bool:
         """Enabled for this target (host inputs that may be on start enabled), or unknown."""
@@ -261,14 +357,9 @@ class KconfigSpace(ConfigSpace):
                 if dependent in self._exact and dependent not in enabled and self._turns_on(dependent, enabled):
                     enabled.add(dependent)
                     exact_queue.append(dependent)
-        queue = deque(self.symbols)
-        while queue:
-            name = queue.popleft()
-            if name in enabled or name in forced_off or name in self._exact:
-                continue
-            if self._turns_on(name, enabled):
-                enabled.add(name)
-                queue.extend(self._dependents.get(name, ()))
+        self._activation.close(enabled, lambda name: name not in enabled and name not in forced_off
+                               and name not in self._exact, lambda expression: self._possible(expression, enabled),
+                               lambda name: self._on(name, enabled))
         return enabled
 
     def _turns_on(self, name: str, enabled: set[str]) -> bool:

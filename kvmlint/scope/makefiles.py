@@ -33,14 +33,14 @@ from functools import cached_property
 from pathlib import Path
 
 from .build import (
-    PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, join_relpath, read_text, summarize_names,
-    visit_key,
+    PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, compiled_per_target, join_relpath, read_text,
+    summarize_names, visit_key,
 )
 from .families import Families, arch_family, format_families, intersect, path_convention, union
 
 _VARIABLE_REFERENCE = re.compile(r"\$\(([\w.-]+)\)")
-_ADDPREFIX = re.compile(r"^\$\(addprefix\s+([^,]*?)\s*,\s*\$\(([\w.-]+)\)\s*\)$")
-_LIST_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<condition>y|m|\$\(.*\))$")
+# The prefix is group 1 with its spaces stripped: `\s+([^,]*?)\s*,` backtracks cubically on spaces.
+_ADDPREFIX = re.compile(r"^\$\(addprefix\s([^,]*),\s*\$\(([\w.-]+)\)\s*\)$")
 _YES = re.compile(r"^y+$")
 # $(TARGET_BASE_ARCH) in hw/$(TARGET_BASE_ARCH)/ stands for an architecture's folder only.
 _TARGET_VARIABLE = re.compile(r"\$\((TARGET_ARCH|TARGET_BASE_ARCH|TARGET_ARCH2|TARGET_ABI_DIR)\)")
@@ -49,6 +49,10 @@ ARCH_PLACEHOLDER = "@ARCH@"
 _PER_TARGET_LISTS = ("obj", "target-obj")
 # `include` nesting in device configs beyond this is a loop or an attack, not a config.
 MAX_INCLUDE_DEPTH = 32
+# Nesting of `$(call land,...)`-style conditions and of ifdef/ifeq blocks beyond these is
+# no Makefile anyone wrote (QEMU's deepest: 3 calls, 4 blocks).
+MAX_CALL_DEPTH = 64
+MAX_BLOCK_DEPTH = 64
 # Wildcards (a $(VAR) or the arch) per name pattern: each one more multiplies the
 # regex's backtracking by the name's length.
 MAX_PATTERN_WILDCARDS = 2
@@ -121,25 +125,56 @@ def _find_operator(line: str) -> tuple[int, str] | None:
     return None
 
 
+_CONDITION_TOKEN = re.compile(
+    r"(?P<call>\$\(call\s+(?P<function>land|lor|lnot)\s*,)|\$\((?P<symbol>\w+)\)"
+    r"|(?P<comma>,)|(?P<open>\()|(?P<close>\))|(?P<text>[^$(),]+|\$)"
+)
+_ANY = ("any",)
+
+
+class ConditionTooDeep(Exception):
+    """A list-name condition with `$(call ...)` nested deeper than MAX_CALL_DEPTH."""
+
+
 def make_condition(text: str) -> tuple:
-    """A list-name condition as an expression: ("sym", X), ("and"|"or", a, b), ("not", a),
+    """A list-name condition as an expression: ("sym", X), ("and"|"or", e, e, ...), ("not", e),
     or ("any",) for y, m and make functions that restrict nothing we can read.
 
-    `$(CONFIG_X)`, `$(call land,A,B)`, `$(call lor,A,B)` and `$(call lnot,A)` are understood.
+    `$(CONFIG_X)`, `$(call land,A,B,...)`, `$(call lor,A,B,...)` and `$(call lnot,A)` are
+    understood, in one pass over the text; calls nested deeper than MAX_CALL_DEPTH raise
+    ConditionTooDeep (every reader of the expression may recurse into it).
     """
-    text = text.strip()
-    if match := re.fullmatch(r"\$\((\w+)\)", text):
-        return ("sym", match.group(1))
-    call = re.fullmatch(r"\$\(call\s+(land|lor|lnot)\s*,(.*)\)", text, re.S)
-    if call is None:
-        return ("any",)
-    operands = [make_condition(part) for part in _split_top_level(call.group(2), ",")]
-    if call.group(1) == "lnot":
-        return ("not", operands[0]) if len(operands) == 1 else ("any",)
-    expression = operands[0]
-    for operand in operands[1:]:
-        expression = ("and" if call.group(1) == "land" else "or", expression, operand)
-    return expression
+    # Each open `$(call` or parenthesis: [function or None, operands so far, current operand],
+    # where the operand is None while only spaces were seen, the expression of the one
+    # condition it holds, or ("any",).
+    stack: list[list] = [[None, [], None]]
+
+    def add(frame: list, expression: tuple) -> None:
+        frame[2] = expression if frame[2] is None else _ANY
+
+    for token in _CONDITION_TOKEN.finditer(text):
+        kind, frame = token.lastgroup, stack[-1]
+        if kind in ("call", "open"):
+            if len(stack) > MAX_CALL_DEPTH:
+                raise ConditionTooDeep(text)
+            stack.append([token.group("function"), [], None])
+        elif kind == "symbol":
+            add(frame, ("sym", token.group("symbol")))
+        elif kind == "comma" and frame[0] is not None:
+            frame[1].append(frame[2] or _ANY)
+            frame[2] = None
+        elif kind == "close" and len(stack) > 1:
+            stack.pop()
+            add(stack[-1], _call_condition(frame[0], frame[1] + [frame[2] or _ANY]) if frame[0] else _ANY)
+        elif kind != "text" or token.group().strip():
+            add(frame, _ANY)
+    return (stack[0][2] or _ANY) if len(stack) == 1 else _ANY  # an unclosed call reads as nothing
+
+
+def _call_condition(function: str, operands: list[tuple]) -> tuple:
+    if function == "lnot":
+        return ("not", operands[0]) if len(operands) == 1 else _ANY
+    return operands[0] if len(operands) == 1 else ("and" if function == "land" else "or", *operands)
 
 
 def required_symbols(expression: tuple) -> tuple[str, ...]:
@@ -147,7 +182,7 @@ def required_symbols(expression: tuple) -> tuple[str, ...]:
     if expression[0] == "sym":
         return (expression[1],)
     if expression[0] == "and":
-        return required_symbols(expression[1]) + required_symbols(expression[2])
+        return tuple(symbol for part in expression[1:] for symbol in required_symbols(part))
     return ()
 
 
@@ -156,7 +191,7 @@ def positive_symbols(expression: tuple) -> tuple[str, ...]:
     if expression[0] == "sym":
         return (expression[1],)
     if expression[0] in ("and", "or"):
-        return positive_symbols(expression[1]) + positive_symbols(expression[2])
+        return tuple(symbol for part in expression[1:] for symbol in positive_symbols(part))
     return ()
 
 
@@ -191,11 +226,29 @@ def block_condition(directive: str, argument: str) -> tuple[str, ...] | None:
     return None
 
 
-def parse_makefile(text: str, makefile: str) -> list[MakeAssignment]:
+def split_list_name(name: str) -> tuple[str, str] | None:
+    """(base, condition) of a list name `<base>-y`, `<base>-m` or `<base>-$(...)`, else None."""
+    if name.endswith(("-y", "-m")) and len(name) > 2:
+        return name[:-2], name[-1]
+    base, found, condition = name.rpartition("-$(")
+    if found and base and condition.endswith(")"):
+        return base, "$(" + condition
+    return None
+
+
+def parse_makefile(text: str, makefile: str, warnings: BoundWarnings | None = None) -> list[MakeAssignment]:
     """The object-list assignments of one Makefile (path relative to the tree root)."""
     folder = os.path.dirname(makefile)
     assignments: list[MakeAssignment] = []
+    by_base: dict[str, list[MakeAssignment]] = defaultdict(list)
     blocks: list[tuple[str, ...] | None] = []
+    untracked = 0  # blocks open past MAX_BLOCK_DEPTH, whose conditions are not applied
+    enclosing: tuple[str, ...] = ()  # the symbols of `blocks`, shared by the assignments inside them
+
+    def warn(message: str) -> None:
+        if warnings is not None:
+            warnings.add(makefile, message)
+
     for line in logical_lines(text):
         if line.startswith("\t"):
             continue  # recipe
@@ -203,16 +256,21 @@ def parse_makefile(text: str, makefile: str) -> list[MakeAssignment]:
         if not line:
             continue
         directive, _, argument = line.partition(" ")
-        if directive in ("ifdef", "ifndef", "ifeq", "ifneq"):
-            blocks.append(block_condition(directive, argument))
-            continue
-        if directive == "else":
-            if blocks:
-                blocks[-1] = None
-            continue
-        if directive == "endif":
-            if blocks:
-                blocks.pop()
+        if directive in ("ifdef", "ifndef", "ifeq", "ifneq", "else", "endif"):
+            if untracked:
+                untracked += {"endif": -1, "else": 0}.get(directive, 1)
+            elif directive.startswith("if") and len(blocks) >= MAX_BLOCK_DEPTH:
+                untracked = 1
+                warn(f"ifdef/ifeq blocks nested deeper than {MAX_BLOCK_DEPTH} levels; "
+                     f"the deeper blocks' conditions not applied")
+            else:
+                if directive.startswith("if"):
+                    blocks.append(block_condition(directive, argument))
+                elif directive == "else" and blocks:
+                    blocks[-1] = None
+                elif directive == "endif" and blocks:
+                    blocks.pop()
+                enclosing = tuple(symbol for block in blocks if block for symbol in block)
             continue
         operator = _find_operator(line)
         if operator is None:
@@ -220,23 +278,27 @@ def parse_makefile(text: str, makefile: str) -> list[MakeAssignment]:
         position, op = operator
         variable = line[:position].strip()
         value = line[position + len(op):].strip()
-        list_match = _LIST_SUFFIX.match(variable)
-        if not list_match or " " in list_match.group("base"):
+        list_name = split_list_name(variable)
+        if list_name is None or " " in list_name[0]:
             continue
-        base = list_match.group("base")
+        base, condition_text = list_name
         prefix_match = _ADDPREFIX.match(value)
         if op == ":=" and prefix_match and prefix_match.group(2) == variable:
-            _reroot(assignments, makefile, base, prefix_match.group(1))
+            _reroot(by_base[base], folder, prefix_match.group(1).strip())
             continue
-        symbols = tuple(symbol for block in blocks if block for symbol in block)
-        own = make_condition(list_match.group("condition"))
+        try:
+            own = make_condition(condition_text)
+        except ConditionTooDeep:
+            warn(f"{base}-$(call ...): calls nested deeper than {MAX_CALL_DEPTH} levels; "
+                 f"the condition not applied")
+            own = _ANY
         required = required_symbols(own)
-        symbols += required
-        condition = None if required or own == ("any",) else own
-        assignment = MakeAssignment(makefile, variable, base, symbols, condition)
+        condition = None if required or own == _ANY else own
+        assignment = MakeAssignment(makefile, variable, base, enclosing + required, condition)
         for token in _split_top_level(value, " \t"):
             _add_token(assignment, token.strip(), folder)
         assignments.append(assignment)
+        by_base[base].append(assignment)
     return assignments
 
 
@@ -262,16 +324,13 @@ def _add_token(assignment: MakeAssignment, token: str, folder: str) -> None:
 
 
 def _list_base(name: str) -> str:
-    match = _LIST_SUFFIX.match(name)
-    return match.group("base") if match else name
+    list_name = split_list_name(name)
+    return list_name[0] if list_name else name
 
 
-def _reroot(assignments: list[MakeAssignment], makefile: str, base: str, prefix: str) -> None:
+def _reroot(assignments: list[MakeAssignment], folder: str, prefix: str) -> None:
     """Apply `X := $(addprefix P,$(X))` to the entries this Makefile added to X."""
-    folder = os.path.dirname(makefile)
     for assignment in assignments:
-        if assignment.makefile != makefile or assignment.base != base:
-            continue
         assignment.objects = [_prefixed(path, folder, prefix) for path in assignment.objects]
         assignment.directories = [_prefixed(path, folder, prefix) for path in assignment.directories]
         assignment.prefix = prefix
@@ -295,11 +354,12 @@ class DefaultConfigs(ConfigSpace):
             names = sorted(os.listdir(folder))
         except OSError:
             names = []
+        already_read: dict[str, dict[str, str]] = {}
         for name in names:
             target = target_of_config_file(name)
             if target is None:
                 continue
-            for symbol, value in read_make_config(folder / name, warnings=warnings).items():
+            for symbol, value in read_make_config(folder / name, warnings, already_read).items():
                 self._mentioned.add(symbol)
                 if value not in ("n", ""):  # y, or $(CONFIG_KVM)-style: can be y
                     self._files_enabling[symbol].append(name)
@@ -322,14 +382,27 @@ def target_of_config_file(name: str) -> str | None:
 
 
 def read_make_config(
-    path: Path, seen: frozenset[str] = frozenset(), warnings: BoundWarnings | None = None,
+    path: Path, warnings: BoundWarnings | None = None, already_read: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, str]:
     """CONFIG_X=value lines of a device config, includes (relative to it) first.
 
-    `seen` holds the real paths of the files including this one: an include of one of
-    them is a loop.  Where the includes are not followed, `warnings` says so."""
+    Each file is read once per `already_read` (real path -> its values), which the
+    callers share across a tree's configs: a file included twice, or by two targets,
+    has the values of its first reading (files that each include two others, 32 levels
+    deep, would otherwise be read 2**32 times).  An include of a file that is including
+    it is a loop; neither loops nor nesting beyond MAX_INCLUDE_DEPTH are followed, and
+    `warnings` says so."""
+    return _read_make_config(path, (), warnings, {} if already_read is None else already_read)
+
+
+def _read_make_config(
+    path: Path, including: tuple[str, ...], warnings: BoundWarnings | None, already_read: dict[str, dict[str, str]],
+) -> dict[str, str]:
+    key = visit_key(path)
+    if key in already_read:
+        return already_read[key]
     values: dict[str, str] = {}
-    within = seen | {visit_key(path)}
+    within = including + (key,)
     for line in logical_lines(read_text(path)):
         line = line.split("#", 1)[0].strip()
         if line.startswith("include "):
@@ -342,11 +415,12 @@ def read_make_config(
                     warnings.add(path, f"`include` nested deeper than {MAX_INCLUDE_DEPTH} levels; "
                                        f"{included} and what it includes not read")
             else:
-                values.update(read_make_config(path.parent / included, within, warnings))
+                values.update(_read_make_config(path.parent / included, within, warnings, already_read))
             continue
         name, equals, value = line.partition("=")
         if equals and re.fullmatch(r"CONFIG_\w+", name.strip()):
             values[name.strip()] = value.strip()
+    already_read[key] = values
     return values
 
 
@@ -382,7 +456,7 @@ class MakefileBuild:
                 continue
             read[key] = makefile
             text = read_text(self.root / makefile)
-            parsed = parse_makefile(text, makefile)
+            parsed = parse_makefile(text, makefile, self.warnings)
             assignments.extend(parsed)
             for assignment in parsed:
                 assignment.directories = self._expand_directories(assignment.directories, makefile)
@@ -423,32 +497,34 @@ class MakefileBuild:
         return frozenset({convention[0]}) if convention else None
 
     def _solve_contexts(self) -> None:
-        """Fixpoint of folder and list restrictions; both start empty and only grow."""
-        referenced_lists = {base for a in self.assignments for base in a.references}
-        referenced_folders = {folder for a in self.assignments for folder in a.directories}
-        for base in referenced_lists:
+        """Least fixpoint of folder and list restrictions: both start empty and only grow.
+
+        An assignment is evaluated again only when the restriction of its list or its
+        folder grew, so a chain of n lists pulled into each other costs n steps, not n
+        passes over every assignment."""
+        for base in {base for assignment in self.assignments for base in assignment.references}:
             self._list_families[base] = frozenset()
-        for folder in referenced_folders:
-            if self._convention_families(folder) is None and folder:
-                self.folder_families[folder] = frozenset()
-        changed = True
-        while changed:
-            changed = False
-            list_update: dict[str, Families] = {base: frozenset() for base in referenced_lists}
-            folder_update: dict[str, Families] = {folder: frozenset() for folder in self.folder_families}
-            for assignment in self.assignments:
-                families = self.assignment_families(assignment)
-                for base in assignment.references:
-                    list_update[base] = union(list_update[base], families)
-                for folder in assignment.directories:
-                    if folder in folder_update:
-                        folder_update[folder] = union(folder_update[folder], families)
-                        self._folder_origin[folder].add(f"{assignment.makefile}: {assignment.variable}")
-            if list_update != {b: self._list_families[b] for b in referenced_lists} or \
-                    folder_update != self.folder_families:
-                self._list_families.update(list_update)
-                self.folder_families = folder_update
-                changed = True
+        for assignment in self.assignments:
+            for folder in assignment.directories:
+                if folder and self._convention_families(folder) is None:
+                    self.folder_families[folder] = frozenset()
+                    self._folder_origin[folder].add(f"{assignment.makefile}: {assignment.variable}")
+        readers_of_list: dict[str, list[MakeAssignment]] = defaultdict(list)
+        readers_of_folder: dict[str, list[MakeAssignment]] = defaultdict(list)
+        for assignment in self.assignments:
+            readers_of_list[assignment.base].append(assignment)
+            readers_of_folder[os.path.dirname(assignment.makefile)].append(assignment)
+        pending = list(self.assignments)
+        while pending:
+            assignment = pending.pop()
+            families = self.assignment_families(assignment)
+            for restrictions, names, readers in ((self._list_families, assignment.references, readers_of_list),
+                                                 (self.folder_families, assignment.directories, readers_of_folder)):
+                for name in names:
+                    grown = union(restrictions[name], families) if name in restrictions else None
+                    if name in restrictions and grown != restrictions[name]:
+                        restrictions[name] = grown
+                        pending.extend(readers.get(name, ()))
 
     def makefile_folder_families(self, makefile: str) -> Families:
         folder = os.path.dirname(makefile)
@@ -473,18 +549,27 @@ class MakefileBuild:
         kind = expression[0]
         if kind == "sym":
             return self.configs.families(expression[1])
-        if kind == "and":
-            return intersect(self._expression_families(expression[1]), self._expression_families(expression[2]))
-        if kind == "or":
-            return union(self._expression_families(expression[1]), self._expression_families(expression[2]))
+        if kind in ("and", "or"):
+            combine = intersect if kind == "and" else union
+            families = self._expression_families(expression[1])
+            for part in expression[2:]:
+                families = combine(families, self._expression_families(part))
+            return families
         return None  # a negation, or nothing we can read: no restriction
 
-    def list_unit(self, base: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
+    def _per_target_by_name(self, base: str) -> bool:
+        return base in _PER_TARGET_LISTS or _family_in_list_name(base, self.configs.known_families) is not None
+
+    @cached_property
+    def _per_target_lists(self) -> set[str]:
+        return compiled_per_target(self._pulled_into, self._per_target_by_name)
+
+    def list_unit(self, base: str) -> tuple[str, str]:
         """(unit, reason) of the objects of list `base`."""
-        if base in _PER_TARGET_LISTS or _family_in_list_name(base, self.configs.known_families):
+        if self._per_target_by_name(base):
             return PER_TARGET, f"{base}-y is compiled per target, with the target's folder on the include path"
-        parents = sorted(self._pulled_into.get(base, set()) - seen - {base})
-        if parents and all(self.list_unit(parent, seen | {base})[0] == PER_TARGET for parent in parents):
+        if base in self._per_target_lists:
+            parents = sorted(self._pulled_into[base] - {base})
             return PER_TARGET, f"{base}-y is pulled only into per-target lists ({', '.join(parents)}-y)"
         return TARGET_INDEPENDENT, f"{base}-y is compiled once for all targets, without target headers"
 
@@ -518,7 +603,8 @@ class MakefileBuild:
         text = f"{assignment.makefile} builds it ({assignment.variable}"
         if assignment.prefix:
             text += f", added with {assignment.prefix} prefix"
-        enclosing = [s for s in assignment.symbols if f"$({s})" not in assignment.variable]
+        own = set(_VARIABLE_REFERENCE.findall(assignment.variable))  # not a search of the name per symbol
+        enclosing = [s for s in assignment.symbols if s not in own]
         if enclosing:
             text += f", inside ifdef/ifeq on {' and '.join(enclosing)}"
         text += ")"

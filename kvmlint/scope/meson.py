@@ -19,13 +19,19 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from .build import PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, join_relpath, read_text, visit_key
+from .build import (
+    PER_TARGET, TARGET_INDEPENDENT, BoundWarnings, BuildRule, ConfigSpace, compiled_per_target, join_relpath, read_text,
+    visit_key,
+)
 from .families import Families, arch_family, format_families, intersect, union
 
 # subdir() nesting beyond this is a loop or an attack, not a build (QEMU's deepest is 4 folders down).
 MAX_SUBDIR_DEPTH = 64
+# if/foreach nesting, counting that of the files whose subdir() led here, beyond this is no build either.
+MAX_BLOCK_DEPTH = 64
 _STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _TOKEN = re.compile(
     r"""(?P<text>'''[\s\S]*?(?:'''|\Z)"""  # a multi-line string, to its end or the file's
@@ -41,7 +47,8 @@ _DICT_ENTRY = re.compile(r"'(\w+)'\s*:\s*(\w+)")
 _FILES_CALL = re.compile(r"files\s*\(([^()]*)\)")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 _KEYWORD_ARGUMENT = re.compile(r"^(\w+)\s*:(.*)$", re.S)
-_ACCELERATOR_ENTRY = re.compile(r"'(CONFIG_\w+)'\s*:\s*(\[[^\]]*\]|\w+)")
+# A list ends before the next `[`: with `[^\]]*`, `'CONFIG_X': [` repeated took quadratic time.
+_ACCELERATOR_ENTRY = re.compile(r"'(CONFIG_\w+)'\s*:\s*(\[[^\]\[]*\]|\w+)")
 _LIST_ASSIGNMENT = re.compile(r"^(\w+)\s*(\+?=)\s*(\[[^\]]*\])\s*$", re.S)
 _HAS_KEY = re.compile(r"has_key\s*\(\s*'(\w+)'\s*\)|'(\w+)'\s+in\s+\w+")
 
@@ -180,18 +187,26 @@ class MesonBuild:
             return
         self._visited[key] = meson_file
         open_blocks: list[Condition | None] = []
+        untracked = 0  # blocks open past MAX_BLOCK_DEPTH, whose conditions are not applied
+        active = tuple(b for b in blocks if b is not None)  # the restricting blocks, shared by what is inside
         for statement in statements(read_text(self.root / meson_file)):
             keyword = statement.split(None, 1)[0] if statement else ""
-            if keyword == "if":
-                open_blocks.append(if_condition(statement[2:]))
-            elif keyword in ("elif", "else"):
-                if open_blocks:
-                    open_blocks[-1] = None
-            elif keyword == "foreach":
-                open_blocks.append(None)
-            elif keyword in ("endif", "endforeach"):
-                if open_blocks:
-                    open_blocks.pop()
+            if keyword in ("if", "foreach", "elif", "else", "endif", "endforeach"):
+                if untracked:
+                    untracked += {"endif": -1, "endforeach": -1, "elif": 0, "else": 0}.get(keyword, 1)
+                elif keyword in ("if", "foreach") and len(blocks) + len(open_blocks) >= MAX_BLOCK_DEPTH:
+                    untracked = 1
+                    self.warnings.add(meson_file, f"if/foreach nested deeper than {MAX_BLOCK_DEPTH} levels (counting "
+                                                  f"those around its subdir()); the deeper blocks' conditions "
+                                                  f"not applied")
+                else:
+                    if keyword in ("if", "foreach"):
+                        open_blocks.append(if_condition(statement[2:]) if keyword == "if" else None)
+                    elif keyword in ("elif", "else") and open_blocks:
+                        open_blocks[-1] = None
+                    elif keyword.startswith("end") and open_blocks:
+                        open_blocks.pop()
+                    active = tuple(b for b in blocks + tuple(open_blocks) if b is not None)
             elif subdir := _SUBDIR.match(statement):
                 if depth >= MAX_SUBDIR_DEPTH:
                     self.warnings.add(meson_file, f"subdir() nested deeper than {MAX_SUBDIR_DEPTH} levels; "
@@ -199,13 +214,11 @@ class MesonBuild:
                     continue
                 self._read(join_relpath(folder, subdir.group(1)), blocks + tuple(open_blocks), depth + 1, meson_file)
             elif call := _CALL.match(statement):
-                active = tuple(b for b in blocks + tuple(open_blocks) if b is not None)
                 self._add(meson_file, folder, call.group(1), call.group(3), active)
             else:
                 if assignment := _ASSIGNMENT.match(statement):
                     self._assign(folder, *assignment.groups())
                 if "files" in statement:
-                    active = tuple(b for b in blocks + tuple(open_blocks) if b is not None)
                     self.plain_listings.append(SourceSetAddition(
                         meson_file, "", (), active, files=self._files_in(folder, statement)))
 
@@ -273,7 +286,11 @@ class MesonBuild:
 
     def _solve_set_families(self) -> dict[str, Families]:
         """A set in an architecture dictionary is that architecture's; a set only nested
-        in others inherits their restrictions; any other set is built for every target."""
+        in others inherits their restrictions; any other set is built for every target.
+
+        The inherited restrictions start empty and only grow; an addition is evaluated
+        again only when its own set's restriction grew, so a chain of n nested sets costs
+        n steps, not n passes over every addition."""
         nested = {name for a in self.additions for name in a.nested_sets}
         families: dict[str, Families] = {}
         for name in nested:
@@ -281,19 +298,28 @@ class MesonBuild:
         for name, dict_families in self.set_families_by_dict.items():
             families[name] = frozenset(dict_families)
         inherited = nested - set(self.set_families_by_dict)
-        changed = True
-        while changed:
-            update: dict[str, Families] = {name: frozenset() for name in inherited}
-            for addition in self.additions:
-                parent = self.addition_families(addition, families)
-                for name in addition.nested_sets:
-                    if name in update:
-                        update[name] = union(update[name], parent)
-            changed = any(update[name] != families[name] for name in inherited)
-            families.update(update)
+        additions_to: dict[str, list[SourceSetAddition]] = defaultdict(list)
+        for addition in self.additions:
+            additions_to[addition.source_set].append(addition)
+        pending = list(self.additions)
+        while pending:
+            addition = pending.pop()
+            parent = self.addition_families(addition, families)
+            for name in addition.nested_sets:
+                grown = union(families[name], parent) if name in inherited else None
+                if name in inherited and grown != families[name]:
+                    families[name] = grown
+                    pending.extend(additions_to.get(name, ()))
         return families
 
-    def set_unit(self, source_set: str, seen: frozenset[str] = frozenset()) -> tuple[str, str]:
+    def _per_target_by_name(self, source_set: str) -> bool:
+        return source_set.startswith("specific") or source_set in self.dict_of_set
+
+    @cached_property
+    def _per_target_sets(self) -> set[str]:
+        return compiled_per_target(self._nested_in, self._per_target_by_name)
+
+    def set_unit(self, source_set: str) -> tuple[str, str]:
         """(unit, reason) of the files added to `source_set` ('' for files() outside sets)."""
         if not source_set:
             return TARGET_INDEPENDENT, "files() outside source sets are built once, in a library or tool"
@@ -303,8 +329,8 @@ class MesonBuild:
         if source_set in self.dict_of_set:
             return PER_TARGET, (f"{source_set} is in {self.dict_of_set[source_set]}, compiled for its "
                                 f"architecture only, with target/<arch>/ on the include path")
-        parents = sorted(self._nested_in.get(source_set, set()) - seen - {source_set})
-        if parents and all(self.set_unit(parent, seen | {source_set})[0] == PER_TARGET for parent in parents):
+        if source_set in self._per_target_sets:
+            parents = sorted(self._nested_in[source_set] - {source_set})
             return PER_TARGET, f"{source_set} is added only to per-target sets ({', '.join(parents)})"
         return TARGET_INDEPENDENT, f"{source_set} is compiled once for all targets, without target headers"
 

@@ -188,17 +188,22 @@ class ScopeResolver:
     def _separate_build(self, folder: str) -> str | None:
         """The folder (below the root) with a Makefile of its own that the emulators'
         build files do not descend into, holding `folder`; None if there is none."""
-        if self.era == "none" or not folder:
+        if self.era == "none":
             return None
-        if folder not in self._separate_builds:
+        # Up to the first folder decided, in a loop: folders can nest deeper than the stack.
+        below: list[str] = []
+        while folder and folder not in self._separate_builds:
             here = self.root / folder
             if (here / ("meson.build" if self.era == "meson" else "Makefile.objs")).is_file():
                 self._separate_builds[folder] = None
             elif (here / "Makefile").is_file() and folder not in self._folders_included_by_top_makefile:
                 self._separate_builds[folder] = folder
             else:
-                self._separate_builds[folder] = self._separate_build(posixpath.dirname(folder))
-        return self._separate_builds[folder]
+                below.append(folder)
+                folder = posixpath.dirname(folder)
+        separate = self._separate_builds.get(folder) if folder else None
+        self._separate_builds.update(dict.fromkeys(below, separate))
+        return separate
 
     @cached_property
     def _folders_included_by_top_makefile(self) -> frozenset[str]:
