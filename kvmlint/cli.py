@@ -32,6 +32,10 @@ def _stderr(message: str) -> None:
     click.echo(f"kvmlint: {message}", err=True)
 
 
+def _warn(message: str) -> None:
+    _stderr(f"warning: {message}")
+
+
 def _use_color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
@@ -97,7 +101,7 @@ def check(
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
-        cache = None if no_cache else Cache.for_tree(sources.root)
+        cache = None if no_cache else Cache.for_tree(sources.root, warn=None if quiet else _warn)
         analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
     finally:
         if progress is not None:
@@ -259,7 +263,7 @@ def fix(
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
         database.read_dependencies_early()
-    cache = None if no_cache else Cache.for_tree(sources.root)
+    cache = None if no_cache else Cache.for_tree(sources.root, warn=_warn)
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
