@@ -60,6 +60,7 @@ from kvmlint.codemods.engine import ChangeSet, Plan
 from kvmlint.errors import UsageError
 from kvmlint.git import GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
+from kvmlint.terminal import for_terminal, lines_for_terminal
 
 DATABASE = "compile_commands.json"
 NINJA_DEPS_LOG = ".ninja_deps"
@@ -107,7 +108,8 @@ class Failure:
     errors: str  # the compiler's first error lines
 
     def format(self, root: Path) -> str:
-        return f"{_display(root, self.unit.source)} ({self.unit.label}):\n{self.errors}"
+        """For a terminal: the unit on one line, then the compiler's lines (names from the tree escaped)."""
+        return f"{for_terminal(_display(root, self.unit.source))} ({for_terminal(self.unit.label)}):\n{lines_for_terminal(self.errors)}"
 
 
 @dataclass
@@ -700,7 +702,7 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
         for change_set in suspects:
             blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
             if blocker is not None:
-                rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+                rolled_back.append(RolledBack(change_set, f"it builds on '{for_terminal(blocker.change_set.title)}', rolled back"))
                 continue
             _materialise(plan, written, kept + [change_set])
             errors = compile_for([change_set], only=judges) if judges else []
@@ -713,7 +715,7 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
             blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
             if blocker is not None:
                 kept.remove(change_set)
-                rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+                rolled_back.append(RolledBack(change_set, f"it builds on '{for_terminal(blocker.change_set.title)}', rolled back"))
         kept = [s for s in written if s in kept]  # the series' own order
         _materialise(plan, written, kept)
     not_compiled = database.not_compiled({p for s in kept for p in touched[id(s)]}, created)

@@ -16,6 +16,7 @@ from kvmlint import __version__, rules
 from kvmlint.config import ERAS
 from kvmlint.errors import UsageError
 from kvmlint.reporters import FORMATS
+from kvmlint.terminal import for_terminal, lines_for_terminal
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -28,8 +29,14 @@ def _split_words(values: tuple[str, ...]) -> list[str]:
     return [word for value in values for word in value.split(",") if word.strip()]
 
 
-def _stderr(message: str) -> None:
-    click.echo(f"kvmlint: {message}", err=True)
+def _stderr(message: str, lines: bool = False) -> None:
+    """`kvmlint: MESSAGE` on stderr, on one line unless `lines` (a compiler's output, its names escaped where they are made)."""
+    click.echo(f"kvmlint: {(lines_for_terminal if lines else for_terminal)(message)}", err=True)
+
+
+def _echo(line: str, lines: bool = False) -> None:
+    """A line of a human report on stdout: names from the tree cannot break it or act on the terminal."""
+    click.echo((lines_for_terminal if lines else for_terminal)(line))
 
 
 def _warn(message: str) -> None:
@@ -291,7 +298,7 @@ def fix(
         click.echo(unified_diff(planned), nl=False)
     elif patch_dir:
         for written in write_series(planned, Path(patch_dir), base_commit):
-            click.echo(written)
+            _echo(str(written))
     else:
         report = write(planned)
         for title, why in report.skipped:
@@ -301,14 +308,14 @@ def fix(
             kept, rolled_back = _build_check(planned, kept, database, findings, jobs, full_compile)
         _report_without_fix(findings, planned, kept)
         for change_set in kept:
-            click.echo(f"fixed: {change_set.title}")
+            _echo(f"fixed: {change_set.title}")
         changed = _still_changed(planned, kept, report.written)
         for written in changed:
-            click.echo(f"wrote {written}")
+            _echo(f"wrote {written}")
         click.echo(f"{len(changed)} file(s) written")
         if commit_each:
             for commit, subject in _commit_each(planned, kept, signoff):
-                click.echo(f"committed {commit[:12]} {subject}")
+                _echo(f"committed {commit[:12]} {subject}")
     without_fix = _findings_without_fix(findings, planned, kept)
     left = proposed.unfixable or without_fix or planned.refused or rolled_back or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
@@ -342,8 +349,10 @@ def _commit_each(planned, change_sets, signoff: bool) -> list[tuple[str, str]]:
     return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
 
 
-def _not_fixed(finding, why: str) -> None:
-    _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
+def _not_fixed(finding, why: str, lines: bool = False) -> None:
+    """`why` keeps its line breaks when `lines` (a compiler's errors, escaped where they are made)."""
+    where = for_terminal(f"{finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}")
+    _stderr(f"not fixed: {where}: {why}", lines=lines)
 
 
 def _report_without_fix(findings, planned, kept) -> None:
@@ -405,11 +414,11 @@ def _build_check(planned, written, database, findings, jobs, full_compile):
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1, full_compile)
     for rolled in checked.rolled_back:
         unfixed = _findings_fixed_by(findings, planned, rolled.change_set)
-        _stderr(f"rolled back: {rolled.change_set.title}" + ("" if unfixed else f": {rolled.why}"))
+        _stderr(f"rolled back: {for_terminal(rolled.change_set.title)}" + ("" if unfixed else f": {rolled.why}"), lines=True)
         for finding in unfixed:
-            _not_fixed(finding, f"its fix was rolled back: {rolled.why}")
+            _not_fixed(finding, f"its fix was rolled back: {rolled.why}", lines=True)
     for failure in checked.still_failing:
-        _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
+        _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}", lines=True)
     for path, change_sets in checked.unchecked:
         if is_build_file(path):  # a unit compiles the same with or without a line of meson.build
             titles = ", ".join(f"'{s.title}'" for s in change_sets)
@@ -464,7 +473,7 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
     front_end = None if full_compile else FrontEndChooser(database, changed, uncommitted_changes(root, changed))
     compiled = compile_units(database.each_affected(changed, new), jobs or os.cpu_count() or 1, front_end)
     for failure in compiled.failures:
-        click.echo(f"does not compile: {failure.format(root)}")
+        _echo(f"does not compile: {failure.format(root)}", lines=True)
     _report_never_built(database)
     click.echo(f"{compiled.units} unit(s) compiled{_front_end_note(compiled.front_end_only)} in {compiled.seconds:.1f}s "
                f"for {len(changed)} changed file(s), {len(compiled.failures)} failed")
@@ -483,8 +492,8 @@ def scope(paths, exclude) -> None:
     resolver = ScopeResolver(sources.root)
     for path in sources.files:
         decided = resolver.scope_of(path)
-        click.echo(f"{path}: {decided.label}: {decided.reason}; "
-                   f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
+        _echo(f"{path}: {decided.label}: {decided.reason}; "
+              f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
     for build_file, problem in resolver.warnings:
         _stderr(f"warning: {build_file}: {problem}")
 
@@ -552,7 +561,7 @@ def model(arch, era, tree) -> None:
         for where in ["common"] if scope.common else sorted(scope.arches):
             setters.append((where, assignment.name, assignment.value, located.path, assignment.span.line, assignment.function))
     drifts = verify(analysis.model, setters)
-    click.echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
+    _echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
     click.echo(format_drift(drifts))
     sys.exit(EXIT_FINDINGS if any(not d.era_difference for d in drifts) else 0)
 
