@@ -37,12 +37,15 @@ from .meson import read_accelerator_targets
 Expr = tuple  # ("sym", name) | ("not", e) | ("and", a, b) | ("or", a, b)
 
 _TOKEN = re.compile(r"\|\||&&|!|\(|\)|\w+")
+# A longer expression is not read: reading it and every use of it recurse once per operator or
+# parenthesis, and QEMU's longest are a dozen tokens.
+MAX_EXPRESSION_TOKENS = 200
 
 
 def parse_expression(text: str) -> Expr | None:
     """A Kconfig boolean expression, or None when it cannot be read."""
     tokens = _TOKEN.findall(text)
-    if "".join(tokens) != re.sub(r"\s+", "", text):
+    if len(tokens) > MAX_EXPRESSION_TOKENS or "".join(tokens) != re.sub(r"\s+", "", text):
         return None
     position = 0
 

@@ -52,6 +52,10 @@ MAX_INCLUDE_DEPTH = 32
 # Wildcards (a $(VAR) or the arch) per name pattern: each one more multiplies the
 # regex's backtracking by the name's length.
 MAX_PATTERN_WILDCARDS = 2
+# A list-name condition nesting calls deeper, or joining more operands, restricts nothing we read:
+# reading it and every use of it recurse once per level and operand.
+MAX_CONDITION_DEPTH = 32
+MAX_CONDITION_OPERANDS = 200
 
 
 @dataclass
@@ -121,7 +125,7 @@ def _find_operator(line: str) -> tuple[int, str] | None:
     return None
 
 
-def make_condition(text: str) -> tuple:
+def make_condition(text: str, depth: int = 0) -> tuple:
     """A list-name condition as an expression: ("sym", X), ("and"|"or", a, b), ("not", a),
     or ("any",) for y, m and make functions that restrict nothing we can read.
 
@@ -131,9 +135,12 @@ def make_condition(text: str) -> tuple:
     if match := re.fullmatch(r"\$\((\w+)\)", text):
         return ("sym", match.group(1))
     call = re.fullmatch(r"\$\(call\s+(land|lor|lnot)\s*,(.*)\)", text, re.S)
-    if call is None:
+    if call is None or depth >= MAX_CONDITION_DEPTH:
         return ("any",)
-    operands = [make_condition(part) for part in _split_top_level(call.group(2), ",")]
+    parts = _split_top_level(call.group(2), ",")
+    if len(parts) > MAX_CONDITION_OPERANDS:
+        return ("any",)
+    operands = [make_condition(part, depth + 1) for part in parts]
     if call.group(1) == "lnot":
         return ("not", operands[0]) if len(operands) == 1 else ("any",)
     expression = operands[0]
