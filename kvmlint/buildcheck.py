@@ -80,6 +80,7 @@ from kvmlint.compile_command import (
 from kvmlint.errors import UsageError
 from kvmlint.git import SAFE_STATUS_OPTIONS, GitError, git_output, run_git
 from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
+from kvmlint.terminal import for_terminal, lines_for_terminal
 
 DATABASE = "compile_commands.json"
 NINJA_DEPS_LOG = ".ninja_deps"
@@ -137,9 +138,11 @@ class Failure:
     refused: bool = False  # not run: kvmlint cannot run its command safely (see kvmlint.compile_command)
 
     def format(self, root: Path) -> str:
+        """For a terminal: the unit on one line, then the compiler's lines (names from the tree escaped)."""
+        unit = f"{for_terminal(_display(root, self.unit.source))} ({for_terminal(self.unit.label)})"
         if self.refused:
-            return f"{_display(root, self.unit.source)} ({self.unit.label}): not run: {self.errors}"
-        return f"{_display(root, self.unit.source)} ({self.unit.label}):\n{self.errors}"
+            return f"{unit}: not run: {for_terminal(self.errors)}"
+        return f"{unit}:\n{lines_for_terminal(self.errors)}"
 
     def unproven(self, root: Path) -> str:
         """Why this unit, failing whatever the fixes, proves nothing about a fix it reads."""
@@ -854,7 +857,7 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
             for change_set in suspects:
                 blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
                 if blocker is not None:
-                    rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+                    rolled_back.append(RolledBack(change_set, f"it builds on '{for_terminal(blocker.change_set.title)}', rolled back"))
                     continue
                 unproven = next((f for f in _own_first(still_failing, touched[id(change_set)])
                                  if _reads(database, f.unit, touched[id(change_set)])), None)
@@ -872,7 +875,7 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
                 blocker = next((r for r in rolled_back if _depends_on(change_set, r.change_set)), None)
                 if blocker is not None:
                     kept.remove(change_set)
-                    rolled_back.append(RolledBack(change_set, f"it builds on '{blocker.change_set.title}', rolled back"))
+                    rolled_back.append(RolledBack(change_set, f"it builds on '{for_terminal(blocker.change_set.title)}', rolled back"))
             kept = [s for s in written if s in kept]  # the series' own order
             disk.hold(kept)
         except EditedMeanwhile as edited:
@@ -883,7 +886,7 @@ def check_fixes(plan: Plan, written: list[ChangeSet], database: CompileDatabase,
             for change_set in [s for s in written if s in kept and s in disk.change_sets]:
                 base = next((r for r in left if _depends_on(change_set, r.change_set)), None)
                 if base is not None:
-                    left.append(RolledBack(change_set, f"it builds on '{base.change_set.title}', left unproven"))
+                    left.append(RolledBack(change_set, f"it builds on '{for_terminal(base.change_set.title)}', left unproven"))
             rolled_back = [r for r in rolled_back if r.change_set not in disk.change_sets] + [
                 RolledBack(s, "not checked: the check stopped before judging it")
                 for s in suspects if s not in disk.change_sets and id(s) not in why]

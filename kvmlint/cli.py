@@ -16,6 +16,7 @@ from kvmlint import __version__, rules
 from kvmlint.config import ERAS
 from kvmlint.errors import UsageError
 from kvmlint.reporters import FORMATS
+from kvmlint.terminal import for_terminal, lines_for_terminal
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -34,8 +35,18 @@ def _split_words(values: tuple[str, ...]) -> list[str]:
     return [word for value in values for word in value.split(",") if word.strip()]
 
 
-def _stderr(message: str) -> None:
-    click.echo(f"kvmlint: {message}", err=True)
+def _stderr(message: str, lines: bool = False) -> None:
+    """`kvmlint: MESSAGE` on stderr, on one line unless `lines` (a compiler's output, its names escaped where they are made)."""
+    click.echo(f"kvmlint: {(lines_for_terminal if lines else for_terminal)(message)}", err=True)
+
+
+def _echo(line: str, lines: bool = False) -> None:
+    """A line of a human report on stdout: names from the tree cannot break it or act on the terminal."""
+    click.echo((lines_for_terminal if lines else for_terminal)(line))
+
+
+def _warn(message: str) -> None:
+    _stderr(f"warning: {message}")
 
 
 def _use_color(stream) -> bool:
@@ -114,7 +125,7 @@ def check(
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
-        cache = None if no_cache else Cache.for_tree(sources.root)
+        cache = None if no_cache else Cache.for_tree(sources.root, warn=None if quiet else _warn)
         analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
     finally:
         if progress is not None:
@@ -287,7 +298,7 @@ def fix(
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
         database.read_dependencies_early()
-    cache = None if no_cache else Cache.for_tree(sources.root)
+    cache = None if no_cache else Cache.for_tree(sources.root, warn=_warn)
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
@@ -321,7 +332,7 @@ def fix(
         except OSError as error:
             raise UsageError(f"{patch_dir}: cannot write the patch series ({error.strerror or error})") from None
         for written in series:
-            click.echo(written)
+            _echo(str(written))
     else:
         report = write(planned)
         for title, why in report.skipped:
@@ -335,15 +346,15 @@ def fix(
             committed = _commit_each(planned, kept, base_commit, committer if signoff else None, sign)
         _report_without_fix(findings, planned, kept)
         for change_set in kept:
-            click.echo(f"fixed: {change_set.title}")
+            _echo(f"fixed: {change_set.title}")
         changed = _still_changed(planned, on_disk, report.written)
         for written in changed:
-            click.echo(f"wrote {written}")
+            _echo(f"wrote {written}")
         click.echo(f"{len(changed)} file(s) written")
         if commit_each and on_disk != kept:
             _stderr("not committed: the build check stopped before it finished")
         for commit, subject in committed:
-            click.echo(f"committed {commit[:12]} {subject}")
+            _echo(f"committed {commit[:12]} {subject}")
     without_fix = _findings_without_fix(findings, planned, kept)
     left = proposed.unfixable or without_fix or planned.refused or rolled_back or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
@@ -388,8 +399,10 @@ def _commit_each(planned, change_sets, base: str, signoff: str | None, sign: boo
     return [(commit, message.split("\n", 1)[0]) for commit, (_, message) in zip(commits, steps)]
 
 
-def _not_fixed(finding, why: str) -> None:
-    _stderr(f"not fixed: {finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}: {why}")
+def _not_fixed(finding, why: str, lines: bool = False) -> None:
+    """`why` keeps its line breaks when `lines` (a compiler's errors, escaped where they are made)."""
+    where = for_terminal(f"{finding.path}:{finding.line}: {finding.code} {finding.symbol or ''}")
+    _stderr(f"not fixed: {where}: {why}", lines=lines)
 
 
 def _report_without_fix(findings, planned, kept) -> None:
@@ -452,21 +465,21 @@ def _build_check(planned, written, database, findings, jobs, full_compile):
     _report_database_warnings(database)
     for rolled in checked.rolled_back:
         unfixed = _findings_fixed_by(findings, planned, rolled.change_set)
-        _stderr(f"rolled back: {rolled.change_set.title}" + ("" if unfixed else f": {rolled.why}"))
+        _stderr(f"rolled back: {for_terminal(rolled.change_set.title)}" + ("" if unfixed else f": {rolled.why}"), lines=True)
         for finding in unfixed:
-            _not_fixed(finding, f"its fix was rolled back: {rolled.why}")
+            _not_fixed(finding, f"its fix was rolled back: {rolled.why}", lines=True)
     if checked.stopped:
-        _stderr(f"build-check: stopped: {checked.stopped}")
+        _stderr(f"build-check: stopped: {checked.stopped}", lines=True)
     for left in checked.left:
         unfixed = _findings_fixed_by(findings, planned, left.change_set)
-        _stderr(f"left unproven on disk: {left.change_set.title}" + ("" if unfixed else f": {left.why}"))
+        _stderr(f"left unproven on disk: {for_terminal(left.change_set.title)}" + ("" if unfixed else f": {left.why}"), lines=True)
         for finding in unfixed:
-            _not_fixed(finding, f"its fix is left unproven on disk (the build check stopped): {left.why}")
+            _not_fixed(finding, f"its fix is left unproven on disk (the build check stopped): {left.why}", lines=True)
     for failure in checked.still_failing:
         if failure.refused:
-            _stderr(f"build-check: {failure.format(planned.root)}")
+            _stderr(f"build-check: {failure.format(planned.root)}", lines=True)
         else:
-            _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}")
+            _stderr(f"build-check: fails without the fixes too: {failure.format(planned.root)}", lines=True)
     for path, change_sets in checked.unchecked:
         if is_build_file(path):  # a unit compiles the same with or without a line of meson.build
             titles = ", ".join(f"'{s.title}'" for s in change_sets)
@@ -530,7 +543,7 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
                              front_end)
     _report_database_warnings(database)
     for failure in compiled.failures:
-        click.echo(f"{'cannot check' if failure.refused else 'does not compile'}: {failure.format(root)}")
+        _echo(f"{'cannot check' if failure.refused else 'does not compile'}: {failure.format(root)}", lines=True)
     _report_never_built(database)
     refused = f", {compiled.refused} not run (kvmlint will not run their commands)" if compiled.refused else ""
     click.echo(f"{compiled.units} unit(s) compiled{_front_end_note(compiled.front_end_only)} in {compiled.seconds:.1f}s "
@@ -550,8 +563,8 @@ def scope(paths, exclude) -> None:
     resolver = ScopeResolver(sources.root)
     for path in sources.files:
         decided = resolver.scope_of(path)
-        click.echo(f"{path}: {decided.label}: {decided.reason}; "
-                   f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
+        _echo(f"{path}: {decided.label}: {decided.reason}; "
+              f"compile unit: {decided.unit or 'unknown'} ({decided.unit_reason})")
     for build_file, problem in resolver.warnings:
         _stderr(f"warning: {build_file}: {problem}")
 
@@ -619,7 +632,7 @@ def model(arch, era, tree) -> None:
         for where in ["common"] if scope.common else sorted(scope.arches):
             setters.append((where, assignment.name, assignment.value, located.path, assignment.span.line, assignment.function))
     drifts = verify(analysis.model, setters)
-    click.echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
+    _echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
     click.echo(format_drift(drifts))
     sys.exit(EXIT_FINDINGS if any(not d.era_difference for d in drifts) else 0)
 

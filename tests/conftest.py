@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("KVMLINT_CACHE_DIR", tempfile.mkdtemp(prefix="kvmlint-test-cache-"))
+# The cache's key (in $XDG_CACHE_HOME/kvmlint/): the suite's own, never the developer's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="kvmlint-test-cache-home-")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
 

@@ -314,9 +314,12 @@ def test_old_entries_are_removed_from_the_trees_own_cache(tree_2012):
     check(tree_2012, None)
     folder = tree_2012 / ".kvmlint_cache"
     old = time.time() - 2 * cache_module.STALE_SECONDS
-    leftovers = [folder / ".tmp-killed-run", folder / ("facts-" + "0" * 40), folder / ("index-" + "0" * 32)]
+    cache = Cache(folder, tree_2012, own=True)  # what kvmlint itself left: the sweep removes nothing else
+    leftovers = [folder / cache._temporary_name(), folder / ("facts-" + "0" * 40), folder / ("index-" + "0" * 32)]
+    leftovers[0].write_bytes(b"half an entry of a killed run")
     for path in leftovers:
-        path.write_bytes(b"left by an old run")
+        if path != leftovers[0]:
+            cache.write(path.name, cache.facts_key, {})  # of an older file version
         os.utime(path, (old, old))
     entries = {path.name for path in folder.iterdir()}
     os.utime(tree_2012 / "cpus.c")  # the next run has something to record

@@ -34,6 +34,7 @@ from kvmlint.codemods.tree import snapshot
 from kvmlint.errors import FixError
 from kvmlint.extract import error_nodes, parse
 from kvmlint.source import is_c_file
+from kvmlint.terminal import git_quoted
 
 
 NAME = re.compile(rb"[A-Za-z_$][\w$]*\Z")
@@ -325,12 +326,13 @@ def _file_diff(path: str, old: bytes | None, new: bytes, mode: str = "100644") -
     new_lines = new.decode("utf-8", "surrogateescape").splitlines(keepends=True)
     old_id = blob_id(old)[:ABBREVIATED_ID] if old is not None else "0" * ABBREVIATED_ID
     new_id = blob_id(new)[:ABBREVIATED_ID]
-    header = f"diff --git a/{path} b/{path}\n"
+    before, after = git_quoted("a/" + path), git_quoted("b/" + path)
+    header = f"diff --git {before} {after}\n"
     if old is None:
         header += f"new file mode {mode}\nindex {old_id}..{new_id}\n"
     else:
         header += f"index {old_id}..{new_id} {mode}\n"
-    header += f"--- {'/dev/null' if old is None else 'a/' + path}\n+++ b/{path}\n"
+    header += f"--- {'/dev/null' if old is None else before}\n+++ {after}\n"
     return header + "".join(_hunks(old_lines, new_lines))
 
 

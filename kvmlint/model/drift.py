@@ -23,6 +23,7 @@ from fnmatch import fnmatchcase
 
 from kvmlint.model.semantics import Configuration, Model
 from kvmlint.model.vocabulary import load_toml
+from kvmlint.terminal import for_terminal
 
 # a capability probe in a setter's value reads as the capability fact itself
 _PROBE = re.compile(r"\b(?:kvm_vm_check_extension|kvm_check_extension)\s*\([^,()]*,\s*(KVM_CAP_\w+)\s*\)(?:\s*>\s*0)?")
@@ -139,8 +140,8 @@ def format_drift(drifts: list[Drift]) -> str:
         return "no drift: the model agrees with the tree's setters\n"
     lines = []
     for drift in drifts:
-        where = f"{drift.path}:{drift.line}: " if drift.path else ""
-        line = f"{where}{drift.arch}: {drift.message}"
+        where = f"{for_terminal(drift.path)}:{drift.line}: " if drift.path else ""
+        line = f"{where}{drift.arch}: {for_terminal(drift.message)}"
         if drift.era_difference:
             line += f"\n    era difference: {drift.era_difference}"
         lines.append(line)

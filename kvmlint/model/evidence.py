@@ -134,6 +134,10 @@ def candidates(model: Model, context: SiteContext, era: str | None = None) -> li
     rewrite to it) for each predicate the evidence points at, or for every
     question the model knows when there is no evidence at all."""
     era = era or model.era
+    try:
+        ex.parse(context.condition)
+    except ex.ExpressionError:
+        return []  # no rewrite of it can be validated: not one is written out (a condition may be huge)
     table = load_toml("evidence.toml")
     matched = [category for _, category, _ in _scores(context) if "predicate" in category]
     chosen = matched or [category for category in table["category"] if "predicate" in category]

@@ -24,6 +24,10 @@ class ExpressionError(ValueError):
     """The text is not a C expression this module can read."""
 
 
+class _TooDeep(Exception):
+    pass
+
+
 class _NotApplicable:
     def __repr__(self) -> str:
         return "n/a"
@@ -91,6 +95,12 @@ Value = Union[bool, int, str, _NotApplicable]
 Resolver = Callable[[Leaf], "Value | Node | None"]  # None: keep the leaf free
 
 _WRAPPER = "int __kvmlint_expr = ({});"
+# A deeper expression is refused: reading, reducing and rendering one recurse once a level, and no
+# condition in real code comes near it (a chain `a && b && ...` is one level a term).
+MAX_NESTING = 200
+# A longer one is refused before it is parsed: a site's condition is read once per rewrite of each
+# of its calls, so a condition of thousands of calls would cost their square.
+MAX_EXPRESSION_CHARS = 4096
 
 
 @lru_cache(maxsize=1)
@@ -107,20 +117,33 @@ def _text(node) -> str:
 
 @lru_cache(maxsize=4096)
 def parse(text: str) -> Node:
-    """Parse one C expression; raise ExpressionError when it is not one."""
+    """Parse one C expression; raise ExpressionError when it is not one, or too long or deep to read."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"longer than {MAX_EXPRESSION_CHARS} characters: {_excerpt(text)}")
     source = _WRAPPER.format(text).encode("utf-8")
     tree = _parser().parse(source)
     if tree.root_node.has_error:
-        raise ExpressionError(f"not a C expression: {text!r}")
+        raise ExpressionError(f"not a C expression: {_excerpt(text)}")
     declaration = tree.root_node.named_children[0]
     value = declaration.child_by_field_name("declarator").child_by_field_name("value")
-    return _convert(value)
+    try:
+        return _convert(value, 0)
+    except _TooDeep:
+        raise ExpressionError(f"nested more than {MAX_NESTING} levels deep: {_excerpt(text)}") from None
 
 
-def _convert(node) -> Node:
+def _excerpt(text: str, limit: int = 60) -> str:
+    """The text as an error message quotes it: on one line, and not thousands of characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _convert(node, depth: int) -> Node:
+    if depth > MAX_NESTING:
+        raise _TooDeep
+    depth += 1
     kind = node.type
     if kind in ("parenthesized_expression", "cast_expression"):
-        return _convert(node.named_children[-1])
+        return _convert(node.named_children[-1], depth)
     if kind == "true":
         return Const(True)
     if kind == "false":
@@ -133,23 +156,23 @@ def _convert(node) -> Node:
     if kind == "string_literal":
         return Str("".join(child.text.decode() for child in node.named_children))
     if kind == "unary_expression" and node.child_by_field_name("operator").type == "!":
-        return Not(_convert(node.child_by_field_name("argument")))
+        return Not(_convert(node.child_by_field_name("argument"), depth))
     if kind == "binary_expression":
         op = node.child_by_field_name("operator").type
         if op in ("&&", "||"):
-            left = _convert(node.child_by_field_name("left"))
-            right = _convert(node.child_by_field_name("right"))
+            left = _convert(node.child_by_field_name("left"), depth)
+            right = _convert(node.child_by_field_name("right"), depth)
             return And(left, right) if op == "&&" else Or(left, right)
         if op in ("==", "!="):
-            left = _convert(node.child_by_field_name("left"))
-            right = _convert(node.child_by_field_name("right"))
+            left = _convert(node.child_by_field_name("left"), depth)
+            right = _convert(node.child_by_field_name("right"), depth)
             if isinstance(left, (Const, Str)) or isinstance(right, (Const, Str)):
                 return Cmp(op, left, right)
     if kind == "conditional_expression":
         return Cond(
-            _convert(node.child_by_field_name("condition")),
-            _convert(node.child_by_field_name("consequence")),
-            _convert(node.child_by_field_name("alternative")),
+            _convert(node.child_by_field_name("condition"), depth),
+            _convert(node.child_by_field_name("consequence"), depth),
+            _convert(node.child_by_field_name("alternative"), depth),
         )
     if kind == "call_expression":
         callee = node.child_by_field_name("function")
@@ -244,17 +267,19 @@ def _as_node(item) -> Node:
 
 
 def leaves(node) -> Iterator[Leaf]:
-    """Every leaf (call or name) of an expression, left to right."""
-    if isinstance(node, Leaf):
-        yield node
-    elif isinstance(node, Not):
-        yield from leaves(node.operand)
-    elif isinstance(node, (And, Or, Cmp)):
-        yield from leaves(node.left)
-        yield from leaves(node.right)
-    elif isinstance(node, Cond):
-        for part in (node.test, node.then, node.otherwise):
-            yield from leaves(part)
+    """Every leaf (call or name) of an expression, left to right (with a stack: nested
+    generators would cost each leaf a step per level above it)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Leaf):
+            yield item
+        elif isinstance(item, Not):
+            stack.append(item.operand)
+        elif isinstance(item, (And, Or, Cmp)):
+            stack += (item.right, item.left)
+        elif isinstance(item, Cond):
+            stack += (item.otherwise, item.then, item.test)
 
 
 def assignments(symbols: list[str]) -> Iterator[dict[str, bool]]:

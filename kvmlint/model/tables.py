@@ -5,9 +5,11 @@ from __future__ import annotations
 from kvmlint.model import expression as ex
 from kvmlint.model.semantics import IRQCHIP, Configuration, Model
 from kvmlint.model.validation import Validation
+from kvmlint.terminal import for_terminal
 
 
 def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    rows = [[for_terminal(cell) for cell in row] for row in rows]  # conditions copied from a tree
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     lines = []
     for row in [header] + rows:
@@ -16,9 +18,9 @@ def _table(header: list[str], rows: list[list[str]], indent: str = "  ") -> list
 
 
 def format_validation_table(validation: Validation) -> str:
-    lines = [f"old: {validation.old}", f"new: {validation.new}"]
+    lines = [f"old: {for_terminal(validation.old)}", f"new: {for_terminal(validation.new)}"]
     if validation.needed is not None:
-        lines.append(f"needed: {validation.needed}")
+        lines.append(f"needed: {for_terminal(validation.needed)}")
     lines.append(f"model: {validation.era}")
     for result in validation.results:
         lines += ["", result.verdict()]

@@ -16,6 +16,7 @@ from pathlib import Path
 from kvmlint.errors import UsageError
 from kvmlint.findings import Finding
 from kvmlint.source import Overlay
+from kvmlint.terminal import printable
 
 FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")
 
@@ -100,12 +101,6 @@ def _code_points_before(line: bytes) -> list[int]:
         decoded += len(decoder.decode(line[offset:offset + 1]))
         starts.append(decoded + bool(decoder.getstate()[0]))  # a cut character decodes as one U+FFFD
     return starts
-
-
-def printable(text: str) -> str:
-    """`text` with the bytes of a file name that are not UTF-8 (read as
-    surrogate escapes) written `\\xNN`, so every output encoding can carry it."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def render(format_name: str, report: Report) -> str:

@@ -39,7 +39,8 @@ def diffstat(diff: str) -> str:
     current = None
     for line in diff.splitlines():
         if line.startswith("diff --git "):
-            current = line.split(" b/", 1)[1]
+            quoted = line.endswith('"')  # git_quoted: a name with special characters is in quotes
+            current = '"' + line.rsplit(' "b/', 1)[1] if quoted else line.split(" b/", 1)[1]
             counts[current] = [0, 0]
         elif current and line.startswith("+") and not line.startswith("+++"):
             counts[current][0] += 1

@@ -1,8 +1,11 @@
 """`path:line:col: CODE [name] message`, then the finding's evidence, details
 and per-architecture model verdict on indented lines (as compilers and ruff
-show notes), so the first line stays short."""
+show notes), so the first line stays short.  Every name, message and note is
+written for a terminal (kvmlint.terminal): a finding is exactly its lines."""
 
 from __future__ import annotations
+
+from kvmlint.terminal import for_terminal
 
 BOLD, RED, DIM, RESET = "\033[1m", "\033[31m", "\033[2m", "\033[0m"
 NOTE_INDENT = "    "
@@ -16,18 +19,18 @@ def render(report) -> str:
 
 
 def _finding(report, finding, suppressed: bool = False) -> str:
-    notes = "".join(f"\n{NOTE_INDENT}{note}" for note in notes_of(finding))
+    notes = "".join(f"\n{NOTE_INDENT}{for_terminal(note)}" for note in notes_of(finding))
     return headline(report, finding, suppressed) + notes
 
 
 def headline(report, finding, suppressed: bool = False) -> str:
-    location = f"{report.display_path(finding)}:{finding.line}:{finding.column}:"
+    location = f"{for_terminal(report.display_path(finding))}:{finding.line}:{finding.column}:"
     code = f"{finding.code} [{finding.name}]"
     note = " (suppressed)" if suppressed else ""
     if report.color:
         location = f"{BOLD}{location}{RESET}"
         code = f"{DIM}{code}{RESET}" if suppressed else f"{RED}{code}{RESET}"
-    return f"{location} {code} {finding.message}{note}"
+    return f"{location} {code} {for_terminal(finding.message)}{note}"
 
 
 def notes_of(finding) -> list[str]:
