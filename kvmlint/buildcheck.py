@@ -453,9 +453,14 @@ def _read_ninja_deps(build_dir: Path, warnings: list[str]) -> dict[Path, frozens
     if unreadable is not None:
         warnings.append(f"{unreadable[0]}: {unreadable[1]}; the include graph says which units read a changed header")
         return {}
-    with tempfile.TemporaryDirectory(prefix="kvmlint-ninja-") as scratch:
-        result = run_bounded([ninja, "-n", "-C", str(build_dir), "-t", "deps"], build_dir, NINJA_TIMEOUT_SECONDS,
-                             Path(scratch), NINJA_DEPS_TEXT_MAX_BYTES)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kvmlint-ninja-") as scratch:
+            result = run_bounded([ninja, "-n", "-C", str(build_dir), "-t", "deps"], build_dir, NINJA_TIMEOUT_SECONDS,
+                                 Path(scratch), NINJA_DEPS_TEXT_MAX_BYTES)
+    except OSError as error:  # no room for ninja's output
+        warnings.append(f"{log}: `ninja -t deps` cannot be run ({error.strerror or error}); "
+                        f"the include graph says which units read a changed header")
+        return {}
     if result.returncode is None or result.truncated:
         what = "did not finish" if result.returncode is None else "wrote more than it may"
         warnings.append(f"{log}: `ninja -t deps` {what}; the include graph says which units read a changed header")
@@ -716,7 +721,12 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Pa
     and the build directories) is not run: its unit is a refused failure."""
     started = time.perf_counter()
     live: set[subprocess.Popen] = set()  # the compilers running now
-    with tempfile.TemporaryDirectory(prefix="kvmlint-build-") as scratch:
+    try:
+        scratch_directory = tempfile.TemporaryDirectory(prefix="kvmlint-build-")
+    except OSError as error:  # a full or read-only temporary folder: no unit can be checked, so none proves a fix
+        why = f"no temporary folder for its outputs ({error.strerror or error})"
+        return Compilation(0, time.perf_counter() - started, [Failure(unit, why, refused=True) for unit in units])
+    with scratch_directory as scratch:
         def run(number: int, unit: CompileUnit, macros: frozenset[str] | None) -> tuple[Failure | None, bool, bool]:
             """(the failure, if any; whether the compiler ran; whether the front end alone checked it)"""
             prefix = Path(scratch) / str(number)

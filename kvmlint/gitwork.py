@@ -320,7 +320,11 @@ def _make_commits(root: Path, base: str, steps: list[tuple[dict[str, bytes], str
     modes = {path: mode for path, (mode, _) in _head_entries(root, changed).items()}
     signing = signing_options(root) if sign else []
     commits, final = [], {}
-    with tempfile.TemporaryDirectory(prefix="kvmlint-commit-") as scratch:
+    try:
+        scratch_directory = tempfile.TemporaryDirectory(prefix="kvmlint-commit-")
+    except OSError as error:
+        raise NotCommitted(f"no temporary folder for the commits' index ({error.strerror or error})") from None
+    with scratch_directory as scratch:
         index = Path(scratch) / "index"
         _output(root, "read-tree", base, index_file=index)
         parent = base

@@ -530,3 +530,53 @@ def test_ctrl_c_stops_the_compilers_at_once(tmp_path):
             time.sleep(0.1)
     finally:
         os.close(writer)
+
+
+# --- a full temporary folder ends in one line, never an internal error -------------------------
+
+FULL_TEMPORARY_FOLDER = """
+import errno, os, tempfile
+class Full(tempfile.TemporaryDirectory):
+    def __init__(self, *args, **options):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+tempfile.TemporaryDirectory = Full
+"""
+
+
+def full_temporary_folder(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FULL_TEMPORARY_FOLDER)
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[1])])}
+
+
+@needs_gcc
+def test_no_room_for_the_compilers_outputs_rolls_every_fix_back(tmp_path):
+    tree = configured_tree(tmp_path)
+    before = sources(tree)
+    result = kvmlint("fix", "--unsafe-fixes", "--build-check", "build", str(tree), cwd=tree,
+                     env=full_temporary_folder(tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert "fixed: " not in result.stdout, result.stdout
+    assert "not proven: " in result.stderr and "no temporary folder for its outputs (No space left on device)" in result.stderr
+    assert sources(tree) == before, "every fix was rolled back"
+
+
+def test_no_room_for_the_commits_index_is_one_line_and_commits_nothing(tmp_path):
+    tree = tmp_path / "qemu"
+    shutil.copytree(FIXTURE, tree)
+    git = ["git", "-c", "user.name=T", "-c", "user.email=t@example.org"]
+    subprocess.run(git + ["init", "-q"], cwd=tree, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=tree, check=True)
+    subprocess.run(git + ["commit", "-qm", "base"], cwd=tree, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True).stdout
+    before = sources(tree)
+    env = {**full_temporary_folder(tmp_path), "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    result = kvmlint("fix", "--commit", str(tree), cwd=tree, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert "no temporary folder for the commits' index (No space left on device)" in result.stderr
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True).stdout == head
+    assert sources(tree) == before, "the fixes are undone"
