@@ -218,13 +218,36 @@ def walk_folders(directory: Path, root: Path, skipped: list[tuple[str, str]]) ->
         skipped.append((where or ".", f"directory cannot be read ({error.strerror or error}); skipped"))
         folders[where] = None
 
-    for dirpath, dirnames, filenames in os.walk(directory, onerror=unreadable):
+    for dirpath, dirnames, filenames in _walk(top, unreadable):
         if dirpath != top and BUILD_DIR_MARKERS.intersection(filenames):
             dirnames[:] = []  # a build directory: its listing says so, no stat needed
             continue
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIR_NAMES]
         folders[relative(dirpath)] = (dirnames, filenames)
     return folders
+
+
+def _walk(top: str, onerror: Callable[[OSError], None]):
+    """os.walk(top, onerror=onerror) top-down, without following links, but with a stack of its own:
+    os.walk recurses once per level before Python 3.12, and a tree can be thousands of folders deep."""
+    pending = [top]
+    while pending:
+        dirpath = pending.pop()
+        dirnames, filenames = [], []
+        try:
+            with os.scandir(dirpath) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()  # a link to a folder is listed as one, not entered
+                    except OSError:
+                        is_dir = False
+                    (dirnames if is_dir else filenames).append(entry.name)
+        except OSError as error:
+            onerror(error)
+            continue
+        yield dirpath, dirnames, filenames  # the caller may prune dirnames, as with os.walk
+        pending.extend(os.path.join(dirpath, name) for name in reversed(dirnames)
+                       if not os.path.islink(os.path.join(dirpath, name)))
 
 
 def _files_in(folders: dict[str, FolderEntries], suffixes: tuple[str, ...]) -> list[str]:

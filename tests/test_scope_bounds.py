@@ -211,3 +211,25 @@ def test_the_fuzzer_writes_long_and_deep_build_files(tmp_path):
     assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
     assert {"kconfig", "make", "meson", "device"} <= {line.split(" after: ")[-1].split()[0]
                                                       for line in result.stdout.splitlines() if " after: " in line}
+
+
+
+def test_a_tree_a_thousand_folders_deep_is_walked_whole(tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "qemu-2012", tree)
+    folders = ["hw"]
+    for _ in range(1_100):  # os.makedirs and shutil.rmtree recurse per folder
+        folders.append(folders[-1] + "/a")
+        os.mkdir(tree / folders[-1])
+    path = f"{folders[-1]}/deep.c"
+    (tree / path).write_text("int deep(void) { return kvm_irqchip_in_kernel(); }\n")
+    try:
+        for command in (["check", "--no-cache", "."], ["fix", "--diff", "."]):
+            result = run_kvmlint(*command, cwd=tree)
+            assert result.returncode in (0, 1), result.stderr[-2000:]
+            assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr[-2000:]
+        assert "deep.c" in run_kvmlint("check", "--no-cache", "--format", "concise", ".", cwd=tree).stdout
+    finally:
+        (tree / path).unlink()
+        for folder in reversed(folders[1:]):
+            os.rmdir(tree / folder)

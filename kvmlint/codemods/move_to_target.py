@@ -23,6 +23,7 @@ from kvmlint.errors import FixError
 from kvmlint.extract import parse
 from kvmlint.prose import arch_name, arch_specific, join_words
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file, returns_int_truth_value
+from kvmlint.source import tree_files
 
 DESCRIPTION = "Move a helper of one architecture from the common KVM files into that target."
 RULE = "KVM002"
@@ -503,7 +504,7 @@ def _defining_header(analysis, name: str, origin: str, layout: TargetLayout, rea
     pattern = re.compile(rb"typedef[^;{]*\b" + re.escape(name.encode()) + rb"\s*;|\}\s*" + re.escape(name.encode()) + rb"\s*;")
     headers = [p for p in analysis.sources.files if p.endswith(".h")]
     if not headers:  # a run on some files only: the rest of the tree still holds the types
-        headers = [p.relative_to(analysis.root).as_posix() for p in sorted(analysis.root.rglob("*.h"))]
+        headers = [p for p in tree_files(analysis.root)[0] if p.endswith(".h")]
     popularity = Counter(
         include.target.rsplit("/", 1)[-1] for facts in analysis.facts.values() for include in facts.includes
     )
