@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from kvmlint.cache import Cache, CachedScopes
 from kvmlint.errors import UsageError
-from kvmlint.facts import FileFacts
 from kvmlint.findings import Finding
-from kvmlint.index import Index
-from kvmlint.parallel import ExtractionResult, extract_all
+from kvmlint.index.symbols import Index
 from kvmlint.rules import Selection, all_rules, resolve
 from kvmlint.scope import Scope, ScopeResolver
-from kvmlint.source import SourceSet
+from kvmlint.source.cache import Cache, CachedScopes
+from kvmlint.source.discover import SourceSet
+from kvmlint.source.facts import FileFacts
+from kvmlint.source.workers import ExtractionResult, extract_all
 
 
 PROXY = "kvm_irqchip_in_kernel"
@@ -82,7 +82,7 @@ class Analysis:
     @cached_property
     def kvm_layer(self) -> frozenset[str]:
         """The KVM header, core source and stub files (see kvm_layer.py)."""
-        from kvmlint.kvm_layer import HEADER_MARKER, find_kvm_layer
+        from kvmlint.index.kvm_layer import HEADER_MARKER, find_kvm_layer
 
         extra = []
         if HEADER_MARKER not in self.index.definitions:

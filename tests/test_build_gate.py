@@ -26,7 +26,7 @@ import pytest
 
 from kvmlint.analysis import analyse
 from kvmlint.model import infer_era, load_model
-from kvmlint.source import discover
+from kvmlint.source.discover import discover
 
 if shutil.which("gcc") is None:
     pytest.skip("gcc is not installed: the build gate needs a C compiler", allow_module_level=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint import cache as cache_module
-from kvmlint.cache import Cache
-from kvmlint.parallel import extract_all
+from kvmlint.source import cache as cache_module
+from kvmlint.source.cache import Cache
+from kvmlint.source.workers import extract_all
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
 # A developer who ran ./run.sh on the bundled sample has a cache beside it; each test starts without one.
@@ -132,7 +132,7 @@ def test_a_source_edit_or_a_new_source_file_keeps_the_scope_reading(tree_2012, t
 
 def test_a_model_change_changes_the_findings_at_once_and_parses_nothing(tree_2012, tmp_path):
     """The model is read on every run; the facts do not depend on it."""
-    package = Path(shutil.copytree(Path(cache_module.__file__).parent, tmp_path / "copy" / "kvmlint",
+    package = Path(shutil.copytree(Path(cache_module.__file__).parents[1], tmp_path / "copy" / "kvmlint",
                                    ignore=shutil.ignore_patterns("__pycache__")))
     settle(tree_2012)
     cache_dir = tmp_path / "cache"
@@ -252,7 +252,7 @@ def test_concurrent_runs_leave_a_valid_cache(tree_2012, tmp_path):
 
 
 def test_a_worker_that_crashes_costs_its_file_only(tree_2012, monkeypatch):
-    from kvmlint import extract as extract_module
+    from kvmlint.source import extract as extract_module
 
     real = extract_module.extract
 
@@ -271,7 +271,7 @@ def test_a_worker_that_crashes_costs_its_file_only(tree_2012, monkeypatch):
 
 
 def test_a_worker_that_hangs_is_stopped_and_its_file_reported(tree_2012, monkeypatch):
-    from kvmlint import extract as extract_module
+    from kvmlint.source import extract as extract_module
 
     real = extract_module.extract
 
@@ -292,7 +292,7 @@ def test_a_worker_that_hangs_is_stopped_and_its_file_reported(tree_2012, monkeyp
 def test_the_cli_reports_a_crashed_file_and_still_reports_the_others(tree_2012):
     script = (
         "import os, signal, sys\n"
-        "from kvmlint import extract, cli\n"
+        "from kvmlint import cli\nfrom kvmlint.source import extract\n"
         "real = extract.extract\n"
         "def crash(path, data):\n"
         "    if path == 'hw/msi.c':\n"

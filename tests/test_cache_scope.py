@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import lay_out
-from kvmlint.cache import Cache
+from kvmlint.source.cache import Cache
 from test_cache import check, settle
 
 # A function whose proxy is a KVM001 finding wherever it is common code.

@@ -1,10 +1,10 @@
-"""Which header changes the compiler's front end alone can check (kvmlint.change_kind)."""
+"""Which header changes the compiler's front end alone can check (kvmlint.validation.change_kind)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kvmlint.change_kind import AddedInclude, classify
+from kvmlint.validation.change_kind import AddedInclude, classify
 
 HEADER = b"""#ifndef QEMU_KVM_H
 #define QEMU_KVM_H

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kvmlint.codemods.split_predicate import wrap_condition
-from kvmlint.extract import extract
+from kvmlint.source.extract import extract
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
 

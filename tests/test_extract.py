@@ -1,6 +1,6 @@
 """The parser stage: what one C file yields, including macro bodies and #ifdef branches."""
 
-from kvmlint.extract import extract
+from kvmlint.source.extract import extract
 
 SOURCE = b"""#include "kvm.h"
 #ifdef CONFIG_KVM

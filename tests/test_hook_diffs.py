@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint.changes import changes_since, staged_changes
+from kvmlint.git.diffs import changes_since, staged_changes
 from test_workflow import CPUS_C, GIT_ENV, NEW_PROXY_USE, git, kvmlint, make_qemu_repo, reported_lines
 
 # NEW_PROXY_USE appended to cpus.c puts the proxy use on line 17; this puts a harmless line there.

@@ -11,9 +11,9 @@ import pytest
 
 from kvmlint import rules
 from kvmlint.analysis import analyse, run_rules
-from kvmlint.cmdline import find_settings
 from kvmlint.model import IrqchipSettings, Model, machine_arch
-from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
+from kvmlint.source.cmdline import find_settings
+from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover
 
 TREE = Path(__file__).parent.parent / "fixtures" / "qemu-snippets" / "qemu-functional"
 # "expect: KVM006 <arch>" on a fixture line: that line must be reported, for that arch
@@ -95,7 +95,7 @@ def test_bad_python_is_a_one_line_warning():
 
 
 def test_python_files_without_the_option_are_never_parsed(tmp_path, monkeypatch):
-    from kvmlint import pyextract
+    from kvmlint.source import pyextract
 
     (tmp_path / "configure").write_text("")
     (tmp_path / "plain.py").write_text("print('kvm everywhere, but no option')\n")
@@ -212,7 +212,7 @@ def test_explain_has_the_house_sections():
      b"x = 'kernel_irqchip=split' \\\n"],
 )
 def test_undecodable_or_broken_python_is_one_warning(data):
-    from kvmlint.pyextract import extract
+    from kvmlint.source.pyextract import extract
 
     facts = extract("tests/functional/ppc64/test_bad.py", data)
     assert len(facts.warnings) == 1 and "\n" not in facts.warnings[0] and facts.warnings[0].endswith("skipped")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from kvmlint.facts import SiteContext, Span
 from kvmlint.model import load_model, propose
+from kvmlint.source.facts import SiteContext, Span
 
 SPAN = Span(0, 0, 1, 1, 1, 1)
 

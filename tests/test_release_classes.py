@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kvmlint.analysis import analyse
-from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover
+from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
 FUNCTIONAL_ONLY = FIXTURES / "functional-only"

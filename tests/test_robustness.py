@@ -305,7 +305,7 @@ def test_over_long_paths_are_a_warning(tmp_path):
 
 def test_unreadable_directory_is_a_warning(tmp_path, monkeypatch, capsys):
     """Root reads every directory, so as root the refusal is simulated where the walk lists it."""
-    from kvmlint.source import discover
+    from kvmlint.source.discover import discover
 
     tree = copy_fixture("qemu-2012", tmp_path)
     locked = tree / "hw" / "locked"
@@ -520,8 +520,8 @@ def test_config_in_a_parent_of_a_tree_outside_git_does_not_apply(tmp_path):
 
 
 def test_tree_config_jobs_is_capped_at_the_cpu_count(tmp_path):
-    from kvmlint.config import load_config
-    from kvmlint.parallel import default_jobs
+    from kvmlint.cli.config import load_config
+    from kvmlint.source.workers import default_jobs
 
     tree = common_tree(tmp_path / "tree")
     (tree / "kvmlint.toml").write_text("jobs = 300\n")
@@ -670,7 +670,7 @@ BOUNDS = {
 
 @pytest.mark.parametrize("bound", sorted(BOUNDS))
 def test_build_file_bounds_are_named_once_also_on_a_warm_run(tmp_path, monkeypatch, bound):
-    from kvmlint.cache import Cache
+    from kvmlint.source.cache import Cache
 
     fixture, make, warning = BOUNDS[bound]
     tree = copy_fixture(fixture, tmp_path)

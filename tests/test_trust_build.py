@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint import buildcheck
-from kvmlint.buildcheck import CompileDatabase, compile_units
-from kvmlint.compile_command import split_response_file
+from kvmlint.validation import build_check as buildcheck
+from kvmlint.validation.build_check import CompileDatabase, compile_units
+from kvmlint.validation.compile_command import split_response_file
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("cc") is None, reason="needs gcc")
@@ -482,8 +482,8 @@ MAKE_2012_COMMAND = (
     (MESON_QEMU_COMMAND, "build", "target/i386/kvm/kvm.c"), (MAKE_2012_COMMAND, "i386-softmmu", "target-i386/kvm.c"),
 ], ids=["meson", "make-2012"])
 def test_the_commands_qemu_builds_record_are_run_with_only_their_outputs_moved(tmp_path, recorded, directory, source):
-    from kvmlint.buildcheck import _split_command
-    from kvmlint.compile_command import check_command
+    from kvmlint.validation.build_check import _split_command
+    from kvmlint.validation.compile_command import check_command
 
     tree = tmp_path / "qemu"
     arguments = _split_command(recorded.format(tree=tree))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint import cache as cache_module
+from kvmlint.source import cache as cache_module
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
 COUNTS = re.compile(r"(\d+) parsed, (\d+) from the cache")
@@ -33,8 +33,8 @@ COUNTS = re.compile(r"(\d+) parsed, (\d+) from the cache")
 PLANT_HIDING_ENTRIES = """
 import hashlib, sys
 from pathlib import Path
-from kvmlint.cache import PARSED, Cache
-from kvmlint.parallel import extract_file
+from kvmlint.source.cache import PARSED, Cache
+from kvmlint.source.workers import extract_file
 
 tree = Path(sys.argv[1])
 cache = Cache.for_tree(tree)
@@ -94,7 +94,7 @@ def home(tmp_path) -> Path:
 
 def entry_names(tree: Path, home: Path) -> dict[str, str]:
     """The names the victim's kvmlint looks up (an attacker who knows them all)."""
-    code = ("import hashlib, json, sys; from pathlib import Path; from kvmlint.cache import Cache; "
+    code = ("import hashlib, json, sys; from pathlib import Path; from kvmlint.source.cache import Cache; "
             "tree = Path(sys.argv[1]); cache = Cache(tree / '.kvmlint_cache', tree, own=True); "
             "sha = hashlib.sha256((tree / 'cpus.c').read_bytes()).hexdigest(); "
             "print(json.dumps({'index': cache.index_name, 'scope': cache.scope_name, "

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint import progress
 from kvmlint.analysis import apply_suppressions
-from kvmlint.changes import ChangedLines, added_lines
-from kvmlint.facts import FileFacts
+from kvmlint.cli import progress
 from kvmlint.findings import Finding
+from kvmlint.git.diffs import ChangedLines, added_lines
+from kvmlint.source.facts import FileFacts
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Q. Developer", "GIT_AUTHOR_EMAIL": "dev@example.org",

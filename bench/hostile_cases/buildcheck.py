@@ -122,7 +122,7 @@ def _fix(folder: Path, tree: Path) -> subprocess.CompletedProcess:
 
 def _with_timeouts(folder: Path, tree: Path, *arguments: str) -> subprocess.CompletedProcess:
     """kvmlint with the compiler's and ninja's timeouts at 3 s, so that a case can wait them out."""
-    program = ("import sys\nfrom kvmlint import buildcheck\nbuildcheck.COMPILE_TIMEOUT_SECONDS = 3\n"
+    program = ("import sys\nfrom kvmlint.validation import build_check as buildcheck\nbuildcheck.COMPILE_TIMEOUT_SECONDS = 3\n"
                "buildcheck.NINJA_TIMEOUT_SECONDS = 3\nfrom kvmlint.cli import main\nsys.argv = ['kvmlint', *sys.argv[1:]]\nmain()\n")
     (folder / "home").mkdir(exist_ok=True)
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder / "home"), "LANG": "C.UTF-8",

@@ -24,8 +24,8 @@ from hostile_cases import REPOSITORY, crashed, fixture_tree, kvmlint
 PLANT_HIDING_ENTRIES = """
 import hashlib, sys
 from pathlib import Path
-from kvmlint.cache import PARSED, Cache
-from kvmlint.parallel import extract_file
+from kvmlint.source.cache import PARSED, Cache
+from kvmlint.source.workers import extract_file
 
 tree = Path(sys.argv[1])
 cache = Cache.for_tree(tree)
@@ -38,7 +38,7 @@ cache.write(cache.index_name, cache.facts_key, {"cpus.c": ((0, 0, 0, 0), sha256,
 ENTRY_NAMES = """
 import hashlib, json, sys
 from pathlib import Path
-from kvmlint.cache import Cache
+from kvmlint.source.cache import Cache
 
 tree = Path(sys.argv[1])
 cache = Cache(tree / ".kvmlint_cache", tree, own=True)

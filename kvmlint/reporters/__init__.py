@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kvmlint.errors import UsageError
 from kvmlint.findings import Finding
-from kvmlint.source import Overlay
+from kvmlint.source.discover import Overlay
 from kvmlint.terminal import printable
 
 FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")

@@ -42,7 +42,7 @@ import hashlib
 from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
-from kvmlint.renaming import reach
+from kvmlint.index.renaming import reach
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
 
 CODE = "KVM003"

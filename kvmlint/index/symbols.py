@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kvmlint.facts import Assignment, Definition, FileFacts, Reference
+from kvmlint.source.facts import Assignment, Definition, FileFacts, Reference
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What `fix --format-patch` and `fix --commit` ask of the QEMU checkout's git.
 
-git runs through kvmlint.git, with the repository's programs switched off:
+git runs through kvmlint.git.run, with the repository's programs switched off:
 kvmlint reads the repository and, for `--commit`, records its own change
 sets, nothing more.  Before a fix is written, the work tree must hold HEAD's
 content, also where `git status` does not look (files git was told to
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kvmlint.codemods.engine import Plan
 from kvmlint.errors import UsageError
-from kvmlint.git import SAFE_STATUS_OPTIONS, GitError, run_git, signing_options, user_settings
+from kvmlint.git.run import SAFE_STATUS_OPTIONS, GitError, run_git, signing_options, user_settings
 
 # "target/arm/kvm: Use ...", "hw/intc/arm_gic: ...", "kvm: ...", "accel/kvm, target/i386: ..."
 SUBJECT_PREFIX = re.compile(r"^([A-Za-z0-9_.+/-]+(?:, ?[A-Za-z0-9_.+/-]+)*): \S")

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from kvmlint import __version__, rules
-from kvmlint.config import ERAS
+from kvmlint.cli.config import ERAS
 from kvmlint.errors import UsageError
 from kvmlint.reporters import FORMATS
 from kvmlint.terminal import for_terminal, lines_for_terminal
@@ -86,14 +86,14 @@ def check(
     Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
     above the checked tree; options given here override them."""
     from kvmlint.analysis import analyse, run_rules
-    from kvmlint.cache import Cache
-    from kvmlint.cache import is_build_file
-    from kvmlint.changes import changes_since, index_overlay, staged_changes
-    from kvmlint.config import load_config
+    from kvmlint.cli.config import load_config
+    from kvmlint.cli.progress import Progress, wanted as progress_wanted
     from kvmlint.findings import Finding
-    from kvmlint.progress import Progress, wanted as progress_wanted
+    from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
     from kvmlint.reporters import Report, render, render_statistics, write_atomically
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.source.cache import Cache
+    from kvmlint.source.cache import is_build_file
+    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
 
     started = time.perf_counter()
     if staged and diff_base:
@@ -185,7 +185,7 @@ def check(
 
 
 def _print_warnings(analysis, verbose: bool) -> None:
-    from kvmlint.extract import MOSTLY_UNPARSEABLE
+    from kvmlint.source.extract import MOSTLY_UNPARSEABLE
 
     for path, problem in analysis.extraction.skipped:
         _stderr(f"warning: {path}: {problem}")
@@ -246,16 +246,16 @@ def fix(
     from pathlib import Path
 
     from kvmlint.analysis import analyse, run_rules
-    from kvmlint.cache import Cache
+    from kvmlint.cli.config import load_config
     from kvmlint.codemods import propose_changes
     from kvmlint.codemods.engine import plan, unified_diff, write
     from kvmlint.codemods.transaction import FixLock, pending_journal, recover
     from kvmlint.codemods.tree import reading_as_analysed
-    from kvmlint.config import load_config
-    from kvmlint.gitwork import require_clean, require_committed, require_identity, require_whole_checkout, wants_signature
+    from kvmlint.git.commits import require_clean, require_committed, require_identity, require_whole_checkout, wants_signature
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
-    from kvmlint.validation import validate_plan
+    from kvmlint.source.cache import Cache
+    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
+    from kvmlint.validation.model_check import validate_plan
 
     if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
         raise UsageError("--diff, --format-patch and --commit cannot be combined")
@@ -294,7 +294,7 @@ def fix(
         _stderr("warning: an interrupted fix may have left the tree half-written; `kvmlint fix` finishes or undoes it first")
     database = None
     if build_dirs:
-        from kvmlint.buildcheck import CompileDatabase
+        from kvmlint.validation.build_check import CompileDatabase
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
         database.read_dependencies_early()
@@ -362,7 +362,7 @@ def fix(
 
 def _fix_location(path: str) -> tuple[str, tuple[str, int] | None]:
     """`fix FILE:LINE` names one finding: (the tree, (root-relative file, line))."""
-    from kvmlint.source import find_root
+    from kvmlint.source.discover import find_root
 
     file, _, line = path.rpartition(":")
     if not file or not line.isdigit() or os.path.exists(path):
@@ -379,7 +379,7 @@ def _commit_each(planned, change_sets, base: str, signoff: str | None, sign: boo
     they were before the run."""
     from kvmlint.codemods.engine import materialise
     from kvmlint.codemods.transaction import NotWritten
-    from kvmlint.gitwork import NotCommitted, commit_each
+    from kvmlint.git.commits import NotCommitted, commit_each
     from kvmlint.reporters.patches import commit_message
 
     steps = []
@@ -458,8 +458,8 @@ def _within(path, directory) -> bool:
 def _build_check(planned, written, database, findings, jobs, full_compile):
     """Compile what the written fixes touch; report and return (kept, rolled back or left
     unproven, on disk).  The findings a fix not kept was for are not fixed, with the reason."""
-    from kvmlint.buildcheck import check_fixes
-    from kvmlint.cache import is_build_file
+    from kvmlint.source.cache import is_build_file
+    from kvmlint.validation.build_check import check_fixes
 
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1, full_compile)
     _report_database_warnings(database)
@@ -521,7 +521,8 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
     What changed in each file is read against git's HEAD.
 
     Exit 0 when all of them compile, 1 when some do not."""
-    from kvmlint.buildcheck import (
+    from kvmlint.source.discover import find_root
+    from kvmlint.validation.build_check import (
         CompileDatabase,
         FrontEndChooser,
         changed_files,
@@ -529,7 +530,6 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
         uncommitted_changes,
         untracked,
     )
-    from kvmlint.source import find_root
 
     for name in files:
         if not Path(name).exists():
@@ -557,7 +557,7 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
 def scope(paths, exclude) -> None:
     """Print each file's architecture scope and the reason."""
     from kvmlint.scope import ScopeResolver
-    from kvmlint.source import discover
+    from kvmlint.source.discover import discover
 
     sources = discover(list(paths), tuple(exclude))
     resolver = ScopeResolver(sources.root)
@@ -622,7 +622,7 @@ def model(arch, era, tree) -> None:
         click.echo(format_model_table(chosen, arch))
         return
     from kvmlint.analysis import analyse
-    from kvmlint.source import discover
+    from kvmlint.source.discover import discover
 
     analysis = analyse(discover([tree]), era=era)
     setters = []

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from kvmlint.errors import UsageError
-from kvmlint.git import GitError, git_output
+from kvmlint.git.run import GitError, git_output
 
 C_SUFFIXES = (".c", ".h", ".c.inc", ".h.inc")
 PYTHON_SUFFIXES = (".py",)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from kvmlint.facts import FileFacts
+from kvmlint.source.facts import FileFacts
 
 # The entry point whose definition marks the KVM header.
 HEADER_MARKER = "kvm_irqchip_in_kernel"

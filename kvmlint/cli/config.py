@@ -18,9 +18,9 @@ from pathlib import Path
 
 from kvmlint import rules
 from kvmlint.errors import UsageError
-from kvmlint.parallel import default_jobs
 from kvmlint.reporters import FORMATS
-from kvmlint.source import UnreadableFile, read_regular_file
+from kvmlint.source.discover import UnreadableFile, read_regular_file
+from kvmlint.source.workers import default_jobs
 
 ERAS = ("2012", "current")
 KEYS = ("select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")

@@ -4,8 +4,8 @@ libcst is slow to import and to run, so the analysis imports this module,
 and parses a file, only when the file's bytes mention the option at all.
 Each string expression (literal, implicit or `+` concatenation, f-string,
 `"..." % x`) is rendered to text with the non-constant parts as
-`cmdline.PLACEHOLDER`, then read by `kvmlint.cmdline`.
-Returns `kvmlint.facts` records only, like the C extractor.
+`cmdline.PLACEHOLDER`, then read by `kvmlint.source.cmdline`.
+Returns `kvmlint.source.facts` records only, like the C extractor.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider
 
-from kvmlint.cmdline import PLACEHOLDER, find_settings, list_machine, machines_in, option_context, targets_in
-from kvmlint.extract import LineIndex
-from kvmlint.facts import ArchHint, FileFacts, IrqchipOption
+from kvmlint.source.cmdline import PLACEHOLDER, find_settings, list_machine, machines_in, option_context, targets_in
+from kvmlint.source.extract import LineIndex
+from kvmlint.source.facts import ArchHint, FileFacts, IrqchipOption
 
 SUPPRESSION = re.compile(rb"#[^\n]*?kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])?", re.IGNORECASE)
 # tests/functional/<target>/test_*.py runs qemu-system-<target>

@@ -21,7 +21,7 @@ objects and dependency records stay those of the build, and for debug
 information, which it switches off (`-g0`): the object is thrown away, debug
 information never decides whether a unit compiles, and producing it costs a
 fifth of the compile.  A command whose outputs kvmlint cannot all send there,
-or whose program is not a C compiler, is not run (`kvmlint.compile_command`
+or whose program is not a C compiler, is not run (`kvmlint.validation.compile_command`
 says what is run); each run has a timeout.  A new C file has no entry of its
 own: it is compiled with the commands of the units in its own directory, with
 the source swapped.
@@ -33,7 +33,7 @@ A unit that reads a changed header but whose own source is unchanged is
 often one of hundreds.  When the header's change is declarations (and macros
 the unit neither expands nor tests, which `-E -dU` shows), the unit gets the
 compiler's front end alone (`-fsyntax-only`), which finds every error such a
-change can cause; `kvmlint.change_kind` says why.  Every other unit runs its
+change can cause; `kvmlint.validation.change_kind` says why.  Every other unit runs its
 whole command.  What changed is read against the text the fix started from,
 or, for `validate-build`, against git's HEAD; `--full-compile` turns this off.
 
@@ -66,10 +66,14 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
-from kvmlint.change_kind import CODE_CHANGE, ChangeKind, classify
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Plan
-from kvmlint.compile_command import (
+from kvmlint.errors import UsageError
+from kvmlint.git.run import SAFE_STATUS_OPTIONS, GitError, git_output, run_git
+from kvmlint.source.discover import UnreadableFile, is_c_file, read_regular_file
+from kvmlint.terminal import for_terminal, lines_for_terminal
+from kvmlint.validation.change_kind import CODE_CHANGE, ChangeKind, classify
+from kvmlint.validation.compile_command import (
     CACHE_NAMES,
     CheckCommand,
     UnsafeCommand,
@@ -77,10 +81,6 @@ from kvmlint.compile_command import (
     read_build_file,
     within,
 )
-from kvmlint.errors import UsageError
-from kvmlint.git import SAFE_STATUS_OPTIONS, GitError, git_output, run_git
-from kvmlint.source import UnreadableFile, is_c_file, read_regular_file
-from kvmlint.terminal import for_terminal, lines_for_terminal
 
 DATABASE = "compile_commands.json"
 NINJA_DEPS_LOG = ".ninja_deps"
@@ -135,7 +135,7 @@ def _recorded_source(unit: CompileUnit) -> str:
 class Failure:
     unit: CompileUnit
     errors: str  # the compiler's first error lines, or why its command was not run
-    refused: bool = False  # not run: kvmlint cannot run its command safely (see kvmlint.compile_command)
+    refused: bool = False  # not run: kvmlint cannot run its command safely (see kvmlint.validation.compile_command)
 
     def format(self, root: Path) -> str:
         """For a terminal: the unit on one line, then the compiler's lines (names from the tree escaped)."""
@@ -659,7 +659,7 @@ class FrontEndChooser:
     """Which units the compiler's front end alone checks (`-fsyntax-only`): those whose own
     source is unchanged and that read only changed files whose changes are declarations, with
     `#include`s of headers the unit read before, and macros the unit neither expands nor tests.
-    The reasons are in `kvmlint.change_kind`."""
+    The reasons are in `kvmlint.validation.change_kind`."""
 
     def __init__(self, database: CompileDatabase, changed: Iterable[Path], before: dict[Path, bytes | None]) -> None:
         self.database = database
@@ -717,7 +717,7 @@ def compile_units(units: Iterable[CompileUnit], jobs: int, confined_to: tuple[Pa
                   front_end: FrontEndChooser | None = None) -> Compilation:
     """Run every unit's recorded command (outputs sent to a temporary directory), in parallel,
     each as soon as `units` yields it; with -fsyntax-only where `front_end` says it suffices.
-    A command kvmlint cannot run safely (`kvmlint.compile_command`, with `confined_to`: the tree
+    A command kvmlint cannot run safely (`kvmlint.validation.compile_command`, with `confined_to`: the tree
     and the build directories) is not run: its unit is a refused failure."""
     started = time.perf_counter()
     live: set[subprocess.Popen] = set()  # the compilers running now

@@ -1,6 +1,6 @@
 """Parse one C file with tree-sitter-c and extract its KVM facts.
 
-Runs inside parser worker processes; returns only `kvmlint.facts` records.
+Runs inside parser worker processes; returns only `kvmlint.source.facts` records.
 Macro bodies are raw text to tree-sitter, so each `#define` body that
 mentions a KVM symbol is parsed again on its own and mapped back.  Code the
 preprocessor never compiles (`#if 0`, the `#else` of `#if 1`) yields no
@@ -19,7 +19,7 @@ from functools import cached_property, lru_cache
 import tree_sitter
 import tree_sitter_c
 
-from kvmlint.facts import (
+from kvmlint.source.facts import (
     Assignment,
     Definition,
     FileFacts,
@@ -29,7 +29,7 @@ from kvmlint.facts import (
     Span,
     StringLiteral,
 )
-from kvmlint.preprocessor import never_compiled
+from kvmlint.source.preprocessor import never_compiled
 
 KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
 KERNEL_IRQCHIP = re.compile(rb"kernel[_-]irqchip")
@@ -542,7 +542,7 @@ class Extractor:
         self._capability_assignments(list(filter(self._compiled, self._member_assignments_from_capabilities(root))))
         self._strings(list(filter(self._compiled, self._option_strings(root))))
         if self.facts.strings:
-            from kvmlint.qtest_arch import COMPARISON, arch_branches  # imports this module: only needed here
+            from kvmlint.source.qtest_arch import COMPARISON, arch_branches  # imports this module: only needed here
 
             self.facts.arch_branches = arch_branches(list(filter(self._compiled, self._ifs_comparing(root, COMPARISON))))
         if self.ancestry.deep_preprocessor_line is not None:

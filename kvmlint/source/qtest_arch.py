@@ -20,8 +20,8 @@ import re
 
 import tree_sitter
 
-from kvmlint.extract import text
-from kvmlint.facts import ArchBranch
+from kvmlint.source.extract import text
+from kvmlint.source.facts import ArchBranch
 
 EQUALITY_FUNCTIONS = frozenset({"g_str_equal", "g_strcmp0", "strcmp"})  # g_strcmp0/strcmp: == 0 or !
 # Where a comparison can be: extraction looks at the `if`s these sit in the condition of, not at every node.

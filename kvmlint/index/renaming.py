@@ -41,10 +41,10 @@ from pathlib import Path
 
 import tree_sitter
 
-from kvmlint import ctokens
-from kvmlint.extract import Ancestry, parse
-from kvmlint.preprocessor import never_compiled
-from kvmlint.source import C_SUFFIXES, TreeListing, scan_text, tree_files
+from kvmlint.source import ctokens
+from kvmlint.source.discover import C_SUFFIXES, TreeListing, scan_text, tree_files
+from kvmlint.source.extract import Ancestry, parse
+from kvmlint.source.preprocessor import never_compiled
 
 C_INPUT_SUFFIXES = (*C_SUFFIXES, ".inc", ".def", ".m", ".S")
 PROSE_SUFFIXES = (".rst", ".md", ".txt", ".texi", ".html", ".adoc")

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kvmlint.cache import NOT_PARSED, PARSED, Cache, FileRecord, is_settled, stat_signature
-from kvmlint.facts import FileFacts
-from kvmlint.source import Overlay, is_python_file, needs_parse, read_source, source_bytes
+from kvmlint.source.cache import NOT_PARSED, PARSED, Cache, FileRecord, is_settled, stat_signature
+from kvmlint.source.discover import Overlay, is_python_file, needs_parse, read_source, source_bytes
+from kvmlint.source.facts import FileFacts
 
 if TYPE_CHECKING:
     import multiprocessing
@@ -66,10 +66,10 @@ def wants_parse(relpath: str, data: bytes) -> bool:
 
 def extract_file(relpath: str, data: bytes) -> FileFacts:
     if is_python_file(relpath):
-        from kvmlint.pyextract import extract as extract_python
+        from kvmlint.source.pyextract import extract as extract_python
 
         return extract_python(relpath, data)
-    from kvmlint.extract import extract
+    from kvmlint.source.extract import extract
 
     return extract(relpath, data)
 
@@ -284,7 +284,7 @@ def _run_workers(root, cache, chunks: deque, jobs: int, collect, result: Extract
 
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     if context.get_start_method() == "fork":
-        import kvmlint.extract  # noqa: F401 -- imported once here, every forked worker has it for free
+        import kvmlint.source.extract  # noqa: F401 -- imported once here, every forked worker has it for free
     workers: list[_Worker] = []
 
     def start() -> _Worker:

@@ -128,7 +128,7 @@ class StringLiteral:
 
 @_record
 class ArchBranch:
-    """An `if` whose condition tests qtest_get_arch() for some targets (see kvmlint.qtest_arch)."""
+    """An `if` whose condition tests qtest_get_arch() for some targets (see kvmlint.source.qtest_arch)."""
 
     start_byte: int  # of the branch's body
     end_byte: int

@@ -68,7 +68,7 @@ from typing import NamedTuple
 
 from kvmlint import __version__
 from kvmlint.scope.build import observe_reads, read_build_file, stop_observing
-from kvmlint.source import SKIPPED_DIR_NAMES, TreeListing, walk_folders
+from kvmlint.source.discover import SKIPPED_DIR_NAMES, TreeListing, walk_folders
 
 CACHE_DIR_NAME = ".kvmlint_cache"
 ENV_CACHE_DIR = "KVMLINT_CACHE_DIR"
@@ -173,19 +173,20 @@ def _library_digest(*packages: str) -> str:
 
 def facts_key() -> str:
     """What extracted facts depend on besides the file's bytes: kvmlint's reading code and parsers."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     return _hash(
         "facts", str(FORMAT), __version__, sys.version, _code_digest(package, recursive=False),
+        _code_digest(package / "source", recursive=True),
         _library_digest("tree_sitter", "tree_sitter_c", "libcst"),
     )
 
 
 def scope_key() -> str:
     """What the scope resolver's answers depend on besides the build files: its code."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     return _hash(
         "scope", str(FORMAT), __version__, sys.version, _code_digest(package / "scope", recursive=True),
-        _code_digest(package, recursive=False),
+        _code_digest(package, recursive=False), _code_digest(package / "source", recursive=True),
     )
 
 
@@ -202,8 +203,8 @@ class _FactsUnpickler(pickle.Unpickler):
 
 
 def _record_types() -> dict[tuple[str, str], type]:
-    from kvmlint import facts
     from kvmlint.scope import Scope
+    from kvmlint.source import facts
 
     types = [obj for obj in vars(facts).values() if isinstance(obj, type) and dataclasses.is_dataclass(obj)]
     types += [Scope, frozenset, set]
@@ -472,7 +473,7 @@ class Cache:
         return "facts-" + _hash(self.facts_key, relpath, sha256)[:40]
 
     def load_facts(self, relpath: str, sha256: str):
-        from kvmlint.facts import FileFacts
+        from kvmlint.source.facts import FileFacts
 
         facts = self.read(self.facts_name(relpath, sha256), self.facts_key)
         return facts if isinstance(facts, FileFacts) and facts.path == relpath else None

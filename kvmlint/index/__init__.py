@@ -1,0 +1,1 @@
+"""Stage 3, index: the cross-file index of KVM symbols and the common KVM layer."""

@@ -1,0 +1,1 @@
+"""Stage 7, validation: the proof of change sets, by the model and by the compiler."""
