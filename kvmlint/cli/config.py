@@ -18,8 +18,8 @@ from pathlib import Path
 
 from kvmlint import rules
 from kvmlint.errors import UsageError
+from kvmlint.files import UnreadableFile, read_regular_file
 from kvmlint.reporters import FORMATS
-from kvmlint.source.discover import UnreadableFile, read_regular_file
 from kvmlint.source.workers import default_jobs
 
 ERAS = ("2012", "current")

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from kvmlint.errors import UsageError
+from kvmlint.files import MAX_FILE_BYTES, Overlay, UnreadableFile, read_regular_file
 from kvmlint.git.run import SAFE_DIFF_OPTIONS, GitError, git_output, run_git
-from kvmlint.source.discover import MAX_FILE_BYTES, Overlay, UnreadableFile, read_regular_file
 
 HUNK_HEADER = re.compile(rb"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # `git diff` printing each file's added and deleted line counts, NUL-terminated with the name verbatim,

@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 
 from kvmlint.errors import UsageError
+from kvmlint.files import Overlay
 from kvmlint.findings import Finding
-from kvmlint.source.discover import Overlay
 from kvmlint.terminal import printable
 
 FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")

@@ -15,18 +15,16 @@ import fnmatch
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from kvmlint.errors import UsageError
+from kvmlint.files import MAX_FILE_BYTES, Overlay, UnreadableFile, format_size, read_regular_file
 from kvmlint.git.run import GitError, git_output
 
 C_SUFFIXES = (".c", ".h", ".c.inc", ".h.inc")
 PYTHON_SUFFIXES = (".py",)
-# Files larger than this are generated tables, not code anyone edits by hand.
-MAX_FILE_BYTES = 8 * 1024 * 1024
 # The cheap literal prefilter: a C file without any of these needs no parse.
 PREFILTER_LITERALS = (b"kvm", b"KVM", b"kernel_irqchip", b"kernel-irqchip")
 # A QEMU checkout's root: its configure script, its build files of either era, or git.
@@ -49,9 +47,6 @@ ROOT_SEARCH_DEPTH = 3
 
 # A folder's subfolders and files, as a walk saw them; None when it could not be listed.
 FolderEntries = tuple[list[str], list[str]] | None
-# Content to analyse instead of the file on disk: root-relative path -> its bytes, None for a file
-# to be taken as absent (whatever is on disk).
-Overlay = Mapping[str, Optional[bytes]]
 
 
 @dataclass(frozen=True)
@@ -87,52 +82,6 @@ def is_c_file(relpath: str) -> bool:
 
 def is_python_file(relpath: str) -> bool:
     return relpath.endswith(PYTHON_SUFFIXES)
-
-
-class UnreadableFile(Exception):
-    """A file kvmlint will not read; the message says why."""
-
-
-def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES, follow_symlinks: bool = True) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`, else UnreadableFile.
-
-    FIFOs, devices and sockets (also behind symlinks) are refused before they
-    are opened, and again on the open descriptor, so reading never blocks on a
-    FIFO or streams /dev/zero forever.  Without `follow_symlinks` a symlink is
-    refused too.
-    """
-    no_follow = 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
-    try:
-        if not stat.S_ISREG(os.stat(path, follow_symlinks=follow_symlinks).st_mode):
-            raise UnreadableFile("not a regular file; skipped")
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0) | no_follow)
-    except OSError as error:
-        raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile("not a regular file; skipped")
-        too_large = UnreadableFile(f"larger than {_size(max_bytes)}; skipped")
-        if info.st_size > max_bytes:
-            raise too_large
-        chunks, size = [], 0
-        # Ask for the size fstat gave (a bigger buffer, shrunk after, fragments the heap).
-        want = info.st_size + 1
-        while chunk := os.read(descriptor, min(want, max_bytes + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:  # it grew while being read
-                raise too_large
-            want = 64 * 1024
-        return b"".join(chunks)
-    except OSError as error:
-        raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
-    finally:
-        os.close(descriptor)
-
-
-def _size(count: int) -> str:
-    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
 
 
 def _exists(path: Path) -> bool:
@@ -385,7 +334,7 @@ def scan_text(root: Path, files: list[str], wanted: Callable[[str, bytes], bool]
             continue
         total += info.st_size
         if total > max_total:
-            scan.unread.append((path, f"the tree holds more than {_size(max_total)} of files: not read from here on"))
+            scan.unread.append((path, f"the tree holds more than {format_size(max_total)} of files: not read from here on"))
             break
         try:
             data = read_regular_file(root / path, follow_symlinks=False)
@@ -440,7 +389,7 @@ def read_source(path: Path) -> SourceBytes:
 def source_bytes(data: bytes) -> SourceBytes:
     """`data` as a source file's content: refused as read_source refuses a file on disk."""
     if len(data) > MAX_FILE_BYTES:
-        return SourceBytes(None, f"larger than {_size(MAX_FILE_BYTES)}; skipped")
+        return SourceBytes(None, f"larger than {format_size(MAX_FILE_BYTES)}; skipped")
     if b"\0" in data[:8192]:
         return SourceBytes(None, "binary file; skipped")
     return SourceBytes(data, None)

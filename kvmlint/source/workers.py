@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kvmlint.files import Overlay
 from kvmlint.source.cache import NOT_PARSED, PARSED, Cache, FileRecord, is_settled, stat_signature
-from kvmlint.source.discover import Overlay, is_python_file, needs_parse, read_source, source_bytes
+from kvmlint.source.discover import is_python_file, needs_parse, read_source, source_bytes
 from kvmlint.source.facts import FileFacts
 
 if TYPE_CHECKING:

@@ -69,8 +69,9 @@ from pathlib import Path
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Plan
 from kvmlint.errors import UsageError
+from kvmlint.files import UnreadableFile, read_regular_file
 from kvmlint.git.run import SAFE_STATUS_OPTIONS, GitError, git_output, run_git
-from kvmlint.source.discover import UnreadableFile, is_c_file, read_regular_file
+from kvmlint.source.discover import is_c_file
 from kvmlint.terminal import for_terminal, lines_for_terminal
 from kvmlint.validation.change_kind import CODE_CHANGE, ChangeKind, classify
 from kvmlint.validation.compile_command import (

@@ -46,7 +46,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvmlint.source.discover import UnreadableFile
+from kvmlint.files import UnreadableFile
 
 RESPONSE_FILE_MAX_BYTES = 1024 * 1024
 # The program names of C compilers: an optional target prefix, an optional version.
