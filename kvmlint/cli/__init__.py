@@ -319,8 +319,9 @@ def fix(
     for refusal in planned.refused:
         _stderr(f"refused: {refusal.change_set.title}: {refusal.reason}")
     if base_commit is not None:
-        require_committed(sources.root, planned, purpose)
-        require_whole_checkout(sources.root, planned, purpose)
+        require_committed(sources.root, planned.originals, purpose)
+        created = {new_file.path for change_set in planned.accepted for new_file in change_set.new_files}
+        require_whole_checkout(sources.root, planned.originals, planned.contents_after(planned.accepted), created, purpose)
     rolled_back, kept = [], planned.accepted
     if not writing:
         _report_without_fix(findings, planned, kept)

@@ -23,7 +23,6 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
-from kvmlint.codemods.engine import Plan
 from kvmlint.errors import UsageError
 from kvmlint.git.run import SAFE_STATUS_OPTIONS, GitError, run_git, signing_options, user_settings
 
@@ -131,32 +130,36 @@ def require_identity(root: Path) -> str:
     return idents["GIT_COMMITTER_IDENT"]
 
 
-def require_committed(root: Path, plan: Plan, purpose: str) -> None:
-    """Every file the fix changes holds exactly what HEAD has, and every file it creates is
-    new to HEAD: the fix is then a change of HEAD, whatever the index or work tree hide."""
-    changed = sorted(plan.originals)
+def require_committed(root: Path, originals: dict[str, bytes], purpose: str) -> None:
+    """Every file the fix changes (`originals`: path -> the content the fix read) holds exactly
+    what HEAD has, and every file it creates is new to HEAD: the fix is then a change of HEAD,
+    whatever the index or work tree hide."""
+    changed = sorted(originals)
     committed = _head_entries(root, changed)
     untracked = [path for path in changed if path not in committed]
     if untracked:
         raise UsageError(f"{', '.join(untracked)}: not tracked by git; commit them first")
     differing = [path for path in changed
-                 if _blob_id(root, path, plan.originals[path], committed[path][1]) != committed[path][1]]
+                 if _blob_id(root, path, originals[path], committed[path][1]) != committed[path][1]]
     if differing:
         raise UsageError(f"{purpose}: uncommitted changes in {_shown(differing)}; commit or stash them first")
 
 
-def require_whole_checkout(root: Path, plan: Plan, purpose: str) -> None:
+def require_whole_checkout(root: Path, originals: dict[str, bytes], after: dict[str, bytes | None],
+                           created: set[str], purpose: str) -> None:
     """Refuse a fix that takes a name away from a header while a file a sparse checkout
     leaves out still uses it, or that creates a file the checkout leaves out: kvmlint never
-    saw those files, and the commits or patches would not build.  The refusal names them."""
+    saw those files, and the commits or patches would not build.  The refusal names them.
+    `originals` and `after` are the changed files' contents before and after the fix,
+    `created` the files it makes."""
     outside = _outside_checkout(root)
     if not outside:
         return
-    created = sorted({n.path for change_set in plan.accepted for n in change_set.new_files} & outside)
+    created = sorted(created & outside)
     if created:
         raise UsageError(f"{purpose}: the fix creates {_shown(created)}, which HEAD has outside the sparse checkout; "
                          "check them out too (git sparse-checkout add)")
-    names = _withdrawn_names(plan)
+    names = _withdrawn_names(originals, after)
     if not names:
         return
     arguments = [option for name in sorted(names) for option in ("-e", name)]
@@ -180,12 +183,11 @@ def _outside_checkout(root: Path) -> set[str]:
     return {path for tag, _, _, path in _index_entries(root) if tag == "S" and not os.path.lexists(root / path)}
 
 
-def _withdrawn_names(plan: Plan) -> set[str]:
+def _withdrawn_names(originals: dict[str, bytes], after: dict[str, bytes | None]) -> set[str]:
     """The identifiers that some header the fix changes holds before and not after (a renamed
     or moved declaration, a renamed macro): every other user of them must change too."""
-    after = plan.contents_after(plan.accepted)
     names: set[bytes] = set()
-    for path, original in plan.originals.items():
+    for path, original in originals.items():
         if path.endswith(HEADER_SUFFIXES) and path in after:
             names |= set(IDENTIFIER.findall(original)) - set(IDENTIFIER.findall(after[path]))
     return {name.decode("ascii") for name in names}
