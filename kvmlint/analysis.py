@@ -17,10 +17,12 @@ from kvmlint.findings import Finding
 from kvmlint.index.symbols import Index
 from kvmlint.rules import Selection, all_rules, resolve
 from kvmlint.scope import Scope, ScopeResolver
-from kvmlint.source.cache import Cache, CachedScopes
+from kvmlint.scope.cache import CachedScopes, ScopeCache
+from kvmlint.source.cache import FactsCache
 from kvmlint.source.discover import SourceSet
 from kvmlint.source.facts import FileFacts
 from kvmlint.source.workers import ExtractionResult, extract_all
+from kvmlint.store import Store
 
 
 PROXY = "kvm_irqchip_in_kernel"
@@ -41,7 +43,7 @@ class Analysis:
     index: Index
     era_override: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    cache: Cache | None = None
+    cache: FactsCache | None = None
     scopes: CachedScopes | None = None  # the resolver's answers, from the cache when it has them
 
     @property
@@ -102,20 +104,23 @@ def analyse(
     jobs: int | None = None,
     era: str | None = None,
     on_progress=None,
-    cache: Cache | None = None,
+    cache: Store | None = None,
 ) -> Analysis:
     """Facts of every file (from the cache when unchanged), the index, and the scope of every file with facts.
+
+    `cache` holds both stages' entries: the facts (source) and the scope answers.
 
     Without a stored scope reading, the build files are read in a thread while
     the workers parse, so the two overlap.
     """
     started = time.perf_counter()
-    scopes = CachedScopes(sources.root, ScopeResolver, cache, sources.listing)
+    scopes = CachedScopes(sources.root, ScopeResolver, ScopeCache(cache) if cache is not None else None, sources.listing)
+    facts_cache = FactsCache(cache) if cache is not None else None
     build_reading = None
     if scopes.stored is None and (cache is not None or len(sources.files) >= EAGER_SCOPE_FILES):
         build_reading = _BuildReading(scopes, sources.files)
     try:
-        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache,
+        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=facts_cache,
                                  alongside=build_reading.start if build_reading is not None else None,
                                  overlay=sources.overlay)
     finally:
@@ -134,7 +139,7 @@ def analyse(
         index=index,
         era_override=era,
         timings={"read+parse": parsed - started, "index": indexed - parsed, "scope": time.perf_counter() - indexed},
-        cache=cache,
+        cache=facts_cache,
         scopes=scopes,
     )
 

@@ -21,8 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from kvmlint import store as store_module
+from kvmlint.scope.cache import ScopeCache
 from kvmlint.source import cache as cache_module
-from kvmlint.source.cache import Cache
+from kvmlint.source.cache import FactsCache
+from kvmlint.store import Store
 from kvmlint.source.workers import extract_all
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
@@ -123,7 +126,7 @@ def test_a_source_edit_or_a_new_source_file_keeps_the_scope_reading(tree_2012, t
     append_proxy = "\nint extra_proxy(void)\n{\n    return kvm_irqchip_in_kernel();\n}\n"
     (tree_2012 / "cpus.c").write_text((tree_2012 / "cpus.c").read_text() + append_proxy)
     (tree_2012 / "hw" / "extra.c").write_text(append_proxy)
-    assert Cache(cache_dir, tree_2012).load_scopes() is not None  # no build file changed: nothing to read again
+    assert ScopeCache(Store(cache_dir, tree_2012)).load_scopes() is not None  # no build file changed: nothing to read again
     _, findings, parsed, _, _ = check(tree_2012, cache_dir)
     assert parsed == 2
     assert findings == check(tree_2012, None, "--no-cache")[1]
@@ -161,10 +164,10 @@ def test_a_new_kvmlint_version_parses_everything_again(tree_2012, tmp_path, monk
     settle(tree_2012)
     files = sorted(p.relative_to(tree_2012).as_posix() for p in tree_2012.rglob("*.[ch]"))
     (tmp_path / "cache").mkdir()
-    first = extract_all(tree_2012, files, jobs=1, cache=Cache(tmp_path / "cache", tree_2012))
-    again = extract_all(tree_2012, files, jobs=1, cache=Cache(tmp_path / "cache", tree_2012))
+    first = extract_all(tree_2012, files, jobs=1, cache=FactsCache(Store(tmp_path / "cache", tree_2012)))
+    again = extract_all(tree_2012, files, jobs=1, cache=FactsCache(Store(tmp_path / "cache", tree_2012)))
     monkeypatch.setattr(cache_module, "__version__", "999.0")
-    upgraded = extract_all(tree_2012, files, jobs=1, cache=Cache(tmp_path / "cache", tree_2012))
+    upgraded = extract_all(tree_2012, files, jobs=1, cache=FactsCache(Store(tmp_path / "cache", tree_2012)))
     assert first.parsed > 0 and again.parsed == 0
     assert upgraded.parsed == first.parsed
     assert same_facts(upgraded.facts, first.facts) and same_facts(again.facts, first.facts)
@@ -208,7 +211,7 @@ def test_a_damaged_entry_is_rebuilt_never_trusted(tree_2012, tmp_path, damage):
         elif damage == "empty":
             blob = b""
         else:  # written by another kvmlint: its key differs
-            blob = blob.replace(blob[len(cache_module.MAGIC):len(cache_module.MAGIC) + 64], b"0" * 64, 1)
+            blob = blob.replace(blob[len(store_module.MAGIC):len(store_module.MAGIC) + 64], b"0" * 64, 1)
         entry.write_bytes(blob)
     _, after, parsed, _, _ = check(tree_2012, cache_dir)
     assert after == before
@@ -219,10 +222,10 @@ def test_a_damaged_entry_is_rebuilt_never_trusted(tree_2012, tmp_path, damage):
 def test_an_entry_that_would_run_code_is_refused(tree_2012, tmp_path):
     """A tree may ship a crafted cache: entries load only kvmlint's own record types."""
     settle(tree_2012)
-    cache = Cache(tmp_path / "cache", tree_2012)
-    cache.directory.mkdir()
+    cache = FactsCache(Store(tmp_path / "cache", tree_2012))
+    cache.store.directory.mkdir()
     marker = tmp_path / "ran"
-    cache.write(cache.index_name, cache.facts_key, _RunsCode(str(marker)))
+    cache.store.write(cache.index_name, cache.facts_key, _RunsCode(str(marker)))
     assert cache.load_index() == {}
     assert not marker.exists()
 
@@ -313,13 +316,13 @@ def test_old_entries_are_removed_from_the_trees_own_cache(tree_2012):
     settle(tree_2012)
     check(tree_2012, None)
     folder = tree_2012 / ".kvmlint_cache"
-    old = time.time() - 2 * cache_module.STALE_SECONDS
-    cache = Cache(folder, tree_2012, own=True)  # what kvmlint itself left: the sweep removes nothing else
-    leftovers = [folder / cache._temporary_name(), folder / ("facts-" + "0" * 40), folder / ("index-" + "0" * 32)]
+    old = time.time() - 2 * store_module.STALE_SECONDS
+    cache = FactsCache(Store(folder, tree_2012, own=True))  # what kvmlint itself left: the sweep removes nothing else
+    leftovers = [folder / cache.store._temporary_name(), folder / ("facts-" + "0" * 40), folder / ("index-" + "0" * 32)]
     leftovers[0].write_bytes(b"half an entry of a killed run")
     for path in leftovers:
         if path != leftovers[0]:
-            cache.write(path.name, cache.facts_key, {})  # of an older file version
+            cache.store.write(path.name, cache.facts_key, {})  # of an older file version
         os.utime(path, (old, old))
     entries = {path.name for path in folder.iterdir()}
     os.utime(tree_2012 / "cpus.c")  # the next run has something to record
@@ -332,11 +335,11 @@ def test_an_index_of_wrong_records_is_a_miss_not_a_crash(tree_2012, tmp_path):
     settle(tree_2012)
     cache_dir = tmp_path / "cache"
     _, before, parsed_first, _, _ = check(tree_2012, cache_dir)
-    cache = Cache(cache_dir, tree_2012)
+    cache = FactsCache(Store(cache_dir, tree_2012))
     index = cache.load_index()
     wrong = {path: (record[0], 42, "parsed", True) if n % 3 == 0 else ("short",) if n % 3 == 1 else record
              for n, (path, record) in enumerate(index.items())}
-    cache.write(cache.index_name, cache.facts_key, wrong)
+    cache.store.write(cache.index_name, cache.facts_key, wrong)
     _, after, parsed, _, _ = check(tree_2012, cache_dir)
     assert after == before
     assert 0 < parsed < parsed_first  # the files whose records were wrong, and only those

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import lay_out
-from kvmlint.source.cache import Cache
+from kvmlint.scope.cache import ScopeCache
+from kvmlint.store import Store
 from test_cache import check, settle
 
 # A function whose proxy is a KVM001 finding wherever it is common code.
@@ -163,10 +164,10 @@ def test_a_warm_run_after_a_build_change_reports_what_an_uncached_run_does(case,
     settle(tree)
     cache_dir = tmp_path / "cache"
     _, before, _, _, _ = check(tree, cache_dir)
-    assert Cache(cache_dir, tree).load_scopes() is not None  # the reading is stored and holds
+    assert ScopeCache(Store(cache_dir, tree)).load_scopes() is not None  # the reading is stored and holds
 
     change(tree)
-    assert Cache(cache_dir, tree).load_scopes() is None  # the change is noticed
+    assert ScopeCache(Store(cache_dir, tree)).load_scopes() is None  # the change is noticed
     _, warm, _, _, _ = check(tree, cache_dir)
     _, uncached, _, _, _ = check(tree, None, "--no-cache")
     assert warm == uncached

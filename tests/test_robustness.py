@@ -670,7 +670,8 @@ BOUNDS = {
 
 @pytest.mark.parametrize("bound", sorted(BOUNDS))
 def test_build_file_bounds_are_named_once_also_on_a_warm_run(tmp_path, monkeypatch, bound):
-    from kvmlint.source.cache import Cache
+    from kvmlint.scope.cache import ScopeCache
+    from kvmlint.store import Store
 
     fixture, make, warning = BOUNDS[bound]
     tree = copy_fixture(fixture, tmp_path)
@@ -683,7 +684,7 @@ def test_build_file_bounds_are_named_once_also_on_a_warm_run(tmp_path, monkeypat
         assert stderr.count(f"kvmlint: warning: {warning}\n") == 1, (run, stderr)
         assert findings(result) == expected  # the bounds leave the fixture's own build intact
     # The warm run named it from the stored scope reading, which keeps it.
-    assert tuple(warning.split(": ", 1)) in Cache.for_tree(tree).load_scopes().warnings
+    assert tuple(warning.split(": ", 1)) in ScopeCache(Store.for_tree(tree)).load_scopes().warnings
     stderr = assert_clean_exit(run_kvmlint("scope", ".", cwd=tree), allowed=(0,))
     assert stderr.count(f"kvmlint: warning: {warning}\n") == 1, stderr
 

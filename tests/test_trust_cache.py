@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint.source import cache as cache_module
+from kvmlint import store as store_module
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
 COUNTS = re.compile(r"(\d+) parsed, (\d+) from the cache")
@@ -33,14 +33,15 @@ COUNTS = re.compile(r"(\d+) parsed, (\d+) from the cache")
 PLANT_HIDING_ENTRIES = """
 import hashlib, sys
 from pathlib import Path
-from kvmlint.source.cache import PARSED, Cache
+from kvmlint.source.cache import PARSED, FactsCache
 from kvmlint.source.workers import extract_file
+from kvmlint.store import Store
 
 tree = Path(sys.argv[1])
-cache = Cache.for_tree(tree)
+cache = FactsCache(Store.for_tree(tree))
 sha256 = hashlib.sha256((tree / "cpus.c").read_bytes()).hexdigest()
 cache.store_facts("cpus.c", sha256, extract_file("cpus.c", b""))
-cache.write(cache.index_name, cache.facts_key, {"cpus.c": ((0, 0, 0, 0), sha256, PARSED, False)})
+cache.store.write(cache.index_name, cache.facts_key, {"cpus.c": ((0, 0, 0, 0), sha256, PARSED, False)})
 """
 
 
@@ -94,10 +95,11 @@ def home(tmp_path) -> Path:
 
 def entry_names(tree: Path, home: Path) -> dict[str, str]:
     """The names the victim's kvmlint looks up (an attacker who knows them all)."""
-    code = ("import hashlib, json, sys; from pathlib import Path; from kvmlint.source.cache import Cache; "
-            "tree = Path(sys.argv[1]); cache = Cache(tree / '.kvmlint_cache', tree, own=True); "
-            "sha = hashlib.sha256((tree / 'cpus.c').read_bytes()).hexdigest(); "
-            "print(json.dumps({'index': cache.index_name, 'scope': cache.scope_name, "
+    code = ("import hashlib, json, sys; from pathlib import Path; from kvmlint.source.cache import FactsCache; "
+            "from kvmlint.scope.cache import ScopeCache; from kvmlint.store import Store; "
+            "tree = Path(sys.argv[1]); store = Store(tree / '.kvmlint_cache', tree, own=True); "
+            "cache = FactsCache(store); sha = hashlib.sha256((tree / 'cpus.c').read_bytes()).hexdigest(); "
+            "print(json.dumps({'index': cache.index_name, 'scope': ScopeCache(store).scope_name, "
             "'facts': cache.facts_name('cpus.c', sha)}))")
     done = subprocess.run([sys.executable, "-c", code, str(tree)], capture_output=True, text=True,
                           env=environment(home), timeout=60, check=True)
@@ -122,10 +124,10 @@ def test_a_foreign_entry_over_the_users_own_is_rebuilt_and_overwritten(tree, tmp
 
 def test_the_key_is_made_once_private_to_the_user(tree, home):
     check(tree, home)
-    key = home / "kvmlint" / cache_module.KEY_FILE_NAME
+    key = home / "kvmlint" / store_module.KEY_FILE_NAME
     st = os.lstat(key)
     assert stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o600
-    assert st.st_size == cache_module.KEY_BYTES
+    assert st.st_size == store_module.KEY_BYTES
     assert stat.S_IMODE(os.stat(home / "kvmlint").st_mode) & 0o077 == 0
     before = key.read_bytes()
     assert check(tree, home)[1] == 0 and key.read_bytes() == before
@@ -135,12 +137,12 @@ def test_the_key_is_made_once_private_to_the_user(tree, home):
 @pytest.mark.parametrize("spoil", ["readable", "symlink", "short"])
 def test_a_key_that_is_not_the_users_alone_is_refused_with_a_warning(tree, tmp_path, home, spoil):
     check(tree, home)
-    key = home / "kvmlint" / cache_module.KEY_FILE_NAME
+    key = home / "kvmlint" / store_module.KEY_FILE_NAME
     if spoil == "readable":
         key.chmod(0o644)
     elif spoil == "symlink":
         other = tmp_path / "someone-elses-key"
-        other.write_bytes(b"k" * cache_module.KEY_BYTES)
+        other.write_bytes(b"k" * store_module.KEY_BYTES)
         other.chmod(0o600)
         key.unlink()
         key.symlink_to(other)
@@ -231,7 +233,7 @@ def test_the_sweep_of_stale_entries_removes_only_what_kvmlint_wrote(tree, tmp_pa
     links = [folder / ".tmp-link", folder / ("scope-" + "1" * 32)]
     for link in links:
         link.symlink_to(victim)
-    old = time.time() - 2 * cache_module.STALE_SECONDS
+    old = time.time() - 2 * store_module.STALE_SECONDS
     for path in [*planted, *links, victim]:
         os.utime(path, (old, old), follow_symlinks=False)
     check(tree, home)

@@ -91,9 +91,9 @@ def check(
     from kvmlint.findings import Finding
     from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
     from kvmlint.reporters import Report, render, render_statistics, write_atomically
-    from kvmlint.source.cache import Cache
-    from kvmlint.source.cache import is_build_file
+    from kvmlint.scope.cache import is_build_file
     from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.store import Store
 
     started = time.perf_counter()
     if staged and diff_base:
@@ -125,7 +125,7 @@ def check(
 
     progress = Progress("parsing") if progress_wanted() and not quiet else None
     try:
-        cache = None if no_cache else Cache.for_tree(sources.root, warn=None if quiet else _warn)
+        cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else _warn)
         analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
     finally:
         if progress is not None:
@@ -253,8 +253,8 @@ def fix(
     from kvmlint.codemods.tree import reading_as_analysed
     from kvmlint.git.commits import require_clean, require_committed, require_identity, require_whole_checkout, wants_signature
     from kvmlint.reporters.patches import write_series
-    from kvmlint.source.cache import Cache
     from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
+    from kvmlint.store import Store
     from kvmlint.validation.model_check import validate_plan
 
     if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
@@ -298,7 +298,7 @@ def fix(
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
         database.read_dependencies_early()
-    cache = None if no_cache else Cache.for_tree(sources.root, warn=_warn)
+    cache = None if no_cache else Store.for_tree(sources.root, warn=_warn)
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)
@@ -459,7 +459,7 @@ def _within(path, directory) -> bool:
 def _build_check(planned, written, database, findings, jobs, full_compile):
     """Compile what the written fixes touch; report and return (kept, rolled back or left
     unproven, on disk).  The findings a fix not kept was for are not fixed, with the reason."""
-    from kvmlint.source.cache import is_build_file
+    from kvmlint.scope.cache import is_build_file
     from kvmlint.validation.build_check import check_fixes
 
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1, full_compile)

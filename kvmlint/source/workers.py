@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvmlint.files import Overlay
-from kvmlint.source.cache import NOT_PARSED, PARSED, Cache, FileRecord, is_settled, stat_signature
+from kvmlint.source.cache import NOT_PARSED, PARSED, FactsCache, FileRecord, is_settled, stat_signature
 from kvmlint.source.discover import is_python_file, needs_parse, read_source, source_bytes
 from kvmlint.source.facts import FileFacts
 
@@ -80,7 +80,7 @@ def extract_file(relpath: str, data: bytes) -> FileFacts:
 Outcome = tuple
 
 
-def _probe(root: Path, cache: Cache | None, task: tuple) -> tuple[Outcome | None, bytes | None]:
+def _probe(root: Path, cache: FactsCache | None, task: tuple) -> tuple[Outcome | None, bytes | None]:
     """Read one file: its outcome when no parse is needed (prefilter, or facts cached for its bytes),
     else its bytes (extract() hashes them: they are hashed here only to compare with the cache)."""
     relpath, signature, _, known_sha, given = task
@@ -98,7 +98,7 @@ def _probe(root: Path, cache: Cache | None, task: tuple) -> tuple[Outcome | None
     return None, data
 
 
-def _process(root: Path, cache: Cache | None, task: tuple, flush: Callable[[], None]) -> Outcome:
+def _process(root: Path, cache: FactsCache | None, task: tuple, flush: Callable[[], None]) -> Outcome:
     outcome, data = _probe(root, cache, task)
     if outcome is not None:
         return outcome
@@ -110,7 +110,7 @@ def _process(root: Path, cache: Cache | None, task: tuple, flush: Callable[[], N
     return (relpath, signature, facts.content_sha256, PARSED, facts, len(data), True)
 
 
-def _worker(connection, root: Path, cache: Cache | None) -> None:
+def _worker(connection, root: Path, cache: FactsCache | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and ends us
     while True:
         chunk = connection.recv()
@@ -149,7 +149,7 @@ def extract_all(
     files: list[str] | tuple[str, ...],
     jobs: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    cache: Cache | None = None,
+    cache: FactsCache | None = None,
     file_timeout: float = FILE_TIMEOUT_SECONDS,
     alongside: Callable[[], None] | None = None,
     overlay: Overlay | None = None,
@@ -244,7 +244,7 @@ def _take_or_queue(root_text, relpath, cache, index, new_index, todo, result, ta
     todo.append((st.st_size, (relpath, signature, taken_ns, record.sha256 if record else None, None)))
 
 
-def _take_from_cache(cache: Cache, relpath: str, record: FileRecord, result: ExtractionResult) -> bool:
+def _take_from_cache(cache: FactsCache, relpath: str, record: FileRecord, result: ExtractionResult) -> bool:
     if record.outcome == PARSED:
         facts = cache.load_facts(relpath, record.sha256)
         if facts is None:
