@@ -42,8 +42,8 @@ from pathlib import Path
 import tree_sitter
 
 from kvmlint.source import ctokens
+from kvmlint.source.c_syntax import Ancestry, parse
 from kvmlint.source.discover import C_SUFFIXES, TreeListing, scan_text, tree_files
-from kvmlint.source.extract import Ancestry, parse
 from kvmlint.source.preprocessor import never_compiled
 
 C_INPUT_SUFFIXES = (*C_SUFFIXES, ".inc", ".def", ".m", ".S")

@@ -11,25 +11,42 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import re
 from dataclasses import replace
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import tree_sitter
-import tree_sitter_c
 
+from kvmlint.source.c_syntax import (
+    MAX_PREPROCESSOR_NESTING,
+    PREPROC_CONTAINERS,
+    Ancestry,
+    LineIndex,
+    captures,
+    declarator_name,
+    error_nodes,
+    parse,
+    text,
+)
 from kvmlint.source.facts import (
     Assignment,
     Definition,
     FileFacts,
     Include,
     Reference,
-    SiteContext,
     Span,
     StringLiteral,
 )
 from kvmlint.source.preprocessor import never_compiled
+from kvmlint.source.qtest_arch import COMPARISON, arch_branches
+from kvmlint.source.site_context import (
+    MAX_EXPRESSION_WALK,
+    STATEMENT_SUFFIXES,
+    EvidenceReader,
+    last_first,
+    site_context,
+    unique,
+)
 
 KVM_SYMBOL = re.compile(rb"^(kvm|KVM)")
 KERNEL_IRQCHIP = re.compile(rb"kernel[_-]irqchip")
@@ -44,9 +61,6 @@ QEMU_KVM_NAME = re.compile(rb"\bkvm_")
 # Uses of these symbols get a SiteContext: the evidence a rule needs to decide
 # what question the code is really asking.
 CONTEXT_SYMBOLS = frozenset({"kvm_irqchip_in_kernel"})
-ASSERT_FUNCTIONS = frozenset({"assert", "g_assert", "g_assert_true", "g_assert_false"})
-LOOP_TYPES = frozenset({"while_statement", "do_statement", "for_statement"})
-PREPROC_CONTAINERS = frozenset({"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef"})
 MACRO_TYPES = frozenset({"preproc_def", "preproc_function_def"})
 # A macro body is parsed as the body of this function; the prefix length maps offsets back.
 MOSTLY_UNPARSEABLE = "mostly unparseable"
@@ -57,246 +71,6 @@ MACRO_WRAPPER_PREFIX = b"void __kvmlint_macro(void){\n"
 FUNCTION_LIKE_MACRO = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)\n]*)\)((?:[^\n\\]|\\.)*)", re.MULTILINE | re.DOTALL)
 # Bounds that keep absurd input linear; real code stays far below them.
 OPERATOR_WINDOW = 64  # bytes of blanks looked through for a `#` or `##` next to a name
-MAX_PREPROCESSOR_NESTING = 200  # #if conditions recorded per node
-SHALLOW_DEPTH = 100  # nodes deeper than this make the whole tree be mapped top-down
-MAX_EXPRESSION_WALK = 256  # levels climbed from a call to the statement that consumes it
-MAX_EVIDENCE_NODES = 5000  # nodes read from one guarded branch for its evidence
-EVIDENCE_NODES_PER_NODE = 4  # evidence nodes read per node of the file, all sites together
-
-
-@lru_cache(maxsize=1)
-def _language() -> tree_sitter.Language:
-    return tree_sitter.Language(tree_sitter_c.language())
-
-
-@lru_cache(maxsize=1)
-def _parser() -> tree_sitter.Parser:
-    return tree_sitter.Parser(_language())
-
-
-@lru_cache(maxsize=1)
-def _queries() -> dict[str, tree_sitter.Query]:
-    # No text predicates (#match?): tree-sitter decodes the node's text as
-    # UTF-8 for them, and a non-UTF-8 byte in a string literal then raises or
-    # crashes the process.  Whole files are not queried: a query walks every
-    # node, and takes quadratic time on a syntax-error node with very many
-    # children (a 200 KB line of `*`).
-    lang = _language()
-    return {
-        "body_names": tree_sitter.Query(
-            lang, "[(identifier) (type_identifier)] @name (field_identifier) @field (field_expression) @access"
-        ),
-    }
-
-
-def parse(data: bytes) -> tree_sitter.Tree:
-    return _parser().parse(data)
-
-
-def captures(query_name: str, node: tree_sitter.Node) -> dict[str, list[tree_sitter.Node]]:
-    return tree_sitter.QueryCursor(_queries()[query_name]).captures(node)
-
-
-class LineIndex:
-    """Byte offset -> 1-based (line, column)."""
-
-    def __init__(self, data: bytes):
-        self.starts = [0, *itertools.accumulate(len(line) + 1 for line in data.split(b"\n")[:-1])]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.starts, offset) - 1
-        return line + 1, offset - self.starts[line] + 1
-
-    def span(self, start: int, end: int) -> Span:
-        line, column = self.position(start)
-        end_line, end_column = self.position(end)
-        return Span(start, end, line, column, end_line, end_column)
-
-
-def text(node: tree_sitter.Node) -> str:
-    return node.text.decode("utf-8", "replace")
-
-
-def declarator_name(node: tree_sitter.Node | None) -> tree_sitter.Node | None:
-    """The identifier a (possibly nested) declarator declares."""
-    while node is not None:
-        if node.type in ("identifier", "field_identifier"):
-            return node
-        node = node.child_by_field_name("declarator")
-    return None
-
-
-class Ancestry:
-    """Parent, enclosing function and `#if` conditions of the nodes of one tree.
-
-    tree-sitter finds a node's parent by descending from the root, so walking
-    up from a node costs the square of its depth.  A node is placed by one
-    descent from the root instead, which also places its ancestors.  Once a
-    descent passes SHALLOW_DEPTH (absurd nesting) the whole tree is mapped in
-    one top-down pass, so that many deep nodes cost no more than the tree.
-    """
-
-    def __init__(self, root: tree_sitter.Node):
-        self.root = root
-        self.deep_preprocessor_line: int | None = None  # where nesting passed the bound
-        # node id -> (parent, enclosing function_definition, #if conditions outermost first)
-        self._info: dict[int, tuple] = {root.id: (None, None, ())}
-        self._branches: dict[tuple[int, bool], str] = {}  # (container id, in #else) -> condition
-
-    def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
-        return self._lookup(node)[0]
-
-    def function(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
-        return self._lookup(node)[1]
-
-    def function_name(self, node: tree_sitter.Node) -> str | None:
-        function = self.function(node)
-        if function is None:
-            return None
-        name = declarator_name(function.child_by_field_name("declarator"))
-        return text(name) if name is not None else None
-
-    def conditions(self, node: tree_sitter.Node) -> tuple[str, ...]:
-        return self._lookup(node)[2]
-
-    def _lookup(self, node: tree_sitter.Node) -> tuple:
-        info = self._info.get(node.id)
-        if info is None:
-            if not self._place(node):
-                self._map_tree()
-            info = self._info[node.id]
-        return info
-
-    def _place(self, node: tree_sitter.Node) -> bool:
-        """Descend from the root to `node`, recording each node on the way; False past SHALLOW_DEPTH."""
-        parent = self.root
-        for _ in range(SHALLOW_DEPTH):
-            child = parent.child_with_descendant(node)
-            if child is None:
-                return False  # not reachable this way: the full map finds it
-            if child.id not in self._info:
-                in_else = parent.type in PREPROC_CONTAINERS and parent.child_by_field_name("alternative") == child
-                self._enter(child, parent, "alternative" if in_else else None)
-            if child == node:
-                return True
-            parent = child
-        return False
-
-    def _branch(self, container: tree_sitter.Node, in_else: bool) -> str:
-        key = (container.id, in_else)
-        if key not in self._branches:
-            self._branches[key] = _branch_condition(container, in_else)
-        return self._branches[key]
-
-    def _map_tree(self) -> None:
-        cursor = self.root.walk()
-        path = [self.root]  # the cursor's node and its ancestors
-        while True:
-            if not cursor.goto_first_child():
-                while not cursor.goto_next_sibling():
-                    if not cursor.goto_parent():
-                        return
-                    path.pop()
-                path.pop()
-            node = cursor.node
-            if node.id not in self._info:
-                self._enter(node, path[-1], cursor.field_name)
-            path.append(node)
-
-    def _enter(self, node: tree_sitter.Node, parent: tree_sitter.Node, field: str | None) -> None:
-        _, function, conditions = self._info[parent.id]
-        if parent.type == "function_definition":
-            function = parent
-        elif parent.type in PREPROC_CONTAINERS:
-            branch = self._branch(parent, field == "alternative")
-            if branch and len(conditions) >= MAX_PREPROCESSOR_NESTING:
-                if self.deep_preprocessor_line is None:
-                    self.deep_preprocessor_line = node.start_point[0] + 1
-            elif branch:
-                conditions = (*conditions, branch)
-        self._info[node.id] = (parent, function, conditions)
-
-
-def _branch_condition(container: tree_sitter.Node, in_else: bool) -> str:
-    """The condition under which a child of an #if container is compiled; an #else branch is negated."""
-    if container.type in ("preproc_else",):
-        return ""  # the owning #if records the negation
-    if container.type == "preproc_ifdef":
-        name = container.child_by_field_name("name")
-        negative = container.children[0].type == "#ifndef"
-        condition = ("!" if negative else "") + (text(name) if name is not None else "?")
-    else:
-        cond = container.child_by_field_name("condition")
-        condition = text(cond) if cond is not None else "?"
-    return negate_condition(condition) if in_else else condition
-
-
-def negate_condition(condition: str) -> str:
-    if condition.startswith("!") and re.fullmatch(r"!\w+", condition):
-        return condition[1:]
-    return "!" + condition if re.fullmatch(r"\w+", condition) else f"!({condition})"
-
-
-def _descendants(node: tree_sitter.Node, limit: int | None = None) -> list[tree_sitter.Node]:
-    """`node` and the nodes below it (at most `limit`), walked without recursion."""
-    found = []
-    stack = [node]
-    while stack and (limit is None or len(found) < limit):
-        current = stack.pop()
-        found.append(current)
-        stack.extend(current.children)
-    return found
-
-
-def _callees(nodes: list[tree_sitter.Node]) -> list[str]:
-    names = []
-    for current in nodes:
-        if current.type == "call_expression":
-            function = current.child_by_field_name("function")
-            if function is not None and function.type == "identifier":
-                names.append(text(function))
-    return names
-
-
-NAME_AND_FIELD_TYPES = frozenset({"identifier", "type_identifier", "field_identifier"})
-
-
-def _identifiers(nodes: list[tree_sitter.Node]) -> list[str]:
-    return [text(current) for current in nodes if current.type in NAME_AND_FIELD_TYPES]
-
-
-def _last_first(leaves: list[tree_sitter.Node]) -> list[str]:
-    """The texts of leaf nodes, the last in the source first: the order in which
-    a definition's names have always been recorded."""
-    return [text(node) for node in sorted(leaves, key=lambda node: (node.start_byte, node.end_byte), reverse=True)]
-
-
-def _returns(nodes: list[tree_sitter.Node]) -> list[str]:
-    values = []
-    for current in nodes:
-        if current.type == "return_statement":
-            value = [c for c in current.named_children if c.type != "comment"]
-            values.append(text(value[0]) if value else "")
-    return values
-
-
-def error_nodes(root: tree_sitter.Node) -> list[tree_sitter.Node]:
-    """The ERROR nodes of the tree, in source order.
-
-    Only subtrees that hold an error are entered: most of a file has none,
-    and a query would visit every node.
-    """
-    found = []
-    cursor = root.walk()
-    while True:
-        node = cursor.node
-        if node.type == "ERROR":
-            found.append(node)
-        if node.has_error and cursor.goto_first_child():
-            continue
-        while not cursor.goto_next_sibling():
-            if not cursor.goto_parent():
-                return found
 
 
 def _kvm_identifiers(root: tree_sitter.Node, data: bytes) -> list[tree_sitter.Node]:
@@ -323,120 +97,6 @@ def _occurrences(data: bytes, word: bytes) -> list[int]:
     return found
 
 
-def _unique(items) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
-
-
-def _strip_parens(node: tree_sitter.Node) -> tree_sitter.Node:
-    while node.type == "parenthesized_expression" and node.named_child_count == 1:
-        node = node.named_children[0]
-    return node
-
-
-class EvidenceReader:
-    """Reads the nodes that a site's evidence comes from, within one budget for the file.
-
-    Guarded branches nest: with thousands of nested uses, reading each
-    branch whole would take quadratic time, so later sites get less once the
-    budget is spent.  Each function body is read once, however many uses it has.
-    """
-
-    def __init__(self, root: tree_sitter.Node):
-        self.budget = EVIDENCE_NODES_PER_NODE * root.descendant_count
-        self.exhausted_line: int | None = None
-        self._functions: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-
-    def nodes(self, node: tree_sitter.Node) -> list[tree_sitter.Node]:
-        found = _descendants(node, max(0, min(MAX_EVIDENCE_NODES, self.budget)))
-        self.budget -= len(found)
-        if self.budget <= 0 and self.exhausted_line is None:
-            self.exhausted_line = node.start_point[0] + 1
-        return found
-
-    def function(self, body: tree_sitter.Node) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The calls and identifiers of a function body."""
-        if body.id not in self._functions:
-            nodes = _descendants(body)
-            self._functions[body.id] = (_unique(_callees(nodes)), _unique(_identifiers(nodes)))
-        return self._functions[body.id]
-
-
-def site_context(
-    call: tree_sitter.Node,
-    ancestry: Ancestry,
-    lines: LineIndex,
-    offset: int,
-    in_macro: bool,
-    evidence: EvidenceReader,
-) -> SiteContext:
-    """Describe how the expression around `call` is consumed and what it guards."""
-    negated = False
-    condition = call
-    child, parent = call, ancestry.parent(call)
-    statement, guarded = "expression", []
-    following: list[tree_sitter.Node] = []  # statements after an early exit: controlled too
-    for _ in range(MAX_EXPRESSION_WALK):
-        if parent is None:
-            break
-        kind = parent.type
-        if kind == "unary_expression" and text(parent.child_by_field_name("operator")) == "!":
-            negated = not negated
-        elif kind in ("parenthesized_expression", "binary_expression"):
-            pass
-        elif kind == "if_statement" and parent.child_by_field_name("condition") == child:
-            statement = "if"
-            guarded = [parent.child_by_field_name("consequence"), parent.child_by_field_name("alternative")]
-            following = _after_early_exit(parent)
-            break
-        elif kind in LOOP_TYPES and parent.child_by_field_name("condition") == child:
-            statement = "while"
-            guarded = [parent.child_by_field_name("body")]
-            break
-        elif kind == "conditional_expression" and parent.child_by_field_name("condition") == child:
-            statement = "ternary"
-            guarded = [parent.child_by_field_name("consequence"), parent.child_by_field_name("alternative")]
-            break
-        elif kind == "argument_list":
-            owner = ancestry.parent(parent)
-            if owner is not None and owner.type == "call_expression":
-                callee = owner.child_by_field_name("function")
-                if callee is not None and text(callee) in ASSERT_FUNCTIONS:
-                    statement = "assert"
-                break
-            break
-        elif kind == "return_statement":
-            statement = "return"
-            break
-        else:
-            break
-        condition = parent if kind != "parenthesized_expression" else condition
-        child, parent = parent, ancestry.parent(parent)
-    if in_macro and statement == "expression":
-        statement = "macro"
-    condition = _strip_parens(condition)
-    guarded_nodes = [node for g in guarded if g is not None for node in evidence.nodes(g)]
-    following_nodes = [node for statement in following for node in evidence.nodes(statement)]
-    function = ancestry.function(call)
-    function_body = function.child_by_field_name("body") if function is not None else None
-    function_calls, function_identifiers = evidence.function(function_body) if function_body is not None else ((), ())
-    start, end = condition.start_byte + offset, condition.end_byte + offset
-    return SiteContext(
-        function=ancestry.function_name(call) if not in_macro else None,
-        statement=statement,
-        negated=negated,
-        condition=text(condition),
-        condition_span=lines.span(start, end),
-        guarded_calls=_unique(_callees(guarded_nodes + following_nodes)),
-        guarded_returns=_unique(_returns(guarded_nodes)),
-        guarded_identifiers=_unique(
-            [*_identifiers(evidence.nodes(condition)), *_identifiers(guarded_nodes + following_nodes)]
-        ),
-        function_calls=function_calls,
-        function_identifiers=function_identifiers,
-        preprocessor=ancestry.conditions(call),
-    )
-
-
 def _sets_member_from(assignment: tree_sitter.Node, starts: list[int], length: int) -> bool:
     """`x.member = ...` or `x->member = ...` whose right side holds one of the words at `starts`."""
     left, right = assignment.child_by_field_name("left"), assignment.child_by_field_name("right")
@@ -447,28 +107,6 @@ def _sets_member_from(assignment: tree_sitter.Node, starts: list[int], length: i
         return False
     first = bisect.bisect_left(starts, right.start_byte)
     return first < len(starts) and starts[first] + length <= right.end_byte
-
-
-EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
-# Node types that end an expression: climbing from a name past one leaves every argument list it is in.
-STATEMENT_SUFFIXES = ("statement", "declaration", "definition", "translation_unit", "declarator")
-
-
-def _after_early_exit(if_statement: tree_sitter.Node) -> list[tree_sitter.Node]:
-    """`if (c) { return; }` with no else: the statements after it run only when c is false,
-    so the condition controls them too."""
-    if if_statement.child_by_field_name("alternative") is not None:
-        return []
-    body = if_statement.child_by_field_name("consequence")
-    statements = [c for c in body.named_children if c.type != "comment"] if body.type == "compound_statement" else [body]
-    if not statements or any(statement.type not in EXIT_TYPES for statement in statements):
-        return []
-    following = []
-    sibling = if_statement.next_named_sibling
-    while sibling is not None:
-        following.append(sibling)
-        sibling = sibling.next_named_sibling
-    return following
 
 
 def _macro_operand(body: bytes, start: int, end: int) -> bool:
@@ -542,7 +180,6 @@ class Extractor:
         self._capability_assignments(list(filter(self._compiled, self._member_assignments_from_capabilities(root))))
         self._strings(list(filter(self._compiled, self._option_strings(root))))
         if self.facts.strings:
-            from kvmlint.source.qtest_arch import COMPARISON, arch_branches  # imports this module: only needed here
 
             self.facts.arch_branches = arch_branches(list(filter(self._compiled, self._ifs_comparing(root, COMPARISON))))
         if self.ancestry.deep_preprocessor_line is not None:
@@ -747,12 +384,12 @@ class Extractor:
                 text=text(node),
                 storage=self._storage(node) if kind != "macro" else (),
                 preprocessor=self.ancestry.conditions(node),
-                capabilities=_unique(
+                capabilities=unique(
                     word.decode() for word in re.findall(rb"\bKVM_CAP_\w+", body.text or b"")
                 ),
-                identifiers=_unique(n for n in _last_first(found.get("name", [])) if n != name),
+                identifiers=unique(n for n in last_first(found.get("name", [])) if n != name),
                 field_access="access" in found,
-                fields=_unique(_last_first(found.get("field", []))),
+                fields=unique(last_first(found.get("field", []))),
             )
         )
 

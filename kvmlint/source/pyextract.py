@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider
 
+from kvmlint.source.c_syntax import LineIndex
 from kvmlint.source.cmdline import PLACEHOLDER, find_settings, list_machine, machines_in, option_context, targets_in
-from kvmlint.source.extract import LineIndex
 from kvmlint.source.facts import ArchHint, FileFacts, IrqchipOption
 
 SUPPRESSION = re.compile(rb"#[^\n]*?kvmlint:\s*ignore(?:\[([A-Za-z0-9_,\s-]*)\])?", re.IGNORECASE)

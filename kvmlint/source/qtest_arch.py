@@ -20,7 +20,7 @@ import re
 
 import tree_sitter
 
-from kvmlint.source.extract import text
+from kvmlint.source.c_syntax import text
 from kvmlint.source.facts import ArchBranch
 
 EQUALITY_FUNCTIONS = frozenset({"g_str_equal", "g_strcmp0", "strcmp"})  # g_strcmp0/strcmp: == 0 or !

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import tree_sitter
 
-from kvmlint.source.extract import PREPROC_CONTAINERS, parse
+from kvmlint.source.c_syntax import PREPROC_CONTAINERS, parse
 
 # Line kinds a declaration-only change may touch.
 BLANK, COMMENT, DECLARATION, INCLUDE, GUARD, MACRO, CODE = (
