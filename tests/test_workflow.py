@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint.analysis import apply_suppressions
 from kvmlint.cli import progress
 from kvmlint.findings import Finding
 from kvmlint.git.diffs import ChangedLines, added_lines
+from kvmlint.rules.suppressions import apply_suppressions
 from kvmlint.source.facts import FileFacts
 
 GIT_ENV = {
