@@ -20,7 +20,6 @@ from kvmlint import rules
 from kvmlint.errors import UsageError
 from kvmlint.files import UnreadableFile, read_regular_file
 from kvmlint.reporters import FORMATS
-from kvmlint.source.workers import default_jobs
 
 ERAS = ("2012", "current")
 KEYS = ("select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
@@ -128,6 +127,8 @@ def load_config(root: Path) -> Config:
 
 
 def _parse(table: dict, name: str, directory: Path) -> Config:
+    from kvmlint.source.workers import default_jobs  # the parser workers: loaded by the command that runs them
+
     for key in table:
         if key not in KEYS:
             raise UsageError(f"{name}: unknown key '{key}'")
