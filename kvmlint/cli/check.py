@@ -148,6 +148,7 @@ def check(
 
 
 def _print_warnings(analysis, verbose: bool) -> None:
+    from kvmlint.rules.reads import names_rules_read
     from kvmlint.source.extract import MOSTLY_UNPARSEABLE
 
     for path, problem in analysis.extraction.skipped:
@@ -158,7 +159,7 @@ def _print_warnings(analysis, verbose: bool) -> None:
     for facts in analysis.facts.values():
         for warning in facts.warnings:
             if warning.startswith(MOSTLY_UNPARSEABLE) and not verbose:
-                relevant = _names_rules_read(analysis) if relevant is None else relevant
+                relevant = names_rules_read(analysis) if relevant is None else relevant
                 if not any(name in relevant or name.endswith("=") for name in facts.unparsed_names):
                     continue  # nothing a rule reads was lost; --verbose notes the errors
             stderr(f"warning: {facts.path}: {warning}")
@@ -166,16 +167,3 @@ def _print_warnings(analysis, verbose: bool) -> None:
         for facts in analysis.facts.values():
             if facts.error_nodes and not any(w.startswith(MOSTLY_UNPARSEABLE) for w in facts.warnings):
                 stderr(f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them")
-
-
-def _names_rules_read(analysis) -> set[str]:
-    """The names whose uses the rules judge: the proxy, and everything the
-    common KVM files define (KVM002 and KVM003 count their callers)."""
-    from kvmlint.rules.kvm001_irqchip_proxy import PROXY
-    from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
-
-    defined = {
-        name for name, located in analysis.index.definitions.items()
-        if any(is_common_kvm_file(analysis, place.path) for place in located)
-    }
-    return defined | {PROXY}

@@ -53,6 +53,7 @@ def fix(
     from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
     from kvmlint.store import Store
     from kvmlint.validation.model_check import validate_plan
+    from kvmlint.validation.outcome import findings_without_fix, still_changed
 
     if sum(map(bool, (show_diff, patch_dir, commit_each))) > 1:
         raise UsageError("--diff, --format-patch and --commit cannot be combined")
@@ -145,7 +146,7 @@ def fix(
         _report_without_fix(findings, planned, kept)
         for change_set in kept:
             echo(f"fixed: {change_set.title}")
-        changed = _still_changed(planned, on_disk, report.written)
+        changed = still_changed(planned, on_disk, report.written)
         for written in changed:
             echo(f"wrote {written}")
         click.echo(f"{len(changed)} file(s) written")
@@ -153,7 +154,7 @@ def fix(
             stderr("not committed: the build check stopped before it finished")
         for commit, subject in committed:
             echo(f"committed {commit[:12]} {subject}")
-    without_fix = _findings_without_fix(findings, planned, kept)
+    without_fix = findings_without_fix(findings, planned, kept)
     left = proposed.unfixable or without_fix or planned.refused or rolled_back or (writing and report.skipped)
     sys.exit(EXIT_FINDINGS if left else 0)
 
@@ -204,48 +205,10 @@ def _not_fixed(finding, why: str, lines: bool = False) -> None:
 
 
 def _report_without_fix(findings, planned, kept) -> None:
-    for finding in _findings_without_fix(findings, planned, kept):
+    from kvmlint.validation.outcome import findings_without_fix
+
+    for finding in findings_without_fix(findings, planned, kept):
         _not_fixed(finding, f"no automatic fix: {finding.message}")
-
-
-def _findings_without_fix(findings, planned, kept) -> list:
-    """Findings no code-mod can fix, except those inside code a `kept` fix removes
-    (a proxy use inside a helper that moves into its target)."""
-    removed: dict[str, list[tuple[int, int]]] = {}
-    for change_set in kept:
-        for edit in change_set.edits:
-            data = planned.originals.get(edit.path)
-            if data is not None and edit.end > edit.start:
-                first, last = data.count(b"\n", 0, edit.start) + 1, data.count(b"\n", 0, edit.end)
-                removed.setdefault(edit.path, []).append((first, last))
-    return [
-        f for f in findings
-        if f.fix is None and not any(a <= f.line and f.end_line <= b for a, b in removed.get(f.path, []))
-    ]
-
-
-def _edited_lines(planned, edit) -> tuple[int, int] | None:
-    """The first and last line of the original text an edit touches (None in a new file)."""
-    data = planned.originals.get(edit.path)
-    if data is None:
-        return None
-    return data.count(b"\n", 0, edit.start) + 1, data.count(b"\n", 0, max(edit.start, edit.end - 1)) + 1
-
-
-def _findings_fixed_by(findings, planned, change_set) -> list:
-    """The findings of `change_set`'s rule whose lines its edits rewrite."""
-    spans = [(e.path, _edited_lines(planned, e)) for e in change_set.edits]
-    return [
-        f for f in findings
-        if f.fix is not None and f.code == change_set.code
-        and any(path == f.path and lines and lines[0] <= f.line <= lines[1] for path, lines in spans)
-    ]
-
-
-def _still_changed(planned, kept, written: list[str]) -> list[str]:
-    """Those `written` files that differ from the originals once only `kept` change sets apply."""
-    after = planned.contents_after(kept)
-    return [path for path in written if after.get(path, planned.originals.get(path)) != planned.originals.get(path)]
 
 
 def _within(path, directory) -> bool:
@@ -258,18 +221,19 @@ def _build_check(planned, written, database, findings, jobs, full_compile):
     unproven, on disk).  The findings a fix not kept was for are not fixed, with the reason."""
     from kvmlint.scope.cache import is_build_file
     from kvmlint.validation.build_check import check_fixes
+    from kvmlint.validation.outcome import findings_fixed_by
 
     checked = check_fixes(planned, written, database, jobs or os.cpu_count() or 1, full_compile)
     report_database_warnings(database)
     for rolled in checked.rolled_back:
-        unfixed = _findings_fixed_by(findings, planned, rolled.change_set)
+        unfixed = findings_fixed_by(findings, planned, rolled.change_set)
         stderr(f"rolled back: {for_terminal(rolled.change_set.title)}" + ("" if unfixed else f": {rolled.why}"), lines=True)
         for finding in unfixed:
             _not_fixed(finding, f"its fix was rolled back: {rolled.why}", lines=True)
     if checked.stopped:
         stderr(f"build-check: stopped: {checked.stopped}", lines=True)
     for left in checked.left:
-        unfixed = _findings_fixed_by(findings, planned, left.change_set)
+        unfixed = findings_fixed_by(findings, planned, left.change_set)
         stderr(f"left unproven on disk: {for_terminal(left.change_set.title)}" + ("" if unfixed else f": {left.why}"), lines=True)
         for finding in unfixed:
             _not_fixed(finding, f"its fix is left unproven on disk (the build check stopped): {left.why}", lines=True)

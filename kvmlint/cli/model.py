@@ -28,12 +28,7 @@ def model(arch, era, tree) -> None:
     from kvmlint.source.discover import discover
 
     analysis = analyse(discover([tree]), era=era)
-    setters = []
-    for located in (a for assignments in analysis.index.assignments.values() for a in assignments):
-        scope = analysis.scope(located.path)
-        assignment = located.item
-        for where in ["common"] if scope.common else sorted(scope.arches):
-            setters.append((where, assignment.name, assignment.value, located.path, assignment.span.line, assignment.function))
+    setters = analysis.index.setters(analysis.scope)
     drifts = verify(analysis.model, setters)
     echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
     click.echo(format_drift(drifts))

@@ -32,6 +32,19 @@ class Index:
                 index.assignments[assignment.name].append(Located(path, assignment))
         return index
 
+    def setters(self, scope_of) -> list[tuple[str, str, str, str, int, str | None]]:
+        """Every flag assignment, once per place it is built for: (where: "common" or an
+        architecture, flag, value, path, line, function), as the model's drift check reads them.
+        `scope_of(path)` is the file's scope."""
+        found = []
+        for located in (a for assignments in self.assignments.values() for a in assignments):
+            scope = scope_of(located.path)
+            assignment = located.item
+            for where in ["common"] if scope.common else sorted(scope.arches):
+                found.append((where, assignment.name, assignment.value, located.path, assignment.span.line,
+                              assignment.function))
+        return found
+
     def defined_symbols(self) -> set[str]:
         return set(self.definitions)
 
