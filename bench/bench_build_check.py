@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from kvmlint.source.discover import find_root
-from kvmlint.validation.build_check import CompileDatabase
+from kvmlint.validation.compile_database import CompileDatabase
 
 
 def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, int]:

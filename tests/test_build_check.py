@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint.validation.build_check import CompileDatabase, parse_depfile, parse_ninja_deps, parse_ninja_deps_log
+from kvmlint.validation.compile_database import CompileDatabase
+from kvmlint.validation.dependencies import parse_depfile, parse_ninja_deps, parse_ninja_deps_log
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
 needs_gcc = pytest.mark.skipif(shutil.which("cc") is None or shutil.which("gcc") is None, reason="needs gcc")

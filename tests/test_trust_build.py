@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from kvmlint.validation import build_check as buildcheck
-from kvmlint.validation.build_check import CompileDatabase, compile_units
+from kvmlint.validation import compile_runner, dependencies
 from kvmlint.validation.compile_command import split_response_file
+from kvmlint.validation.compile_database import CompileDatabase
+from kvmlint.validation.compile_runner import compile_units
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("cc") is None, reason="needs gcc")
@@ -412,9 +413,9 @@ def test_ninja_is_stopped_at_its_timeout(tmp_path, monkeypatch):
     os.mkfifo(build / "rules.ninja")
     (build / "build.ninja").write_text("include rules.ninja\n")
     (build / ".ninja_deps").write_bytes(b"# ninjadeps\n" + (99).to_bytes(4, sys.byteorder))
-    monkeypatch.setattr(buildcheck, "NINJA_TIMEOUT_SECONDS", 2)
+    monkeypatch.setattr(dependencies, "NINJA_TIMEOUT_SECONDS", 2)
     warnings: list[str] = []
-    assert buildcheck._read_ninja_deps(build, warnings) == {}
+    assert dependencies.read_ninja_deps(build, warnings) == {}
     assert warnings == [f"{build / '.ninja_deps'}: `ninja -t deps` did not finish; the include graph says which units "
                         "read a changed header"]
     assert_no_reader(build / "rules.ninja")
@@ -440,7 +441,7 @@ def test_a_compiler_that_waits_on_a_fifo_is_stopped_at_its_timeout(tmp_path, mon
     (tree / "a.c").write_text('#include "waits.h"\nint a;\n')
     (build / "compile_commands.json").write_text(json.dumps(
         [{"directory": str(build), "file": "../a.c", "output": "a.o", "command": "gcc -c ../a.c -o a.o"}]))
-    monkeypatch.setattr(buildcheck, "COMPILE_TIMEOUT_SECONDS", 2)
+    monkeypatch.setattr(compile_runner, "COMPILE_TIMEOUT_SECONDS", 2)
     database = CompileDatabase([build], tree)
     compiled = compile_units(database.affected([tree / "a.c"]), 1, database.confines)
     assert [f.errors for f in compiled.failures] == ["the compiler did not finish within 2 s; stopped"]
@@ -482,8 +483,8 @@ MAKE_2012_COMMAND = (
     (MESON_QEMU_COMMAND, "build", "target/i386/kvm/kvm.c"), (MAKE_2012_COMMAND, "i386-softmmu", "target-i386/kvm.c"),
 ], ids=["meson", "make-2012"])
 def test_the_commands_qemu_builds_record_are_run_with_only_their_outputs_moved(tmp_path, recorded, directory, source):
-    from kvmlint.validation.build_check import _split_command
     from kvmlint.validation.compile_command import check_command
+    from kvmlint.validation.compile_database import _split_command
 
     tree = tmp_path / "qemu"
     arguments = _split_command(recorded.format(tree=tree))

@@ -92,7 +92,7 @@ def fix(
         stderr("warning: an interrupted fix may have left the tree half-written; `kvmlint fix` finishes or undoes it first")
     database = None
     if build_dirs:
-        from kvmlint.validation.build_check import CompileDatabase
+        from kvmlint.validation.compile_database import CompileDatabase
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
         database.read_dependencies_early()

@@ -43,14 +43,9 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
 
     Exit 0 when all of them compile, 1 when some do not."""
     from kvmlint.source.discover import find_root
-    from kvmlint.validation.build_check import (
-        CompileDatabase,
-        FrontEndChooser,
-        changed_files,
-        compile_units,
-        uncommitted_changes,
-        untracked,
-    )
+    from kvmlint.git.worktree import changed_files, uncommitted_changes, untracked
+    from kvmlint.validation.compile_database import CompileDatabase
+    from kvmlint.validation.compile_runner import FrontEndChooser, compile_units
 
     for name in files:
         if not Path(name).exists():

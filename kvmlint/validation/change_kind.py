@@ -3,7 +3,7 @@
 The build check compiles every unit a change reaches.  A unit whose own
 source is unchanged, and whose changed headers changed only in declarations,
 is checked by the compiler's front end alone (`-fsyntax-only`, see
-`kvmlint.validation.build_check`).  Declarations here are function prototypes, `extern`
+`kvmlint.validation.compile_runner`).  Declarations here are function prototypes, `extern`
 variables and forward `struct`/`typedef` declarations, with their comments,
 blank lines and `#include`s.  Every error such a change can cause is found by
 the front end: an undeclared or conflicting function, an unknown type, or a
