@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from kvmlint.findings import Finding
-from kvmlint.index.symbols import Index
+from kvmlint.index import Index
 from kvmlint.rules import Selection
 from kvmlint.rules.suppressions import CheckResult, apply_suppressions
 from kvmlint.scope import Scope, ScopeResolver
 from kvmlint.scope.cache import CachedScopes, ScopeCache
+from kvmlint.source import ExtractionResult, FileFacts, SourceSet, extract_all
 from kvmlint.source.cache import FactsCache
-from kvmlint.source.discover import SourceSet
-from kvmlint.source.facts import FileFacts
-from kvmlint.source.workers import ExtractionResult, extract_all
 from kvmlint.store import Store
 
 

@@ -1,4 +1,4 @@
-"""Rename a function everywhere: definition, declarations, stubs and every use (kvmlint/renaming.py)."""
+"""Rename a function everywhere: definition, declarations, stubs and every use (kvmlint/index/renaming.py)."""
 
 from __future__ import annotations
 

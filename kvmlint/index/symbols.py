@@ -1,4 +1,4 @@
-"""Stage 3, index: cross-file facts about every KVM symbol."""
+"""The cross-file index (index stage): definitions, references and flag assignments of every KVM symbol."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Stage 1, source tree: which files to look at, and their bytes.
+"""Discovery (source stage): which files to look at, and their bytes.
 
 Inside a git work tree git's own file list is used, so `.gitignore` holds;
 elsewhere the tree is walked.  Build directories are skipped either way.
 
 An overlay gives some files' content instead of what is on disk: for
-`--staged` the index's version (see changes.py); an editor's unsaved buffers
+`--staged` the index's version (see kvmlint/git/diffs.py); an editor's unsaved buffers
 or a patch under review would be others.  It is computed elsewhere, and only
 consumed here, by extraction and by the reporters that quote a line.
 """

@@ -4,7 +4,7 @@ The main process only stats files and asks the cache.  Workers read the
 rest themselves, hash them, prefilter, parse, store the facts in the cache
 and send back facts alone, file by file: no file's bytes travel between
 processes or stay in memory after its facts are extracted, but an overlay's
-(the content given instead of the disk's, see source.py), which travels
+(the content given instead of the disk's, see kvmlint/files.py), which travels
 with its task.  Facts are cached by content, so an overlay's are reused like
 any other; the per-file stat index records only what was read from disk.
 
