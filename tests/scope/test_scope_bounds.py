@@ -203,7 +203,7 @@ def test_a_file_a_thousand_folders_down_has_a_scope(tmp_path):
 def test_the_fuzzer_writes_long_and_deep_build_files(tmp_path):
     """bench/fuzz.py's build-file mutation: these 16 cases include an include ladder and
     land/lor calls of 1,000 and 10,000 operands, which crashed or hung the readers before."""
-    fuzz = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
+    fuzz = Path(__file__).resolve().parents[2] / "bench" / "fuzz.py"
     result = subprocess.run(
         [sys.executable, str(fuzz), "--mutation", "long_build_file", "--cases", "16", "--seed", "3", "--verbose",
          "--keep", str(tmp_path)], capture_output=True, text=True, timeout=900,

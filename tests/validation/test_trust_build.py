@@ -27,7 +27,7 @@ from kvmlint.validation.compile_command import split_response_file
 from kvmlint.validation.compile_database import CompileDatabase
 from kvmlint.validation.compile_runner import compile_units
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "build-gate"
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("cc") is None, reason="needs gcc")
 needs_ninja = pytest.mark.skipif(shutil.which("ninja") is None, reason="needs ninja")
 MEMORY_BYTES = 1 << 30
@@ -548,7 +548,7 @@ def full_temporary_folder(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(FULL_TEMPORARY_FOLDER)
-    return {"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[1])])}
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[2])])}
 
 
 @needs_gcc

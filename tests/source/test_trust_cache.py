@@ -24,7 +24,7 @@ import pytest
 
 from kvmlint import store as store_module
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 COUNTS = re.compile(r"(\d+) parsed, (\d+) from the cache")
 
 # What the tree's author runs, with kvmlint's own cache code, before shipping the tree at argv[1]:

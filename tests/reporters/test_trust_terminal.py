@@ -19,7 +19,7 @@ import pytest
 
 from kvmlint.terminal import for_terminal, git_quoted
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 PROXY_FUNCTION = "int probe_proxy(void)\n{\n    return kvm_irqchip_in_kernel();\n}\n"
 FORGED = "forged.c:1:1: KVM001 [irqchip-proxy] a finding the tree made up"
 NEWLINE_NAME = f"evil\n{FORGED}.c"

@@ -20,7 +20,7 @@ import pytest
 from kvmlint.analysis import analyse
 from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 FUNCTIONAL_ONLY = FIXTURES / "functional-only"
 
 

@@ -11,7 +11,7 @@ import pytest
 from kvmlint.codemods.split_predicate import wrap_condition
 from kvmlint.source.extract import extract
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 
 
 @pytest.fixture

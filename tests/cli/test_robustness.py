@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 
 PROXY_FUNCTION = """\
 static bool cpu_thread_is_idle(CPUArchState *env)

@@ -22,7 +22,7 @@ from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, plan, write
 from kvmlint.errors import UsageError
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 TIMEOUT = 60
 
 

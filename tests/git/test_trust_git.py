@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from hostile_cases import commit as commit_cases, gitconfig as gitconfig_cases  # noqa: E402
 from hostile_cases._gitrepo import USER_CONFIG, checkout, git, run, verdict  # noqa: E402
 

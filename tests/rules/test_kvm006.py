@@ -15,7 +15,7 @@ from kvmlint.model import IrqchipSettings, Model, machine_arch
 from kvmlint.source.cmdline import find_settings
 from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover
 
-TREE = Path(__file__).parent.parent / "fixtures" / "qemu-snippets" / "qemu-functional"
+TREE = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets" / "qemu-functional"
 # "expect: KVM006 <arch>" on a fixture line: that line must be reported, for that arch
 EXPECT = re.compile(r"expect: KVM006 (\w+)")
 

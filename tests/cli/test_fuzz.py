@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FUZZ = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
+FUZZ = Path(__file__).resolve().parents[2] / "bench" / "fuzz.py"
 
 
 def test_a_few_fuzzed_trees_give_no_crash_or_hang(tmp_path):

@@ -16,7 +16,7 @@ from test_workflow import CPUS_C, GIT_ENV, NEW_PROXY_USE, git, make_qemu_repo
 
 pytestmark = pytest.mark.slow
 
-KVMLINT_CHECKOUT = Path(__file__).resolve().parents[1]
+KVMLINT_CHECKOUT = Path(__file__).resolve().parents[2]
 # What pre-commit needs of the kvmlint repository: the hook file and an installable package.
 HOOK_REPO_PATHS = ("kvmlint", "pyproject.toml", ".pre-commit-hooks.yaml", "README.md", "LICENSE")
 

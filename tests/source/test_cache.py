@@ -28,7 +28,7 @@ from kvmlint.source.cache import FactsCache
 from kvmlint.store import Store
 from kvmlint.source.workers import extract_all
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 # A developer who ran ./run.sh on the bundled sample has a cache beside it; each test starts without one.
 NO_CACHE = shutil.ignore_patterns(".kvmlint_cache")
 COUNTS = re.compile(r"(\d+) parsed, (\d+) from the cache")

@@ -23,7 +23,7 @@ import pytest
 from kvmlint.validation.compile_database import CompileDatabase
 from kvmlint.validation.dependencies import parse_depfile, parse_ninja_deps, parse_ninja_deps_log
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "build-gate"
 needs_gcc = pytest.mark.skipif(shutil.which("cc") is None or shutil.which("gcc") is None, reason="needs gcc")
 
 

@@ -17,7 +17,7 @@ import pytest
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, plan, write
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 
 
 @pytest.fixture

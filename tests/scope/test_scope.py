@@ -14,7 +14,7 @@ from kvmlint.scope.kconfig import KconfigSpace, parse_expression, parse_kconfig
 from kvmlint.scope.makefiles import block_condition, parse_makefile, read_make_config
 from kvmlint.scope.meson import Condition, if_condition, split_arguments, statements
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 KNOWN = frozenset(ARCH_FAMILIES) | {"sparc", "openrisc"}
 
 

@@ -31,7 +31,7 @@ from kvmlint.source.discover import discover
 if shutil.which("gcc") is None:
     pytest.skip("gcc is not installed: the build gate needs a C compiler", allow_module_level=True)
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "build-gate"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "build-gate"
 PRINTER = "tools/print-predicates.c"
 TARGET_ARCHES = {"i386": "x86", "arm": "arm"}  # target folder name -> model architecture
 CFLAGS = ("-std=gnu11", "-O0", "-Wall", "-Wmissing-prototypes", "-Werror")

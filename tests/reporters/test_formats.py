@@ -12,7 +12,7 @@ from kvmlint.findings import Finding, Fix
 from kvmlint.reporters import Report, render, render_statistics, write_atomically
 from kvmlint.reporters.github_format import escape_data, escape_property
 
-SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
 
 CPUS_C = """\
 static bool cpu_thread_is_idle(CPUArchState *env)

@@ -10,7 +10,7 @@ import pytest
 
 from kvmlint import rules
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "qemu-snippets"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 TREE_2012 = FIXTURES / "qemu-2012"
 TREE_CURRENT = FIXTURES / "qemu-current"
 
