@@ -30,8 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from kvmlint.buildcheck import CompileDatabase
-from kvmlint.source import find_root
+from kvmlint.source.discover import find_root
+from kvmlint.validation.compile_database import CompileDatabase
 
 
 def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, int]:

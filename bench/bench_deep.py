@@ -6,7 +6,7 @@ Usage: python bench/bench_deep.py [--sizes 50000,100000,200000,400000]
 Each shape is a small file with a proxy use and one construct repeated N
 times: a line of `*` after the code (a syntax-error node with N children),
 N nested parentheses around the use, N `*` before it, N nested `!`.  For each
-shape the bench prints the CPU seconds of `kvmlint.extract.extract` per size
+shape the bench prints the CPU seconds of `kvmlint.source.extract.extract` per size
 and the ratio of the largest size's time to the smallest's: about the ratio
 of the sizes when linear, its square when quadratic.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from kvmlint.extract import extract
+from kvmlint.source.extract import extract
 
 PROXY = b"kvm_irqchip_in_kernel()"
 PROLOGUE = (

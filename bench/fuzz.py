@@ -16,7 +16,7 @@ signal, no hang, no traceback and no "internal error".  Failing trees are kept
 in --keep DIR (default: a temporary directory, named at the end) with the
 command and output.  The exit status is 1 when any case failed.
 
-`tests/test_fuzz.py` runs a few seconds of it; run it for minutes by hand.
+`tests/cli/test_fuzz.py` runs a few seconds of it; run it for minutes by hand.
 """
 
 from __future__ import annotations

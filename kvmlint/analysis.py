@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from kvmlint.cache import Cache, CachedScopes
-from kvmlint.errors import UsageError
-from kvmlint.facts import FileFacts
 from kvmlint.findings import Finding
 from kvmlint.index import Index
-from kvmlint.parallel import ExtractionResult, extract_all
-from kvmlint.rules import Selection, all_rules, resolve
+from kvmlint.rules import Selection
+from kvmlint.rules.suppressions import CheckResult, apply_suppressions
 from kvmlint.scope import Scope, ScopeResolver
-from kvmlint.source import SourceSet
+from kvmlint.scope.cache import CachedScopes, ScopeCache
+from kvmlint.source import ExtractionResult, FileFacts, SourceSet, extract_all
+from kvmlint.source.cache import FactsCache
+from kvmlint.store import Store
 
 
 PROXY = "kvm_irqchip_in_kernel"
@@ -41,7 +41,7 @@ class Analysis:
     index: Index
     era_override: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    cache: Cache | None = None
+    cache: FactsCache | None = None
     scopes: CachedScopes | None = None  # the resolver's answers, from the cache when it has them
 
     @property
@@ -82,7 +82,7 @@ class Analysis:
     @cached_property
     def kvm_layer(self) -> frozenset[str]:
         """The KVM header, core source and stub files (see kvm_layer.py)."""
-        from kvmlint.kvm_layer import HEADER_MARKER, find_kvm_layer
+        from kvmlint.index.kvm_layer import HEADER_MARKER, find_kvm_layer
 
         extra = []
         if HEADER_MARKER not in self.index.definitions:
@@ -102,20 +102,23 @@ def analyse(
     jobs: int | None = None,
     era: str | None = None,
     on_progress=None,
-    cache: Cache | None = None,
+    cache: Store | None = None,
 ) -> Analysis:
     """Facts of every file (from the cache when unchanged), the index, and the scope of every file with facts.
+
+    `cache` holds both stages' entries: the facts (source) and the scope answers.
 
     Without a stored scope reading, the build files are read in a thread while
     the workers parse, so the two overlap.
     """
     started = time.perf_counter()
-    scopes = CachedScopes(sources.root, ScopeResolver, cache, sources.listing)
+    scopes = CachedScopes(sources.root, ScopeResolver, ScopeCache(cache) if cache is not None else None, sources.listing)
+    facts_cache = FactsCache(cache) if cache is not None else None
     build_reading = None
     if scopes.stored is None and (cache is not None or len(sources.files) >= EAGER_SCOPE_FILES):
         build_reading = _BuildReading(scopes, sources.files)
     try:
-        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=cache,
+        extraction = extract_all(sources.root, sources.files, jobs=jobs, on_progress=on_progress, cache=facts_cache,
                                  alongside=build_reading.start if build_reading is not None else None,
                                  overlay=sources.overlay)
     finally:
@@ -134,7 +137,7 @@ def analyse(
         index=index,
         era_override=era,
         timings={"read+parse": parsed - started, "index": indexed - parsed, "scope": time.perf_counter() - indexed},
-        cache=cache,
+        cache=facts_cache,
         scopes=scopes,
     )
 
@@ -155,28 +158,6 @@ class _BuildReading(threading.Thread):
             pass
 
 
-# `--strict` reports each suppression comment that silences nothing as a
-# finding of this pseudo-rule, so every output format carries it (ruff: RUF100).
-UNUSED_SUPPRESSION_CODE = "KVM000"
-UNUSED_SUPPRESSION_NAME = "unused-suppression"
-UNUSED_SUPPRESSION_SUMMARY = "a `kvmlint: ignore` comment that silences nothing"
-UNUSED_SUPPRESSION_DOCS = """## What it does
-Reports a `kvmlint: ignore` or `kvmlint: ignore[CODE, ...]` comment (or one of
-its codes) that silenced no finding in this run.  Only with `--strict`.
-
-## Why is this bad?
-A stale suppression hides the next real finding on that line.  Remove the
-comment, or the codes in it that no longer apply.  Codes of rules that did not
-run (`--select`/`--ignore`) are not reported."""
-
-
-@dataclass
-class CheckResult:
-    findings: list[Finding]
-    suppressed: list[Finding]
-    unused_suppressions: list[Finding]  # KVM000 findings, reported under --strict
-
-
 def run_rules(analysis: Analysis, selections: list[Selection]) -> CheckResult:
     started = time.perf_counter()
     findings = []
@@ -186,82 +167,3 @@ def run_rules(analysis: Analysis, selections: list[Selection]) -> CheckResult:
     analysis.timings["rules"] = time.perf_counter() - started
     selected_codes = frozenset(selection.rule.code for selection in selections)
     return apply_suppressions(findings, analysis.facts, selected_codes)
-
-
-def apply_suppressions(
-    findings: list[Finding], facts: dict[str, FileFacts], selected_codes: frozenset[str] | None = None
-) -> CheckResult:
-    """`kvmlint: ignore[CODE]` on the flagged line or the line above silences a finding.
-
-    A comment names rules by code or name; a bare `kvmlint: ignore` ("*")
-    silences every rule.  Words no finding used come back as KVM000 findings.
-    """
-    kept, suppressed = [], []
-    used: set[tuple[str, int, str]] = set()  # (path, comment line, word)
-    for finding in findings:
-        comments = facts[finding.path].suppressions if finding.path in facts else {}
-        wanted = {"*", finding.code, finding.name}
-        for line in (finding.line, finding.line - 1):
-            words = {word for word in comments.get(line, ()) if _normalise(word) in wanted}
-            if words:
-                suppressed.append(finding)
-                used.update((finding.path, line, word) for word in words)
-                break
-        else:
-            kept.append(finding)
-    unused = [
-        _unused_suppression(path, line, words)
-        for path, file_facts in facts.items()
-        for line, all_words in sorted(file_facts.suppressions.items())
-        if (words := _unused_words(path, line, all_words, file_facts.suppressions, used, selected_codes))
-    ]
-    return CheckResult(kept, suppressed, unused)
-
-
-def _normalise(word: str) -> str:
-    return word.upper() if word[:3].upper() == "KVM" and word[3:].isdigit() else word
-
-
-def _unused_words(path, line, words, comments, used, selected_codes) -> list[str]:
-    unused = []
-    for word in sorted(words):
-        # A comment whose code list wraps records its words on each of its
-        # lines: a word used on a neighbouring line of the same comment counts.
-        if any((path, at, word) in used and word in comments.get(at, ()) for at in (line - 1, line, line + 1)):
-            continue
-        if word in comments.get(line - 1, ()):
-            continue  # the same comment, already reported on its first line
-        if selected_codes is not None and not _ran(word, selected_codes):
-            continue  # the rule it names did not run, so nobody can tell
-        unused.append(word)
-    return unused
-
-
-def _ran(word: str, selected_codes: frozenset[str]) -> bool:
-    if word == "*":
-        return selected_codes >= {rule.code for rule in all_rules()}
-    code = _rule_code(word)
-    return code is None or code in selected_codes  # an unknown code is always stale
-
-
-def _rule_code(word: str) -> str | None:
-    if word == "*":
-        return None
-    try:
-        return resolve(_normalise(word)).rule.code
-    except UsageError:
-        return None
-
-
-def _unused_suppression(path: str, line: int, words: list[str]) -> Finding:
-    if words == ["*"]:
-        what = "`kvmlint: ignore`"
-    else:
-        unknown = [word for word in words if word != "*" and _rule_code(word) is None]
-        what = f"`kvmlint: ignore[{', '.join(words)}]`" + (
-            f" ({', '.join(unknown)}: no such rule)" if unknown else ""
-        )
-    return Finding(
-        UNUSED_SUPPRESSION_CODE, UNUSED_SUPPRESSION_NAME, path, line, 1, line, 1,
-        f"{what} silences nothing here: remove it",
-    )

@@ -122,8 +122,8 @@ def _fix(folder: Path, tree: Path) -> subprocess.CompletedProcess:
 
 def _with_timeouts(folder: Path, tree: Path, *arguments: str) -> subprocess.CompletedProcess:
     """kvmlint with the compiler's and ninja's timeouts at 3 s, so that a case can wait them out."""
-    program = ("import sys\nfrom kvmlint import buildcheck\nbuildcheck.COMPILE_TIMEOUT_SECONDS = 3\n"
-               "buildcheck.NINJA_TIMEOUT_SECONDS = 3\nfrom kvmlint.cli import main\nsys.argv = ['kvmlint', *sys.argv[1:]]\nmain()\n")
+    program = ("import sys\nfrom kvmlint.validation import compile_runner, dependencies\ncompile_runner.COMPILE_TIMEOUT_SECONDS = 3\n"
+               "dependencies.NINJA_TIMEOUT_SECONDS = 3\nfrom kvmlint.cli import main\nsys.argv = ['kvmlint', *sys.argv[1:]]\nmain()\n")
     (folder / "home").mkdir(exist_ok=True)
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder / "home"), "LANG": "C.UTF-8",
                    "PYTHONPATH": str(REPOSITORY), "TMPDIR": str(folder / "tmp"), "XDG_CACHE_HOME": str(folder / "home")}

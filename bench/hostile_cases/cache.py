@@ -24,26 +24,30 @@ from hostile_cases import REPOSITORY, crashed, fixture_tree, kvmlint
 PLANT_HIDING_ENTRIES = """
 import hashlib, sys
 from pathlib import Path
-from kvmlint.cache import PARSED, Cache
-from kvmlint.parallel import extract_file
+from kvmlint.source.cache import PARSED, FactsCache
+from kvmlint.source.workers import extract_file
+from kvmlint.store import Store
 
 tree = Path(sys.argv[1])
-cache = Cache.for_tree(tree)
+cache = FactsCache(Store.for_tree(tree))
 sha256 = hashlib.sha256((tree / "cpus.c").read_bytes()).hexdigest()
 cache.store_facts("cpus.c", sha256, extract_file("cpus.c", b""))
-cache.write(cache.index_name, cache.facts_key, {"cpus.c": ((0, 0, 0, 0), sha256, PARSED, False)})
+cache.store.write(cache.index_name, cache.facts_key, {"cpus.c": ((0, 0, 0, 0), sha256, PARSED, False)})
 """
 
 # The names the victim's kvmlint looks up for the tree at argv[1], as JSON.
 ENTRY_NAMES = """
 import hashlib, json, sys
 from pathlib import Path
-from kvmlint.cache import Cache
+from kvmlint.scope.cache import ScopeCache
+from kvmlint.source.cache import FactsCache
+from kvmlint.store import Store
 
 tree = Path(sys.argv[1])
-cache = Cache(tree / ".kvmlint_cache", tree, own=True)
+store = Store(tree / ".kvmlint_cache", tree, own=True)
+cache = FactsCache(store)
 sha256 = hashlib.sha256((tree / "cpus.c").read_bytes()).hexdigest()
-print(json.dumps({"index": cache.index_name, "scope": cache.scope_name, "facts": cache.facts_name("cpus.c", sha256)}))
+print(json.dumps({"index": cache.index_name, "scope": ScopeCache(store).scope_name, "facts": cache.facts_name("cpus.c", sha256)}))
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from kvmlint.codemods.engine import Edit
-from kvmlint.extract import parse
+from kvmlint.source.c_syntax import parse
 
 INCLUDE_LINE = re.compile(rb'^#\s*include\s+(["<])([^">]+)[">][^\n]*\n', re.MULTILINE)
 GUARD = re.compile(rb"^#ifndef\s+(\w+)\s*\n#define\s+\1\b", re.MULTILINE)

@@ -32,8 +32,8 @@ from pathlib import Path
 from kvmlint.codemods import transaction
 from kvmlint.codemods.tree import snapshot
 from kvmlint.errors import FixError
-from kvmlint.extract import error_nodes, parse
-from kvmlint.source import is_c_file
+from kvmlint.source.c_syntax import error_nodes, parse
+from kvmlint.source.discover import is_c_file
 from kvmlint.terminal import git_quoted
 
 

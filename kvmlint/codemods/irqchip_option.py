@@ -15,7 +15,7 @@ from kvmlint.codemods.engine import ChangeSet, Edit
 from kvmlint.codemods.tree import file_reader
 from kvmlint.errors import FixError
 from kvmlint.prose import arch_name, join_words
-from kvmlint.source import is_python_file
+from kvmlint.source.discover import is_python_file
 
 DESCRIPTION = "Replace a kernel_irqchip value the target does not accept with the one it does."
 RULE = "KVM006"

@@ -20,10 +20,10 @@ from kvmlint.codemods import ctext
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, Replacement
 from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
-from kvmlint.extract import parse
 from kvmlint.prose import arch_name, arch_specific, join_words
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file, returns_int_truth_value
-from kvmlint.source import tree_files
+from kvmlint.source.c_syntax import parse
+from kvmlint.source.discover import tree_files
 
 DESCRIPTION = "Move a helper of one architecture from the common KVM files into that target."
 RULE = "KVM002"

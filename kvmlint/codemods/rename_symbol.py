@@ -1,4 +1,4 @@
-"""Rename a function everywhere: definition, declarations, stubs and every use (kvmlint/renaming.py)."""
+"""Rename a function everywhere: definition, declarations, stubs and every use (kvmlint/index/renaming.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from kvmlint.codemods import each_finding
 from kvmlint.codemods.engine import ChangeSet, Edit
 from kvmlint.codemods.tree import file_reader, sha256
 from kvmlint.errors import FixError
+from kvmlint.index.renaming import sites
 from kvmlint.prose import join_words
-from kvmlint.renaming import sites
 
 DESCRIPTION = "Rename a KVM function in its definition, declaration, stub and every caller."
 RULE = "KVM003"

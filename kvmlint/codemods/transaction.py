@@ -51,7 +51,7 @@ from pathlib import Path
 
 from kvmlint.codemods.tree import sha256
 from kvmlint.errors import UsageError
-from kvmlint.source import MAX_FILE_BYTES
+from kvmlint.files import MAX_FILE_BYTES
 
 LOCK_WAIT_SECONDS = 10.0
 TEMPORARY_SUFFIX = ".kvmlint-tmp"

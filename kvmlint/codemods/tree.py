@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kvmlint.errors import FixError
-from kvmlint.source import UnreadableFile, read_regular_file
+from kvmlint.files import UnreadableFile, read_regular_file
 
 
 def sha256(data: bytes) -> str:

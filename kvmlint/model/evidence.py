@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from kvmlint.facts import SiteContext
 from kvmlint.model import expression as ex
 from kvmlint.model.semantics import Model
 from kvmlint.model.validation import Validation, validate
 from kvmlint.model.vocabulary import concept_arch, load_toml
+from kvmlint.source.facts import SiteContext
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 
 from kvmlint.errors import UsageError
+from kvmlint.files import Overlay
 from kvmlint.findings import Finding
-from kvmlint.source import Overlay
 from kvmlint.terminal import printable
 
 FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")
@@ -34,7 +34,7 @@ class Report:
     # result as suppressed list them when `show_suppressed` is set.
     suppressed: tuple[Finding, ...] = ()
     show_suppressed: bool = False
-    overlay: Overlay = field(default_factory=dict)  # the content analysed instead of the disk's (source.py)
+    overlay: Overlay = field(default_factory=dict)  # the content analysed instead of the disk's (kvmlint/files.py)
     # The lines of the file last asked about: findings come in path order, and no other file's bytes stay.
     _lines: tuple[str, list[bytes] | None] = field(default=("", None), repr=False)
     _columns: tuple[tuple[str, int], list[int] | None] = field(default=(("", 0), None), repr=False)

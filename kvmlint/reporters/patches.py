@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kvmlint import __version__
 from kvmlint.codemods.engine import ChangeSet, Plan, unified_diff
-from kvmlint.git import GitError, git_output
-from kvmlint.gitwork import history_prefix, path_prefix
+from kvmlint.git.commits import history_prefix, path_prefix
+from kvmlint.git.run import GitError, git_output
 from kvmlint.prose import arch_name, join_words, wrap_message
 from kvmlint.reporters import write_files_atomically
 

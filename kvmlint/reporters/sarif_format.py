@@ -48,7 +48,7 @@ def render(report) -> str:
 
 
 def _rule_descriptors(report) -> list[dict]:
-    from kvmlint.analysis import (
+    from kvmlint.rules.suppressions import (
         UNUSED_SUPPRESSION_CODE,
         UNUSED_SUPPRESSION_DOCS,
         UNUSED_SUPPRESSION_NAME,

@@ -87,7 +87,7 @@ def is_helper(name: str, definition) -> bool:
 
 
 def is_common_kvm_file(analysis, path: str) -> bool:
-    """The KVM core, its header and its stubs, as found in the tree (kvmlint/kvm_layer.py)."""
+    """The KVM core, its header and its stubs, as found in the tree (kvmlint/index/kvm_layer.py)."""
     return path in analysis.kvm_layer
 
 

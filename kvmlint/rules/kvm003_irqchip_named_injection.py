@@ -33,7 +33,7 @@ anywhere, or as a local or parameter around a renamed use): the message
 names the place.  Not safe (`--unsafe-fixes` renames the C files only) when
 other text names it (a script, a build or linker file), or a file cannot be
 read.  Documentation is not changed; the finding lists where it names the
-function.  See `kvmlint/renaming.py`.
+function.  See `kvmlint/index/renaming.py`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import hashlib
 from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
-from kvmlint.renaming import reach
+from kvmlint.index.renaming import reach
 from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
 
 CODE = "KVM003"

@@ -45,9 +45,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kvmlint.cmdline import find_settings
 from kvmlint.findings import Finding, Fix
-from kvmlint.source import is_python_file
+from kvmlint.source.cmdline import find_settings
+from kvmlint.source.discover import is_python_file
 
 CODE = "KVM006"
 NAME = "kernel-irqchip-option"
@@ -137,7 +137,7 @@ def _qtest_target(analysis, branches, literal) -> tuple[str, str] | None:
 
 def _value_span(literal, setting):
     """The value's own span, inside the literal (which starts with its quote)."""
-    from kvmlint.facts import Span
+    from kvmlint.source.facts import Span
 
     span = literal.span
     start = span.start_byte + 1 + len(literal.text[: setting.start].encode())

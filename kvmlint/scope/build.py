@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvmlint.source import UnreadableFile, read_regular_file
+from kvmlint.files import UnreadableFile, read_regular_file
 
 from .families import Families, family_of_target_symbol, format_families
 

@@ -1,0 +1,169 @@
+"""`kvmlint check`: findings in a tree, or only in what a change introduces (the pre-commit hook)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kvmlint import rules
+from kvmlint.cli.config import ERAS
+from kvmlint.cli.output import EXIT_FINDINGS, split_words, stderr, use_color, warn
+from kvmlint.errors import UsageError
+from kvmlint.reporters import FORMATS
+
+STAGED_HELP = ("Only findings on lines the staged change adds or modifies (the pre-commit hook), judged on the "
+               "staged content whatever the work tree holds.  During a merge, only lines new against every parent "
+               "(HEAD and MERGE_HEAD) count: what the merge itself brings, such as conflict resolutions.  With "
+               "nothing staged, the given PATHS whole.")
+DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its merge base with HEAD), uncommitted "
+                  "edits included, judged on the work tree.")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--select", "selected", multiple=True, help="Rules to run (codes, names or aliases; comma-separated).")
+@click.option("--ignore", "ignored", multiple=True, help="Rules not to run.")
+@click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
+@click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report to FILE (atomically) instead of standard output.")
+@click.option("--staged", is_flag=True, help=STAGED_HELP)
+@click.option("--diff-base", metavar="REF", default=None, help=DIFF_BASE_HELP)
+@click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
+@click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
+@click.option("--statistics", is_flag=True, help="Count findings per rule (text: instead of the findings; other formats: on stderr).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
+@click.option("--era", type=click.Choice(ERAS), default=None, help="Model era [default: inferred from the tree].")
+@click.option("--quiet", "-q", is_flag=True, help="Print findings only, no warnings.")
+@click.option("--verbose", "-v", is_flag=True, help="List every warning, the time per phase and what --staged/--diff-base left out.")
+@click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
+def check(
+    paths, selected, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
+    statistics, jobs, era, quiet, verbose, no_cache,
+) -> None:
+    """Report findings in PATHS (files or directories; default: .).
+
+    Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
+    above the checked tree; options given here override them."""
+    from kvmlint.analysis import analyse, run_rules
+    from kvmlint.cli.config import load_config
+    from kvmlint.cli.progress import Progress, wanted as progress_wanted
+    from kvmlint.findings import Finding
+    from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
+    from kvmlint.reporters import Report, render, render_statistics, write_atomically
+    from kvmlint.scope.cache import is_build_file
+    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.store import Store
+
+    started = time.perf_counter()
+    if staged and diff_base:
+        raise UsageError("--staged and --diff-base cannot be combined")
+    config = load_config(find_root(Path(os.path.commonpath([os.path.abspath(p) for p in paths or ["."]]))))
+    format_name = format_name or config.format or "text"
+    output_named_by_user = output_file is not None  # else the tree's configuration names it
+    output_file = output_file or config.output_file
+    selections = rules.select(
+        split_words(selected) or list(config.select), split_words(ignored) or list(config.ignore)
+    )
+    suffixes = C_SUFFIXES + PYTHON_SUFFIXES  # Python files too: KVM006 reads QEMU's functional tests
+    changes = None
+
+    def staged_content(root: Path) -> dict:
+        """--staged: the change's lines, and the index's content where the work tree differs."""
+        nonlocal changes
+        changes = staged_changes(root)
+        if paths and not changes.lines:
+            # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole, as they are.
+            changes = None
+            return {}
+        return index_overlay(root, lambda path: path.endswith(suffixes) or is_build_file(path))
+
+    sources = discover(list(paths), tuple(exclude) or config.exclude, suffixes=suffixes,
+                       overlay=staged_content if staged else None)
+    if diff_base:
+        changes = changes_since(sources.root, diff_base)
+
+    progress = Progress("parsing") if progress_wanted() and not quiet else None
+    try:
+        cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn)
+        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
+    finally:
+        if progress is not None:
+            progress.close()
+    result = run_rules(analysis, selections)
+    if not quiet:
+        _print_warnings(analysis, verbose)
+        for path in sorted(filter(is_build_file, sources.overlay)):
+            stderr(f"warning: {path}: not as staged; scopes are read from the work tree's version of it "
+                    f"(stash the unstaged changes to judge exactly what is committed)")
+
+    def without_ignored(findings: list[Finding]) -> list[Finding]:
+        return [f for f in findings if f.code not in config.ignored_codes(f.path)]
+
+    def in_change(findings: list[Finding]) -> list[Finding]:
+        if changes is None:
+            return findings
+        return [f for f in findings if changes.touches(f.path, f.line, f.end_line)]
+
+    candidates = without_ignored(result.findings + (result.unused_suppressions if strict else []))
+    findings = in_change(sorted(candidates, key=Finding.sort_key))
+    report = Report(
+        findings=findings,
+        root=sources.root,
+        display_base=sources.display_base,
+        files=len(sources.files),
+        parsed=len(analysis.facts),
+        seconds=time.perf_counter() - started,
+        color=format_name == "text" and not output_file and use_color(sys.stdout),
+        suppressed=tuple(in_change(without_ignored(result.suppressed))),
+        show_suppressed=show_suppressed,
+        overlay=sources.overlay,
+    )
+    output = render(format_name, report)
+    if statistics and format_name == "text":
+        output = render_statistics(findings)
+    elif statistics:
+        click.echo(render_statistics(findings), nl=False, err=True)
+    if output_file:
+        try:
+            write_atomically(Path(output_file), output, named_by_user=output_named_by_user)
+        except OSError as error:
+            raise UsageError(f"{output_file}: cannot write the report ({error.strerror or error})") from None
+    else:
+        click.echo(output, nl=False)
+    if verbose:
+        if config.source:
+            stderr(f"config: {config.source}")
+        if changes is not None:
+            stderr(f"{len(candidates) - len(findings)} finding(s) outside the changed lines not reported")
+        extraction = analysis.extraction
+        stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), {len(analysis.facts)} with facts: "
+                f"{extraction.parsed} parsed, {extraction.from_cache} from the cache")
+        for phase, seconds in analysis.timings.items():
+            stderr(f"{phase}: {seconds:.3f}s")
+    sys.exit(EXIT_FINDINGS if findings else 0)
+
+
+def _print_warnings(analysis, verbose: bool) -> None:
+    from kvmlint.rules.reads import names_rules_read
+    from kvmlint.source.extract import MOSTLY_UNPARSEABLE
+
+    for path, problem in analysis.extraction.skipped:
+        stderr(f"warning: {path}: {problem}")
+    for build_file, problem in analysis.scope_resolver.warnings:
+        stderr(f"warning: {build_file}: {problem}")
+    relevant = None
+    for facts in analysis.facts.values():
+        for warning in facts.warnings:
+            if warning.startswith(MOSTLY_UNPARSEABLE) and not verbose:
+                relevant = names_rules_read(analysis) if relevant is None else relevant
+                if not any(name in relevant or name.endswith("=") for name in facts.unparsed_names):
+                    continue  # nothing a rule reads was lost; --verbose notes the errors
+            stderr(f"warning: {facts.path}: {warning}")
+    if verbose:
+        for facts in analysis.facts.values():
+            if facts.error_nodes and not any(w.startswith(MOSTLY_UNPARSEABLE) for w in facts.warnings):
+                stderr(f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them")

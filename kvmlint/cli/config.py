@@ -1,0 +1,225 @@
+"""Project configuration: `kvmlint.toml`, or `[tool.kvmlint]` in `pyproject.toml`.
+
+The nearest one at or above the checked root wins.  The search goes up only
+to the directory that holds `.git` (the repository's top); outside a git
+repository only the checked root itself is searched, so a file in some
+parent directory cannot silently apply.  A tree's file chooses what to check,
+never where kvmlint writes outside the tree.  Command-line flags override what
+the file says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvmlint import rules
+from kvmlint.errors import UsageError
+from kvmlint.files import UnreadableFile, read_regular_file
+from kvmlint.reporters import FORMATS
+
+ERAS = ("2012", "current")
+KEYS = ("select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str | None = None  # how messages name the file, None without one
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()  # (glob, rule codes)
+    era: str | None = None
+    jobs: int | None = None
+    format: str | None = None
+    output_file: Path | None = None
+    directory: Path = field(default=Path("."), compare=False)
+
+    def ignored_codes(self, path: str) -> frozenset[str]:
+        """Rule codes that `per-file-ignores` switches off for a root-relative path."""
+        name = path.rsplit("/", 1)[-1]
+        codes: frozenset[str] = frozenset()
+        for pattern, pattern_codes in self.per_file_ignores:
+            if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(name, pattern):
+                codes |= pattern_codes
+        return codes
+
+
+def _searched_directories(root: Path) -> list[Path]:
+    """`root` and its parents up to the repository's top; only `root` outside a repository."""
+    directories = [root, *root.parents]
+    for index, directory in enumerate(directories):
+        if _exists(directory / ".git"):
+            return directories[: index + 1]
+    return [root]
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def find_config(root: Path) -> tuple[Path, dict] | None:
+    """The config file for `root` and its kvmlint table, or None."""
+    for directory in _searched_directories(root):
+        candidate = directory / "kvmlint.toml"
+        if _exists(candidate):
+            return candidate, _read_toml(candidate)
+        pyproject = directory / "pyproject.toml"
+        if _exists(pyproject):
+            table = _kvmlint_table(pyproject)
+            if table is not None:
+                return pyproject, table
+    return None
+
+
+def _read_toml(path: Path, data: bytes | None = None) -> dict:
+    name = _display(path)
+    try:
+        data = read_regular_file(path, MAX_CONFIG_BYTES) if data is None else data
+        return tomllib.loads(data.decode("utf-8"))
+    except UnreadableFile as problem:
+        raise UsageError(f"{name}: {str(problem).removesuffix('; skipped')}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{name}: cannot be read ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{name}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{name}: invalid TOML: nested too deeply") from None
+
+
+def _kvmlint_table(pyproject: Path) -> dict | None:
+    """`[tool.kvmlint]` of a pyproject.toml in any TOML spelling, or None without one.
+
+    A pyproject.toml that does not mention kvmlint belongs to someone else:
+    it may be broken without stopping kvmlint.
+    """
+    try:
+        data = read_regular_file(pyproject, MAX_CONFIG_BYTES)
+    except UnreadableFile:
+        return None
+    if b"kvmlint" not in data:
+        return None
+    tool = _read_toml(pyproject, data).get("tool", {})
+    name = _display(pyproject)
+    if not isinstance(tool, dict):
+        raise UsageError(f"{name}: 'tool' must be a table")
+    if "kvmlint" not in tool:
+        return None
+    if not isinstance(tool["kvmlint"], dict):
+        raise UsageError(f"{name}: [tool.kvmlint] must be a table")
+    return tool["kvmlint"]
+
+
+def load_config(root: Path) -> Config:
+    found = find_config(root)
+    if found is None:
+        return Config()
+    path, table = found
+    name = _display(path) + (": [tool.kvmlint]" if path.name == "pyproject.toml" else "")
+    return _parse(table, name, path.parent)
+
+
+def _parse(table: dict, name: str, directory: Path) -> Config:
+    from kvmlint.source.workers import default_jobs  # the parser workers: loaded by the command that runs them
+
+    for key in table:
+        if key not in KEYS:
+            raise UsageError(f"{name}: unknown key '{key}'")
+    read = _Reader(table, name)
+    output_file = read.string("output-file")
+    if output_file is not None and not _inside(directory, output_file):
+        read.fail("output-file", "must name a file inside the tree")
+    jobs = read.positive_int("jobs")
+    return Config(
+        source=name,
+        select=read.rules("select"),
+        ignore=read.rules("ignore"),
+        exclude=read.strings("exclude"),
+        per_file_ignores=read.per_file_ignores(),
+        era=read.choice("era", ERAS),
+        jobs=min(jobs, default_jobs()) if jobs else None,  # a tree cannot start more processes than CPUs
+        format=read.choice("format", FORMATS),
+        output_file=directory / output_file if output_file else None,
+        directory=directory,
+    )
+
+
+class _Reader:
+    """Typed access to the table, each mistake one line naming file and key."""
+
+    def __init__(self, table: dict, name: str):
+        self.table, self.name = table, name
+
+    def fail(self, key: str, problem: str):
+        raise UsageError(f"{self.name}: '{key}' {problem}")
+
+    def strings(self, key: str, value=None) -> tuple[str, ...]:
+        value = self.table.get(key, []) if value is None else value
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.fail(key, "must be a list of strings")
+        return tuple(value)
+
+    def rules(self, key: str, value=None) -> tuple[str, ...]:
+        words = self.strings(key, value)
+        for word in words:
+            self._resolve(key, word)
+        return words
+
+    def per_file_ignores(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        key = "per-file-ignores"
+        value = self.table.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table of glob = [rule codes]")
+        entries = []
+        for pattern, words in value.items():
+            entry_key = f"{key}.{pattern}"
+            codes = frozenset(self._resolve(entry_key, word) for word in self.strings(entry_key, words))
+            entries.append((pattern, codes))
+        return tuple(entries)
+
+    def _resolve(self, key: str, word: str) -> str:
+        try:
+            return rules.resolve(word).rule.code
+        except UsageError as error:
+            self.fail(key, f"names an {error}")
+
+    def string(self, key: str) -> str | None:
+        value = self.table.get(key)
+        if value is not None and not isinstance(value, str):
+            self.fail(key, "must be a string")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str | None:
+        value = self.table.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # `era = 2012` reads as well as `era = "2012"`
+        if value is not None and value not in choices:
+            self.fail(key, f"must be one of {', '.join(choices)}")
+        return value
+
+    def positive_int(self, key: str) -> int | None:
+        value = self.table.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            self.fail(key, "must be a positive integer")
+        return value
+
+
+def _inside(directory: Path, relative: str) -> bool:
+    """Whether `directory/relative` stays in `directory`, symlinks followed."""
+    base = os.path.realpath(directory)
+    target = os.path.realpath(os.path.join(base, relative))
+    return target != base and target.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _display(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
