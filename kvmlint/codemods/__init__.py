@@ -1,5 +1,8 @@
 """Stage 6, code-mods: one module per code-mod (libcst's way).
 
+Takes the rules' fixable findings; hands on `ChangeSet`s (the edits of every
+file a fix touches) for validation to prove.
+
 Each module has a `DESCRIPTION`, the `RULE` whose findings it fixes, and
 `transform(analysis, findings) -> list[ChangeSet]`, given all of its rule's
 fixable findings at once (one change set may fix several, as a patch series

@@ -1,4 +1,8 @@
-"""The bundled semantic model of each architecture's interrupt behaviour (data in `data/`).
+"""Stage 4, model: the bundled semantic model of each architecture's interrupt behaviour (data in `data/`).
+
+Takes expressions over KVM predicates and the era of the tree; hands on each
+expression's value per architecture and configuration, the proposal for a
+site and the validation of a rewrite.
 
 Decisions worth knowing:
 

@@ -1,4 +1,9 @@
-"""Stage 7, reporters: each output format is a module with `render(report) -> str`."""
+"""Stage 8, reporters: each output format is a module with `render(report) -> str`.
+
+Takes the findings that survived validation and what the fixes did (a
+`Report`); hands on text for the terminal, a file or a CI system.  Nothing
+here analyses: a reporter only formats the records it is given.
+"""
 
 from __future__ import annotations
 

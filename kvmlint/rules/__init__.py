@@ -1,5 +1,8 @@
 """Stage 5, rules: one module per rule, the registry derived from the modules.
 
+Takes the analysis (facts, scope, index) and the model; hands on `Finding`
+records, after the tree's suppressions (`suppressions.py`).
+
 A rule module carries everything about its rule (ruff's way):
 `CODE`, `NAME`, `SUMMARY`, `ALIASES` (alias -> symbols the alias narrows to),
 `FIXABLE`, docs in the module docstring ("What it does / Why is this bad? /

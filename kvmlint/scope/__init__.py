@@ -1,7 +1,10 @@
-"""Architecture scope of QEMU files: common code, or which architectures' code.
+"""Stage 2, scope: for each file, common code or which architectures' code.
 
-Derived from paths and build files of either era of QEMU's layout (see
-resolver.py); nothing here knows real QEMU file names.
+Takes the checkout's root and its file list from the source stage; hands on
+a `Scope` per file, derived from paths and the build files of each of QEMU's
+layouts (make + default-configs, make + Kconfig, meson + Kconfig; see
+resolver.py), kept in the scope cache (`cache.py`).  Nothing here knows real
+QEMU file names.
 """
 
 from .families import ARCH_FAMILIES, arch_family
