@@ -12,6 +12,11 @@ class Fix:
     description: str
     # Rule-specific arguments for the rule's code-mod (what to replace, with what).
     arguments: tuple[tuple[str, Any], ...] = ()
+    unsafe_reason: str = ""  # why a person must look at an unsafe fix, as a clause
+
+    @property
+    def safe(self) -> bool:
+        return self.applicability == "safe"
 
     def argument(self, key: str, default=None):
         return dict(self.arguments).get(key, default)

@@ -25,7 +25,8 @@ DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--select", "selected", multiple=True, help="Rules to run (codes, names or aliases; comma-separated).")
+@click.option("--select", "selected", multiple=True, help="Rules to run (codes, code prefixes such as KVM, names or aliases; comma-separated).")
+@click.option("--extend-select", "extended", multiple=True, help="Rules to run besides those selected (by the config or by default).")
 @click.option("--ignore", "ignored", multiple=True, help="Rules not to run.")
 @click.option("--exclude", multiple=True, help="Glob of paths to skip (repeatable).")
 @click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
@@ -34,6 +35,7 @@ DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its
 @click.option("--diff-base", metavar="REF", default=None, help=DIFF_BASE_HELP)
 @click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--statistics", is_flag=True, help="Count findings per rule (text: instead of the findings; other formats: on stderr).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(ERAS), default=None, help="Model era [default: inferred from the tree].")
@@ -41,8 +43,8 @@ DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its
 @click.option("--verbose", "-v", is_flag=True, help="List every warning, the time per phase and what --staged/--diff-base left out.")
 @click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def check(
-    paths, selected, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
-    statistics, jobs, era, quiet, verbose, no_cache,
+    paths, selected, extended, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
+    exit_zero, statistics, jobs, era, quiet, verbose, no_cache,
 ) -> None:
     """Report findings in PATHS (files or directories; default: .).
 
@@ -66,7 +68,9 @@ def check(
     output_named_by_user = output_file is not None  # else the tree's configuration names it
     output_file = output_file or config.output_file
     selections = rules.select(
-        split_words(selected) or list(config.select), split_words(ignored) or list(config.ignore)
+        split_words(selected) or list(config.select),
+        split_words(ignored) or list(config.ignore),
+        ([] if selected else list(config.extend_select)) + split_words(extended),  # --select replaces both
     )
     suffixes = C_SUFFIXES + PYTHON_SUFFIXES  # Python files too: KVM006 reads QEMU's functional tests
     changes = None
@@ -144,7 +148,7 @@ def check(
                 f"{extraction.parsed} parsed, {extraction.from_cache} from the cache")
         for phase, seconds in analysis.timings.items():
             stderr(f"{phase}: {seconds:.3f}s")
-    sys.exit(EXIT_FINDINGS if findings else 0)
+    sys.exit(EXIT_FINDINGS if findings and not exit_zero else 0)
 
 
 def _print_warnings(analysis, verbose: bool) -> None:

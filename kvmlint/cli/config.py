@@ -22,7 +22,7 @@ from kvmlint.files import UnreadableFile, read_regular_file
 from kvmlint.reporters import FORMATS
 
 ERAS = ("2012", "current")
-KEYS = ("select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
+KEYS = ("select", "extend-select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -30,6 +30,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 class Config:
     source: str | None = None  # how messages name the file, None without one
     select: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()  # (glob, rule codes)
@@ -140,6 +141,7 @@ def _parse(table: dict, name: str, directory: Path) -> Config:
     return Config(
         source=name,
         select=read.rules("select"),
+        extend_select=read.rules("extend-select"),
         ignore=read.rules("ignore"),
         exclude=read.strings("exclude"),
         per_file_ignores=read.per_file_ignores(),
@@ -182,13 +184,14 @@ class _Reader:
         entries = []
         for pattern, words in value.items():
             entry_key = f"{key}.{pattern}"
-            codes = frozenset(self._resolve(entry_key, word) for word in self.strings(entry_key, words))
+            codes = frozenset(code for word in self.strings(entry_key, words) for code in self._resolve(entry_key, word))
             entries.append((pattern, codes))
         return tuple(entries)
 
-    def _resolve(self, key: str, word: str) -> str:
+    def _resolve(self, key: str, word: str) -> list[str]:
+        """The codes `word` names: one rule, or a prefix's rules."""
         try:
-            return rules.resolve(word).rule.code
+            return [selection.rule.code for selection in rules.expand(word)]
         except UsageError as error:
             self.fail(key, f"names an {error}")
 

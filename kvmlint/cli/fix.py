@@ -72,7 +72,8 @@ def fix(
     root = find_root(wanted)
     config = load_config(root)  # the rules, paths and files check would judge
     selections = rules.select(
-        split_words(rule_words + selected) or list(config.select), split_words(ignored) or list(config.ignore)
+        split_words(rule_words + selected) or list(config.select), split_words(ignored) or list(config.ignore),
+        [] if rule_words or selected else list(config.extend_select),
     )
     # Excluded files are read all the same: a fix that spans files (a move, a rename) must edit them too.
     sources = discover([str(root)], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)

@@ -129,6 +129,19 @@ class Validation:
     def differences(self) -> tuple[Difference, ...]:
         return tuple(d for result in self.results for d in result.differences)
 
+    @property
+    def unsafe_reason(self) -> str:
+        """Why the rewrite is not safe, as a clause; "" when it is."""
+        if self.safe:
+            return ""
+        changed = [r.arch for r in self.results if r.applicable and not r.identical]
+        if REFERENCE_ARCH in changed:
+            return f"the rewrite changes the answer on {REFERENCE_ARCH}, where the old one is right"
+        if self.needed is None:
+            return f"the model cannot tell what the site needs, and the rewrite changes {', '.join(changed)}"
+        wrong = [r.arch for r in self.results if r.arch != REFERENCE_ARCH and not r.as_needed]
+        return f"on {', '.join(wrong)} the rewrite changes the answer otherwise than the site needs"
+
     def verdict(self) -> str:
         """One line for a finding message: each arch, briefly."""
         return self._verdict

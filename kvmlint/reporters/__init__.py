@@ -120,10 +120,19 @@ def render(format_name: str, report: Report) -> str:
 
 
 def render_statistics(findings: list[Finding]) -> str:
-    """`count  CODE  name` per rule, most frequent first."""
+    """`count  CODE  fixable  name` per rule, most frequent first; fixable counts the safe fixes
+    (`kvmlint fix`), `+N` the unsafe ones (`--unsafe-fixes`)."""
+    if not findings:
+        return ""
     counts = Counter((finding.code, finding.name) for finding in findings)
+    safe = Counter((f.code, f.name) for f in findings if f.fix is not None and f.fix.safe)
+    unsafe = Counter((f.code, f.name) for f in findings if f.fix is not None and not f.fix.safe)
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return "".join(f"{count:>5}  {code}  {name}\n" for (code, name), count in ordered)
+    lines = [f"{'count':>5}  {'code':<6}  {'fixable':<7}  name\n"]
+    for key, count in ordered:
+        fixable = f"{safe[key]}" + (f"+{unsafe[key]}" if unsafe[key] else "")
+        lines.append(f"{count:>5}  {key[0]:<6}  {fixable:<7}  {key[1]}\n")
+    return "".join(lines)
 
 
 def write_atomically(path: Path, text: str, named_by_user: bool = True) -> None:

@@ -15,7 +15,20 @@ def render(report) -> str:
     lines = [_finding(report, finding) for finding in report.findings]
     if report.show_suppressed:
         lines.extend(_finding(report, finding, suppressed=True) for finding in report.suppressed)
+    if report.findings:
+        lines.append(summary(report.findings))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def summary(findings) -> str:
+    """`Found 3 findings (1 fixable with `kvmlint fix`, 1 more with --unsafe-fixes).`, as ruff ends."""
+    safe = sum(1 for f in findings if f.fix is not None and f.fix.safe)
+    unsafe = sum(1 for f in findings if f.fix is not None and not f.fix.safe)
+    counted = f"Found {len(findings)} finding{'s' * (len(findings) != 1)}"
+    fixable = [f"{safe} fixable with `kvmlint fix`"] if safe else []
+    if unsafe:
+        fixable.append(f"{unsafe} {'more ' if safe else ''}with `kvmlint fix --unsafe-fixes`")
+    return counted + (f" ({', '.join(fixable)})" if fixable else " (none fixable automatically)") + "."
 
 
 def _finding(report, finding, suppressed: bool = False) -> str:
@@ -33,12 +46,20 @@ def headline(report, finding, suppressed: bool = False) -> str:
     return f"{location} {code} {for_terminal(finding.message)}{note}"
 
 
+def _fix_note(fix) -> str:
+    if fix.safe:
+        return f"fix: {fix.description} (safe: `kvmlint fix`)"
+    reason = f"unsafe: {fix.unsafe_reason}" if fix.unsafe_reason else "unsafe"
+    return f"fix: {fix.description} ({reason}; `kvmlint fix --unsafe-fixes`)"
+
+
 def notes_of(finding) -> list[str]:
     """The lines under a finding: evidence, details, then the model's verdict per architecture."""
     unchanged = [arch for arch, verdict in finding.verdicts if verdict.startswith("identical")]
     return [
         *(f"evidence: {sentence}" for sentence in finding.evidence),
         *finding.details,
+        *([_fix_note(finding.fix)] if finding.fix else []),
         *([f"model: no change on {', '.join(unchanged)}"] if unchanged else []),
         *(f"model on {arch}: {verdict}" for arch, verdict in finding.verdicts if arch not in unchanged),
     ]

@@ -83,9 +83,24 @@ def resolve(word: str) -> Selection:
     raise UsageError(f"unknown rule '{word}'; known rules: {known}")
 
 
-def select(selected: list[str] | tuple[str, ...] = (), ignored: list[str] | tuple[str, ...] = ()) -> list[Selection]:
-    chosen = [resolve(word) for word in selected] if selected else [Selection(r) for r in all_rules()]
-    ignored_codes = {resolve(word).rule.code for word in ignored}
+def expand(word: str) -> list[Selection]:
+    """`resolve`, or every rule whose code starts with `word` (ruff's prefixes: `KVM`, `KVM00`)."""
+    key = word.strip().upper()
+    prefixed = [Selection(rule) for rule in all_rules() if rule.code.startswith(key) and rule.code != key]
+    if key and prefixed and not any(rule.code == key for rule in all_rules()):
+        return prefixed
+    return [resolve(word)]
+
+
+def select(
+    selected: list[str] | tuple[str, ...] = (),
+    ignored: list[str] | tuple[str, ...] = (),
+    extended: list[str] | tuple[str, ...] = (),
+) -> list[Selection]:
+    """The rules to run: `selected` (default: every rule) plus `extended`, less `ignored`."""
+    chosen = [s for word in selected for s in expand(word)] if selected else [Selection(r) for r in all_rules()]
+    chosen += [s for word in extended for s in expand(word)]
+    ignored_codes = {s.rule.code for word in ignored for s in expand(word)}
     merged: dict[str, Selection] = {}
     for selection in chosen:
         if selection.rule.code in ignored_codes:

@@ -145,6 +145,7 @@ def _finding(path, reference, owner, scope, proposal, model, era=None) -> Findin
             ("new_condition", proposal.new_condition),
             ("verdict", proposal.verdict),
         ),
+        unsafe_reason=proposal.validation.unsafe_reason,
     )
     verdict = "safe" if proposal.safe else "NOT safe: check it by hand"
     return Finding(

@@ -294,7 +294,8 @@ def _moved_int_predicate(analysis, name: str, located) -> Finding | None:
         CODE, NAME, definition.path, span.line, span.column, span.end_line, span.end_column,
         f"{name}() is a predicate but returns int: make it return bool",
         function=name, symbol=name, arch=arch, confidence="medium",
-        fix=Fix("unsafe", f"make {name}() return bool", (("symbol", name), ("arch", arch), ("retype", True))),
+        fix=Fix("unsafe", f"make {name}() return bool", (("symbol", name), ("arch", arch), ("retype", True)),
+                unsafe_reason="a caller that stores or compares the int sees 0/1 where it may have seen other values"),
         details=(f"{arch}-specific: {reason}", f"already in its target: {definition.path}",
                  "every return is a truth value"),
     )
@@ -327,6 +328,7 @@ def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:
             "safe" if whole else "unsafe",
             f"move {name}() into the {arch} target" if whole else f"move the prototype of {name}() into the {arch} target header (its types may need includes there)",
             (("symbol", name), ("arch", arch), ("reason", reason)),
+            unsafe_reason="" if whole else "only a prototype is in common files: the types it names may need includes in the target header",
         )
     return Finding(
         CODE, NAME, first.path, span.line, span.column, span.end_line, span.end_column, message,

@@ -88,7 +88,8 @@ def check(analysis, symbols=None) -> Iterator[Finding]:
         elif renamed.unseen:
             message += f" (not safe: {renamed.unseen[0]})"
             details = tuple(f"not renamed: {obstacle}" for obstacle in renamed.unseen)
-            fix = Fix("unsafe", description + " in the C files only", arguments)
+            fix = Fix("unsafe", description + " in the C files only", arguments,
+                      unsafe_reason=f"the rename cannot see every spelling: {renamed.unseen[0]}")
         else:
             fix = Fix("safe", description, arguments)
         details += tuple(f"not changed: {mention}" for mention in renamed.prose)

@@ -77,7 +77,8 @@ def repo(tmp_path) -> Path:
 
 def reported_lines(output: str) -> list[int]:
     """The line of each finding; the indented lines under it are its notes."""
-    return [int(line.split(":")[1]) for line in output.splitlines() if not line.startswith(" ")]
+    return [int(line.split(":")[1]) for line in output.splitlines()
+            if not line.startswith((" ", "Found "))]  # not the notes, not the summary
 
 
 # --- exit codes -------------------------------------------------------------
@@ -197,7 +198,8 @@ def test_suppressions_silence_and_strict_reports_stale_ones(repo):
     strict = kvmlint(repo, "check", "--strict")
     assert strict.returncode == 1
     assert strict.stdout.splitlines() == [
-        "cpus.c:13:1: KVM000 [unused-suppression] `kvmlint: ignore[KVM001, KVM002]` silences nothing here: remove it"
+        "cpus.c:13:1: KVM000 [unused-suppression] `kvmlint: ignore[KVM001, KVM002]` silences nothing here: remove it",
+        "Found 1 finding (none fixable automatically).",
     ]
     # A suppression of a rule that did not run cannot be judged, so it is not reported.
     assert kvmlint(repo, "check", "--strict", "--select", "KVM003").returncode == 0
@@ -301,9 +303,9 @@ def test_gitlab_fingerprints_stay_when_an_edit_shifts_the_lines(repo):
 def test_statistics(repo):
     (repo / "cpus.c").write_text(CPUS_C + NEW_PROXY_USE)
     text = kvmlint(repo, "check", "--statistics")
-    assert (text.returncode, text.stdout) == (1, "    2  KVM001  irqchip-proxy\n")
+    assert (text.returncode, text.stdout) == (1, "count  code    fixable  name\n    2  KVM001  2        irqchip-proxy\n")
     machine = kvmlint(repo, "check", "--statistics", "--format", "github")
-    assert machine.stdout.count("::warning ") == 2 and machine.stderr.endswith("    2  KVM001  irqchip-proxy\n")
+    assert machine.stdout.count("::warning ") == 2 and machine.stderr.endswith("    2  KVM001  2        irqchip-proxy\n")
 
 
 # --- progress ---------------------------------------------------------------
@@ -334,3 +336,16 @@ def test_progress_appears_after_a_second_and_is_wiped(monkeypatch):
     assert terminal.getvalue() == (
         "\r\033[Kkvmlint: parsing 5/10 files" "\r\033[Kkvmlint: parsing 9/10 files" "\r\033[K"
     )
+
+
+def test_exit_zero_prefix_selection_and_extend_select(repo):
+    (repo / "cpus.c").write_text(CPUS_C + NEW_PROXY_USE)
+    assert kvmlint(repo, "check", "--exit-zero").returncode == 0
+    assert kvmlint(repo, "check", "--exit-zero", "--select", "KVM999").returncode == 2  # errors still fail
+    assert kvmlint(repo, "check", "--select", "KVM", "-q").stdout == kvmlint(repo, "check", "-q").stdout
+    assert kvmlint(repo, "check", "--select", "KVM00", "--ignore", "KVM00").returncode == 0
+    assert reported_lines(kvmlint(repo, "check", "--select", "KVM003", "--extend-select", "KVM001").stdout) \
+        == reported_lines(kvmlint(repo, "check").stdout)
+    (repo / "kvmlint.toml").write_text('select = ["KVM003"]\nextend-select = ["irqchip-proxy"]\n')
+    assert kvmlint(repo, "check").returncode == 1  # the config's extend-select runs KVM001
+    assert kvmlint(repo, "check", "--select", "KVM003").returncode == 0  # --select replaces both

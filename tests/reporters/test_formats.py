@@ -142,11 +142,31 @@ def test_github_escaping():
     assert output.count("\n") == 1
 
 
-def test_statistics_count_per_rule_most_frequent_first():
-    findings = [proxy_finding(3, 51), proxy_finding(6, 31),
-                Finding("KVM002", "arch-helper-in-common", "kvm-all.c", 1, 1, 1, 2, "m")]
-    assert render_statistics(findings) == "    2  KVM001  irqchip-proxy\n    1  KVM002  arch-helper-in-common\n"
+def test_statistics_count_per_rule_most_frequent_first_with_what_fix_can_do():
+    findings = [proxy_finding(3, 51, fix=Fix("safe", "replace")), proxy_finding(6, 31, fix=Fix("unsafe", "replace")),
+                proxy_finding(9, 5), Finding("KVM002", "arch-helper-in-common", "kvm-all.c", 1, 1, 1, 2, "m")]
+    assert render_statistics(findings) == (
+        "count  code    fixable  name\n"
+        "    3  KVM001  1+1      irqchip-proxy\n"
+        "    1  KVM002  0        arch-helper-in-common\n"
+    )
     assert render_statistics([]) == ""
+
+
+def test_text_ends_with_a_summary_and_says_why_a_fix_is_unsafe():
+    findings = [
+        proxy_finding(3, 51, fix=Fix("safe", "replace it")),
+        proxy_finding(6, 31, fix=Fix("unsafe", "replace that", unsafe_reason="on arm it differs")),
+        proxy_finding(9, 5),
+    ]
+    output = render("text", make_report(Path("/nonexistent"), findings))
+    assert "    fix: replace it (safe: `kvmlint fix`)\n" in output
+    assert "    fix: replace that (unsafe: on arm it differs; `kvmlint fix --unsafe-fixes`)\n" in output
+    assert output.endswith(
+        "Found 3 findings (1 fixable with `kvmlint fix`, 1 more with `kvmlint fix --unsafe-fixes`).\n")
+    assert render("text", make_report(Path("/nonexistent"), [proxy_finding(9, 5)])).endswith(
+        "Found 1 finding (none fixable automatically).\n")
+    assert render("text", make_report(Path("/nonexistent"), [])) == ""
 
 
 def test_text_lists_suppressed_findings_only_when_asked(tree):
@@ -180,8 +200,10 @@ def test_a_finding_is_a_short_line_with_its_notes_under_it_in_every_format(tree)
     assert text[1:] == [
         "    evidence: the function cpu_thread_is_idle() decides VCPU idleness",
         "    common code: built for every target",
+        "    fix: replace kvm_irqchip_in_kernel() with kvm_halt_in_kernel() (safe: `kvmlint fix`)",
         "    model: no change on x86",
         "    model on arm: differs in 1 of 2: kernel_irqchip=off: false -> true",
+        "Found 1 finding (1 fixable with `kvmlint fix`).",
     ]
     assert render("concise", report) == text[0] + "\n"
 
