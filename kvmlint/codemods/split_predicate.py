@@ -9,6 +9,14 @@ without KVM), and the setter where the model says the value is decided: the
 common irqchip creation when an in-kernel irqchip implies the predicate on
 every architecture, else each architecture's own irqchip hook (or its arch
 init when the predicate always holds there).
+
+A name the fix would introduce is never declared twice.  A predicate the
+tree already defines is used when it is a function or a function-like macro;
+a flag the tree already declares as QEMU does (`extern bool` in the KVM
+header, `bool` beside the irqchip flag's definitions) is reused, each
+declaration it has kept and only the missing ones added.  Any other
+declaration of either name (a static, a variable of another type or place,
+a macro) means the name is taken: no fix, and the reason names the place.
 """
 
 from __future__ import annotations
@@ -60,7 +68,11 @@ def _change_set(analysis, predicate: str, findings) -> ChangeSet:
     for finding in findings:
         edits.append(_site_edit(analysis, finding, read))
         checks.append((finding.fix.argument("condition"), finding.fix.argument("new_condition")))
-    introduced = not analysis.index.definitions_of(predicate)
+    existing = analysis.index.definitions_of(predicate)
+    if existing and not any(_is_predicate(located.item) for located in existing):
+        raise FixError(f"{_place(existing[0])}: {predicate} is already declared here ({existing[0].item.kind}), "
+                       f"not as a predicate: introduce {predicate}() by hand")
+    introduced = not existing
     setter_files: list[str] = []
     if introduced:
         added, setters = _introduce(analysis, predicate, read)
@@ -216,13 +228,46 @@ def _introduce(analysis, predicate: str, read) -> tuple[list[Edit], list[Edit]]:
         at = ctext.line_end(header, macro.item.span.end_byte)
         edits.append(Edit(anchors.header, at, at, f"#define {predicate}() (false)\n".encode()))
 
-    # `extern bool <flag>;` beside the irqchip flag's extern, `bool <flag>;` beside its definitions.
-    for located in analysis.index.definitions_of(anchors.irqchip_flag, ("extern", "variable")):
+    # `extern bool <flag>;` beside the irqchip flag's extern, `bool <flag>;` beside its definitions,
+    # where the tree does not declare it so already.
+    beside = analysis.index.definitions_of(anchors.irqchip_flag, ("extern", "variable"))
+    declared = _flag_declarations(analysis, flag, predicate, {(located.path, located.item.kind) for located in beside})
+    for located in beside:
+        if (located.path, located.item.kind) in declared:
+            continue
         data = read(located.path)
         at = ctext.line_end(data, located.item.span.end_byte)
         declaration = f"extern bool {flag};\n" if located.item.kind == "extern" else f"bool {flag};\n"
         edits.append(Edit(located.path, at, at, declaration.encode()))
     return edits, _setters(analysis, predicate, flag, anchors, read)
+
+
+def _is_predicate(definition) -> bool:
+    """A function, its prototype, or a function-like macro: something a site can call."""
+    return definition.kind in ("function", "prototype") or (
+        definition.kind == "macro" and re.match(r"#\s*define\s+\w+\(", definition.text) is not None)
+
+
+def _flag_declarations(analysis, flag: str, predicate: str, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (file, kind) of each declaration of `flag` the tree has where the fix would add one.
+
+    Another declaration of the name anywhere (static, not bool, elsewhere, a macro, a function)
+    would clash with the one the fix adds, or mean something else: FixError.
+    """
+    declared = set()
+    for located in analysis.index.definitions_of(flag):
+        item = located.item
+        as_the_fix_would = ((located.path, item.kind) in wanted and "static" not in item.storage
+                            and re.search(r"\bbool\b", item.text) is not None)
+        if not as_the_fix_would:
+            raise FixError(f"{_place(located)}: {flag} is already declared here ({item.kind}); introducing "
+                           f"{predicate}() would declare it again: introduce it by hand")
+        declared.add((located.path, item.kind))
+    return declared
+
+
+def _place(located) -> str:
+    return f"{located.path}:{located.item.span.line}"
 
 
 def _anchors(analysis) -> _Anchors:

@@ -16,6 +16,10 @@ work tree, else a walk; build directories left out), not the analysis:
 - Any other text that spells it (a script, a build or linker file) may turn
   it into a reference kvmlint cannot see: the rename is then not safe
   (`--unsafe-fixes` applies it and leaves those files alone).
+  So is a string literal in C that names it as a word: an alias
+  (`__attribute__((alias("name")))`), an asm name or label, a symbol in
+  inline assembly or one looked up by name keeps the old name, which then
+  names nothing (a message that names it goes stale).
   So is a file that cannot be read, a name split by a line continuation, a
   `##` next to the name, and a macro whose `##` may paste the name together
   (its literal parts spell pieces of it: `kvm_irqchip_ ## how`).
@@ -114,6 +118,7 @@ def reach(root: Path, old: str, new: str, listing: TreeListing | None = None) ->
             split = ctokens.split_by_continuation(source.data, word)
             if split is not None:
                 found.append(Obstacle(path, split, f"a line continuation splits {word}"))
+        result.unseen.extend(source.strings_naming(old))
         offsets = source.sites(old)
         result.unseen.extend(
             Obstacle(path, source.line(at), f"{old} is pasted with ## here")
@@ -162,6 +167,18 @@ class _Source:
                 continue
             kept.append(at)
         return kept
+
+    def strings_naming(self, old: str) -> list[Obstacle]:
+        """String literals the compiler reads that name `old`: a rename would leave them naming nothing."""
+        found = []
+        for at in ctokens.string_offsets(self.data, old):
+            node = self.node(at, len(old))
+            if node is not None and never_compiled(self.ancestry.conditions(node)):
+                continue
+            found.append(Obstacle(self.path, self.line(at), f'a string here names {old} (an alias, an asm name '
+                                                            f'or label, a symbol looked up by name?), which a '
+                                                            f'rename leaves as it is'))
+        return found
 
     def in_macro_body(self, offset: int) -> bool:
         node = self.node(offset, 1)

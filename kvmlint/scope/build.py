@@ -114,8 +114,8 @@ class ConfigSpace:
 class BoundWarnings:
     """Where a build-file reader stopped at one of its bounds: (build file, what was not read).
 
-    The bounds (nesting depths, wildcards per pattern, loops through symlinked folders)
-    keep a broken or hostile tree from hanging a run; a scope decided without the rest
+    The bounds (nesting depths, wildcards per pattern, loops through symlinked folders,
+    the tree's root) keep a broken or hostile tree from hanging a run or reading beside it; a scope decided without the rest
     of the build files may be wrong, so the run names each one, once.
     """
 
@@ -128,6 +128,13 @@ class BoundWarnings:
         relpath = posixpath.normpath(os.path.relpath(self.root / build_file, self.root).replace(os.sep, "/"))
         self._hits.setdefault((relpath, message), None)
 
+    def left_root(self, build_file: Path | str, path: Path, reference: str) -> bool:
+        """Whether `reference` of `build_file` leads to `path` outside the tree; if so it is named, and not read."""
+        if not leaves_root(self.root, path):
+            return False
+        self.add(build_file, f"{reference} leads out of the tree; not read")
+        return True
+
     def items(self) -> tuple[tuple[str, str], ...]:
         return tuple(self._hits)
 
@@ -136,21 +143,35 @@ class BoundWarnings:
 MAX_BUILD_FILE_BYTES = 4 * 1024 * 1024
 
 
-def read_text(path: Path) -> str:
+def read_text(root: Path, path: Path) -> str:
     """A build file's text.  Every build-file read goes through here: missing,
-    unreadable, special (FIFO, device, symlink to one) and huge files read as empty."""
-    data = read_build_file(path)
+    unreadable, special (FIFO, device, symlink to one) and huge files, and files
+    outside the tree `root`, read as empty."""
+    data = read_build_file(root, path)
     for observer in _read_observers:
         observer(path, data)
     return "" if data is None else data.decode("utf-8", "replace")
 
 
-def read_build_file(path: Path) -> bytes | None:
+def read_build_file(root: Path, path: Path) -> bytes | None:
     """A build file's bytes, None where read_text reads nothing."""
-    try:
-        return read_regular_file(path, MAX_BUILD_FILE_BYTES)
+    real = os.path.realpath(path)
+    if leaves_root(root, Path(real)):
+        return None
+    try:  # the real path: no symlink left to follow, so none can be swapped in to lead out
+        return read_regular_file(Path(real), MAX_BUILD_FILE_BYTES, follow_symlinks=False)
     except UnreadableFile:
         return None
+
+
+def leaves_root(root: Path, path: Path) -> bool:
+    """Whether `path` is outside the tree: by `..`, as an absolute path, or through a symlink on the way.
+
+    A build file that names one (meson's subdir(), a Makefile's folder or `include`,
+    Kconfig's `source`) names something the tree's author put beside it, not its build.
+    """
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) != real_root
 
 
 # Each is called with (path, bytes or None) on every build-file read: the

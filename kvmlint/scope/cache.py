@@ -127,7 +127,7 @@ class ScopeAnswers:
                     return False
                 if stat_signature(st) == signature and is_settled(signature, self.taken_ns):
                     continue
-            if _build_file_sha256(full) != sha256:
+            if _build_file_sha256(root, full) != sha256:
                 return False
         return True
 
@@ -179,9 +179,9 @@ def _folder_records(root: Path, listing: TreeListing) -> dict[str, tuple[tuple[i
     return records
 
 
-def _build_file_sha256(path: str) -> str | None:
+def _build_file_sha256(root: Path, path: str) -> str | None:
     """The hash of what the scope reader reads from `path`; None where it reads nothing."""
-    data = read_build_file(Path(path))
+    data = read_build_file(root, Path(path))
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 

@@ -176,21 +176,24 @@ def has_kconfig(root: Path) -> bool:
 
 def read_kconfig_tree(root: Path, warnings: BoundWarnings | None = None) -> dict[str, KconfigSymbol]:
     """Every Kconfig reachable by `source` from the roots (paths relative to the sourcing file)."""
+    warnings = warnings if warnings is not None else BoundWarnings(root)
     symbols: dict[str, KconfigSymbol] = {}
     pending: list[tuple[str, str | None]] = [(name, None) for name in reversed(KCONFIG_ROOTS) if (root / name).is_file()]
     read: dict[str, str] = {}  # real path -> the name it was read under
     while pending:
         relpath, sourced_by = pending.pop()
         relpath = os.path.normpath(relpath)
+        if warnings.left_root(sourced_by or relpath, root / relpath, relpath):
+            continue
         key = visit_key(root / relpath)
         if key in read:
-            if read[key] != relpath and sourced_by is not None and warnings is not None:
+            if read[key] != relpath and sourced_by is not None:
                 warnings.add(sourced_by, f"{relpath} leads back to {read[key]} "
                                          f"through a symlink (a loop?); not read again")
             continue
         read[key] = relpath
         folder = os.path.dirname(relpath)
-        for sourced in parse_kconfig(read_text(root / relpath), relpath.replace(os.sep, "/"), symbols, warnings):
+        for sourced in parse_kconfig(read_text(root, root / relpath), relpath.replace(os.sep, "/"), symbols, warnings):
             pending.append((os.path.join(folder, sourced), relpath))
     return symbols
 
@@ -294,12 +297,12 @@ class KconfigSpace(ConfigSpace):
         for name, config_file in device_config_files(root):
             target_keys: dict[str, str] = {}
             for folder in ("configs/targets", "default-configs/targets"):
-                target_keys = target_keys or read_target_config(root / folder / f"{name}.mak")
+                target_keys = target_keys or read_target_config(root, root / folder / f"{name}.mak")
             arch = target_keys.get("TARGET_ARCH", name.split("-")[0])
             seeds = {arch.upper()} | {key for key, value in target_keys.items()
                                       if value == "y" and key in self.symbols}
             assigned = {symbol[len("CONFIG_"):]: value not in ("n", "")
-                        for symbol, value in read_make_config(root / config_file, warnings, already_read).items()}
+                        for symbol, value in read_make_config(root, root / config_file, warnings, already_read).items()}
             targets.append(DeviceTarget(name, arch_family(name.split("-")[0]), assigned, seeds, config_file))
         return targets
 
@@ -430,10 +433,10 @@ def device_config_files(root: Path) -> list[tuple[str, str]]:
     return []
 
 
-def read_target_config(path: Path) -> dict[str, str]:
+def read_target_config(root: Path, path: Path) -> dict[str, str]:
     """KEY=value lines of configs/targets/<target>.mak."""
     values = {}
-    for line in read_text(path).splitlines():
+    for line in read_text(root, path).splitlines():
         key, equals, value = line.partition("=")
         if equals and re.fullmatch(r"\w+", key.strip()):
             values[key.strip()] = value.strip()

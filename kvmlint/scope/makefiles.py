@@ -359,7 +359,7 @@ class DefaultConfigs(ConfigSpace):
             target = target_of_config_file(name)
             if target is None:
                 continue
-            for symbol, value in read_make_config(folder / name, warnings, already_read).items():
+            for symbol, value in read_make_config(root, folder / name, warnings, already_read).items():
                 self._mentioned.add(symbol)
                 if value not in ("n", ""):  # y, or $(CONFIG_KVM)-style: can be y
                     self._files_enabling[symbol].append(name)
@@ -382,7 +382,7 @@ def target_of_config_file(name: str) -> str | None:
 
 
 def read_make_config(
-    path: Path, warnings: BoundWarnings | None = None, already_read: dict[str, dict[str, str]] | None = None,
+    root: Path, path: Path, warnings: BoundWarnings | None = None, already_read: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, str]:
     """CONFIG_X=value lines of a device config, includes (relative to it) first.
 
@@ -392,30 +392,32 @@ def read_make_config(
     deep, would otherwise be read 2**32 times).  An include of a file that is including
     it is a loop; neither loops nor nesting beyond MAX_INCLUDE_DEPTH are followed, and
     `warnings` says so."""
-    return _read_make_config(path, (), warnings, {} if already_read is None else already_read)
+    warnings = warnings if warnings is not None else BoundWarnings(root)
+    return _read_make_config(root, path, None, (), warnings, {} if already_read is None else already_read)
 
 
 def _read_make_config(
-    path: Path, including: tuple[str, ...], warnings: BoundWarnings | None, already_read: dict[str, dict[str, str]],
+    root: Path, path: Path, included_by: Path | None, including: tuple[str, ...], warnings: BoundWarnings,
+    already_read: dict[str, dict[str, str]],
 ) -> dict[str, str]:
+    if warnings.left_root(included_by or path, path, os.path.relpath(path, root)):
+        return {}
     key = visit_key(path)
     if key in already_read:
         return already_read[key]
     values: dict[str, str] = {}
     within = including + (key,)
-    for line in logical_lines(read_text(path)):
+    for line in logical_lines(read_text(root, path)):
         line = line.split("#", 1)[0].strip()
         if line.startswith("include "):
             included = line[len("include "):].strip()
             if visit_key(path.parent / included) in within:
-                if warnings is not None:
-                    warnings.add(path, f"`include {included}` includes a file that includes it (a loop); not read again")
+                warnings.add(path, f"`include {included}` includes a file that includes it (a loop); not read again")
             elif len(within) >= MAX_INCLUDE_DEPTH:
-                if warnings is not None:
-                    warnings.add(path, f"`include` nested deeper than {MAX_INCLUDE_DEPTH} levels; "
-                                       f"{included} and what it includes not read")
+                warnings.add(path, f"`include` nested deeper than {MAX_INCLUDE_DEPTH} levels; "
+                                   f"{included} and what it includes not read")
             else:
-                values.update(_read_make_config(path.parent / included, within, warnings, already_read))
+                values.update(_read_make_config(root, path.parent / included, path, within, warnings, already_read))
             continue
         name, equals, value = line.partition("=")
         if equals and re.fullmatch(r"CONFIG_\w+", name.strip()):
@@ -448,6 +450,8 @@ class MakefileBuild:
         assignments: list[MakeAssignment] = []
         while pending:
             makefile, named_by = pending.pop()
+            if self.warnings.left_root(named_by or makefile, self.root / makefile, makefile):
+                continue
             key = visit_key(self.root / makefile)
             if key in read:
                 if read[key] != makefile and named_by is not None:  # the same file under another name
@@ -455,7 +459,7 @@ class MakefileBuild:
                                                 f"through a symlink (a loop?); not read again")
                 continue
             read[key] = makefile
-            text = read_text(self.root / makefile)
+            text = read_text(self.root, self.root / makefile)
             parsed = parse_makefile(text, makefile, self.warnings)
             assignments.extend(parsed)
             for assignment in parsed:
@@ -476,6 +480,8 @@ class MakefileBuild:
 
     def _matching(self, parent: str, leaf: str, makefile: str) -> list[str]:
         """Names in `parent` that match a leaf pattern; @ARCH@ must match an architecture."""
+        if self.warnings.left_root(makefile, self.root / parent, f"{parent}/"):
+            return []
         try:
             names = sorted(os.listdir(self.root / parent))
         except OSError:

@@ -179,6 +179,8 @@ class MesonBuild:
         self, folder: str, blocks: tuple[Condition | None, ...], depth: int = 0, named_by: str | None = None,
     ) -> None:
         meson_file = join_relpath(folder, "meson.build")
+        if self.warnings.left_root(named_by or meson_file, self.root / meson_file, meson_file):
+            return
         key = visit_key(self.root / meson_file)
         if key in self._visited:
             if self._visited[key] != meson_file and named_by is not None:  # the same file under another name
@@ -189,7 +191,7 @@ class MesonBuild:
         open_blocks: list[Condition | None] = []
         untracked = 0  # blocks open past MAX_BLOCK_DEPTH, whose conditions are not applied
         active = tuple(b for b in blocks if b is not None)  # the restricting blocks, shared by what is inside
-        for statement in statements(read_text(self.root / meson_file)):
+        for statement in statements(read_text(self.root, self.root / meson_file)):
             keyword = statement.split(None, 1)[0] if statement else ""
             if keyword in ("if", "foreach", "elif", "else", "endif", "endforeach"):
                 if untracked:
@@ -387,7 +389,7 @@ def read_accelerator_targets(root: Path) -> dict[str, frozenset[str]]:
     """
     lists: dict[str, set[str]] = defaultdict(set)
     accelerators: dict[str, set[str]] = defaultdict(set)
-    for statement in statements(read_text(root / "meson.build")):
+    for statement in statements(read_text(root, root / "meson.build")):
         if match := _LIST_ASSIGNMENT.match(statement):
             lists[match.group(1)] |= set(_STRING.findall(match.group(3)))
         elif statement.startswith("accelerator_targets"):

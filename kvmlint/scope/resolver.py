@@ -210,7 +210,7 @@ class ScopeResolver:
         """Folders whose Makefiles the top Makefile includes (`include $(SRC_PATH)/tests/Makefile`):
         part of the main build, unlike sub-makes (`$(MAKE) -C pc-bios/...`)."""
         folders = set()
-        for line in read_text(self.root / "Makefile").splitlines():
+        for line in read_text(self.root, self.root / "Makefile").splitlines():
             match = re.match(r"-?include\s+(?:\$\(SRC_PATH\)/)?(\S+)/Makefile\b", line.strip())
             if match:
                 folders.add(posixpath.normpath(match.group(1)))

@@ -45,6 +45,17 @@ def token_offsets(data: bytes, word: str) -> list[int]:
     return [match.start() for match in _pattern(encoded).finditer(data) if match.lastgroup == "word"]
 
 
+def string_offsets(data: bytes, word: str) -> list[int]:
+    """Where `word` stands as a whole word inside a string literal (`alias("kvm_x")`, `asm("call kvm_x")`)."""
+    encoded = word.encode()
+    if encoded not in data:
+        return []
+    pattern, bare = _pattern(encoded), _bare(encoded)
+    return [match.start() + inside.start()
+            for match in pattern.finditer(data) if match.group().startswith(b'"')
+            for inside in bare.finditer(match.group())]
+
+
 def names_word(data: bytes, word: str) -> bool:
     """Whether `word` stands in `data` as a whole word at all (comments and prose too)."""
     encoded = word.encode()

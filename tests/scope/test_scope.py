@@ -121,7 +121,7 @@ def test_default_config_follows_includes(tmp_path):
     (tmp_path / "pci.mak").write_text("CONFIG_PCI=y\nCONFIG_VIRTIO_PCI=y\n")
     (tmp_path / "arm-softmmu.mak").write_text(
         "# comment\ninclude pci.mak\nCONFIG_ARM_GIC_KVM=$(CONFIG_KVM)\nCONFIG_VGA=n\n")
-    assert read_make_config(tmp_path / "arm-softmmu.mak") == {
+    assert read_make_config(tmp_path, tmp_path / "arm-softmmu.mak") == {
         "CONFIG_PCI": "y", "CONFIG_VIRTIO_PCI": "y", "CONFIG_ARM_GIC_KVM": "$(CONFIG_KVM)", "CONFIG_VGA": "n"}
 
 
