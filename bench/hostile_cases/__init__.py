@@ -36,8 +36,9 @@ def fixture_tree(name: str, destination: Path) -> Path:
 
 
 def kvmlint(folder: Path, *args: str, cwd: Path | None = None, input: bytes | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`kvmlint ARGS` as its own process, with HOME and the caches inside `folder`.
+            env: dict[str, str] | None = None, limited: bool = False) -> subprocess.CompletedProcess:
+    """`kvmlint ARGS` as its own process, with HOME and the caches inside `folder`; `limited`,
+    under `limit_resources` (git and every program it starts too).
 
     A timeout is returned as exit status -9 with "timed out" on stderr, so a
     case can report it rather than stop the run.
@@ -57,6 +58,7 @@ def kvmlint(folder: Path, *args: str, cwd: Path | None = None, input: bytes | No
             [sys.executable, "-m", "kvmlint", *args],
             cwd=cwd or folder, input=input, capture_output=True, env=environment,
             stdin=None if input is not None else subprocess.DEVNULL, timeout=KVMLINT_TIMEOUT_SECONDS,
+            preexec_fn=limit_resources if limited else None,
         )
     except subprocess.TimeoutExpired as expired:
         return subprocess.CompletedProcess(expired.cmd, -9, expired.stdout or b"", b"timed out")

@@ -79,7 +79,7 @@ def check(
         """--staged: the change's lines, and the index's content where the work tree differs."""
         nonlocal changes
         changes = staged_changes(root)
-        if paths and not changes.lines:
+        if paths and not changes.any_change:
             # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole, as they are.
             changes = None
             return {}

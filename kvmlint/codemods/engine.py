@@ -24,7 +24,6 @@ read, refuses what it cannot do safely, and only then writes:
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 from kvmlint.codemods import transaction
 from kvmlint.codemods.tree import snapshot
 from kvmlint.errors import FixError
+from kvmlint.git.commits import blob_id, object_format
 from kvmlint.source.c_syntax import error_nodes, parse
 from kvmlint.source.discover import is_c_file
 from kvmlint.terminal import git_quoted
@@ -296,17 +296,13 @@ def unified_diff(plan_: Plan, change_sets: list[ChangeSet] | None = None, before
     old = plan_.contents_after(before)
     new = plan_.contents_after([*before, *change_sets])
     chunks = []
+    algorithm = object_format(plan_.root)  # the ids `git am -3` looks up in a sha256 repository are sha256
     for path in sorted(new):
         old_data = old.get(path, plan_.originals.get(path))
         if old_data == new[path]:
             continue
-        chunks.append(_file_diff(path, old_data, new[path], _git_mode(plan_.root / path)))
+        chunks.append(_file_diff(path, old_data, new[path], _git_mode(plan_.root / path), algorithm))
     return "".join(chunks)
-
-
-def blob_id(data: bytes) -> str:
-    """What `git hash-object` says of these bytes."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 # Abbreviated as QEMU's own patches are; long enough to stay unique in a large repository.
@@ -321,11 +317,11 @@ def _git_mode(target: Path) -> str:
     return "100755" if executable else "100644"
 
 
-def _file_diff(path: str, old: bytes | None, new: bytes, mode: str = "100644") -> str:
+def _file_diff(path: str, old: bytes | None, new: bytes, mode: str = "100644", algorithm: str = "sha1") -> str:
     old_lines = old.decode("utf-8", "surrogateescape").splitlines(keepends=True) if old is not None else []
     new_lines = new.decode("utf-8", "surrogateescape").splitlines(keepends=True)
-    old_id = blob_id(old)[:ABBREVIATED_ID] if old is not None else "0" * ABBREVIATED_ID
-    new_id = blob_id(new)[:ABBREVIATED_ID]
+    old_id = blob_id(old, algorithm)[:ABBREVIATED_ID] if old is not None else "0" * ABBREVIATED_ID
+    new_id = blob_id(new, algorithm)[:ABBREVIATED_ID]
     before, after = git_quoted("a/" + path), git_quoted("b/" + path)
     header = f"diff --git {before} {after}\n"
     if old is None:

@@ -52,6 +52,7 @@ from pathlib import Path
 from kvmlint.codemods.tree import sha256
 from kvmlint.errors import UsageError
 from kvmlint.files import MAX_FILE_BYTES
+from kvmlint.git.repository import linked_git_dir
 
 LOCK_WAIT_SECONDS = 10.0
 TEMPORARY_SUFFIX = ".kvmlint-tmp"
@@ -60,7 +61,6 @@ JOURNAL_RECORD_TEMPORARY = "journal.json.tmp"
 JOURNAL_MAX_BYTES = 16 << 20  # some 50,000 entries; a fix rewrites far fewer files
 JOURNAL_MAX_NAMES = 100_000
 LOCK_MAX_BYTES = 32
-GIT_FILE_MAX_BYTES = 64 << 10
 # A file a fix rewrote was read whole by the analysis; its new content is a few lines longer at most.
 TARGET_MAX_BYTES = 2 * MAX_FILE_BYTES
 KEPT_SUFFIX = ".kvmlint-orig"
@@ -82,59 +82,10 @@ def state_dir(root: Path) -> tuple[Path, str]:
     if status is not None and stat.S_ISDIR(status.st_mode):
         return dot_git, ""
     if status is not None and stat.S_ISREG(status.st_mode):
-        git_dir = _linked_git_dir(root, dot_git)
+        git_dir = linked_git_dir(root)  # a tree cannot send the lock, the journal and backups elsewhere
         if git_dir is not None:
             return git_dir, ""
     return root, "."
-
-
-def _linked_git_dir(root: Path, dot_git: Path) -> Path | None:
-    """The git directory a `.git` file names ("gitdir: <path>"), when it is a git
-    directory of this user that names this work tree back: a linked worktree's
-    `gitdir` file names `<root>/.git` (what `git worktree` checks), a
-    submodule's `core.worktree` is the root.  Else None: a tree cannot send
-    the lock, the journal and backups of its files elsewhere."""
-    text = _read_own_file(dot_git, GIT_FILE_MAX_BYTES)
-    if text is None or not text.startswith(b"gitdir:"):
-        return None
-    named = os.fsdecode(text[len(b"gitdir:") :].strip())
-    if not named or "\n" in named:
-        return None
-    git_dir = os.path.realpath(os.path.join(root, named))
-    if not _is_own(git_dir, stat.S_ISDIR) or not _is_own(os.path.join(git_dir, "HEAD"), stat.S_ISREG):
-        return None
-    back = _read_own_file(os.path.join(git_dir, "gitdir"), GIT_FILE_MAX_BYTES)
-    if back is not None and _same_file(os.path.join(git_dir, os.fsdecode(back.strip())), dot_git):
-        return Path(git_dir)
-    worktree = _core_worktree(os.path.join(git_dir, "config"))
-    if worktree is not None and _same_file(os.path.join(git_dir, worktree), root):
-        return Path(git_dir)
-    return None
-
-
-def _core_worktree(config: str) -> str | None:
-    """`core.worktree` of a git config file, read as git writes it (the last one counts)."""
-    text = _read_own_file(config, GIT_FILE_MAX_BYTES)
-    if text is None:
-        return None
-    section, worktree = None, None
-    for line in text.decode("utf-8", "surrogateescape").splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            section = line[1 : line.find("]")].strip().lower() if "]" in line else None
-            continue
-        key, equals, value = line.partition("=")
-        if section == "core" and equals and key.strip().lower() == "worktree":
-            value = value.strip()
-            worktree = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-    return worktree or None
-
-
-def _same_file(path: str, other: Path) -> bool:
-    try:
-        return os.path.samefile(path, other)
-    except (OSError, ValueError):
-        return False
 
 
 def lock_path(root: Path) -> Path:

@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from kvmlint.errors import UsageError
+from kvmlint.git.repository import linked_git_dir
 from kvmlint.git.run import SAFE_STATUS_OPTIONS, GitError, run_git, signing_options, user_settings
 
 # "target/arm/kvm: Use ...", "hw/intc/arm_gic: ...", "kvm: ...", "accel/kvm, target/i386: ..."
@@ -64,11 +65,29 @@ def head(root: Path) -> str | None:
     return done.stdout.decode().strip() or None
 
 
+@lru_cache(maxsize=16)
+def object_format(root: Path) -> str:
+    """The hash of the repository's object ids, "sha1" or "sha256" (`git init --object-format`);
+    "sha1", git's default, outside a repository.  Every blob id kvmlint writes uses it."""
+    try:
+        done = run_git(root, "rev-parse", "--show-object-format")
+    except GitError:
+        return "sha1"
+    name = done.stdout.decode("ascii", "replace").strip()
+    return name if done.returncode == 0 and name in ("sha1", "sha256") else "sha1"
+
+
+def blob_id(data: bytes, algorithm: str) -> str:
+    """What `git hash-object` says of these bytes, given no conversion, in a repository of that object format."""
+    return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def require_clean(root: Path, purpose: str) -> str:
     """HEAD's commit id, when the work tree holds nothing uncommitted; a patch
     series or commits made from edited files would not apply to HEAD."""
     if not is_work_tree(root):
         raise UsageError(f"{purpose} needs a git work tree; {root} is not one (use --diff instead)")
+    _require_own_repository(root, purpose)
     commit = head(root)
     if commit is None:
         raise UsageError(f"{purpose} needs a commit to start from; {root} has none yet")
@@ -78,6 +97,23 @@ def require_clean(root: Path, purpose: str) -> str:
     if dirty:
         raise UsageError(f"{purpose}: uncommitted changes in {_shown(dirty)}; commit or stash them first")
     return commit
+
+
+def _require_own_repository(root: Path, purpose: str) -> None:
+    """Refuse a work tree whose `.git` is a symlink, or a file naming a git directory that does
+    not name it back (`repository.linked_git_dir`): its commits would go into a repository the
+    tree merely points at.  $GIT_DIR is the user's own choice."""
+    if os.environ.get("GIT_DIR"):
+        return
+    top = Path(os.fsdecode(_output(root, "rev-parse", "--show-toplevel").rstrip(b"\n")))
+    dot_git = top / ".git"
+    try:
+        kind = os.lstat(dot_git).st_mode
+    except OSError:
+        return  # no `.git` here: git found the repository from its own settings
+    if not stat.S_ISDIR(kind) and not (stat.S_ISREG(kind) and linked_git_dir(top) is not None):
+        raise UsageError(f"{purpose}: {dot_git} names a git directory that does not name this work tree back "
+                         "(not a worktree or submodule of it); refusing to use that repository")
 
 
 def _index_entries(root: Path) -> list[tuple[str, str, str, str]]:
@@ -140,7 +176,7 @@ def require_committed(root: Path, originals: dict[str, bytes], purpose: str) -> 
     if untracked:
         raise UsageError(f"{', '.join(untracked)}: not tracked by git; commit them first")
     differing = [path for path in changed
-                 if _blob_id(root, path, originals[path], committed[path][1]) != committed[path][1]]
+                 if _stored_id(root, path, originals[path], committed[path][1]) != committed[path][1]]
     if differing:
         raise UsageError(f"{purpose}: uncommitted changes in {_shown(differing)}; commit or stash them first")
 
@@ -163,7 +199,9 @@ def require_whole_checkout(root: Path, originals: dict[str, bytes], after: dict[
     if not names:
         return
     arguments = [option for name in sorted(names) for option in ("-e", name)]
-    done = git(root, "grep", "-z", "-o", "-w", "-F", "--no-color", *arguments, "HEAD", "--", ".")
+    # every option that shapes grep's output is given: grep.lineNumber or grep.column would add fields
+    done = git(root, "grep", "-z", "-o", "-w", "-F", "--no-color", "--no-line-number", "--no-column", "--no-full-name",
+               *arguments, "HEAD", "--", ".")
     if done.returncode not in (0, 1):
         raise UsageError(f"git grep: {_first_line(done.stderr)}")
     uses: dict[str, set[str]] = {}
@@ -207,11 +245,10 @@ def _head_entries(root: Path, paths: list[str]) -> dict[str, tuple[str, str]]:
     return entries
 
 
-def _blob_id(root: Path, path: str, data: bytes, like: str) -> str:
+def _stored_id(root: Path, path: str, data: bytes, like: str) -> str:
     """The id git gives `data` as the content of `path` (line endings converted as its
     attributes say); computed here when that needs no conversion, as is the rule."""
-    algorithm = "sha256" if len(like) == 64 else "sha1"
-    plain = hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+    plain = blob_id(data, object_format(root))
     if plain == like:
         return plain
     return _output(root, "hash-object", "--stdin", f"--path={path}", input=data).decode().strip()

@@ -26,32 +26,43 @@ from typing import Callable
 from kvmlint.errors import UsageError
 from kvmlint.files import MAX_FILE_BYTES, Overlay, UnreadableFile, read_regular_file
 from kvmlint.git.run import SAFE_DIFF_OPTIONS, GitError, git_output, run_git
+from kvmlint.terminal import for_terminal, git_quoted
 
 HUNK_HEADER = re.compile(rb"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+FILE_HEADER = b"diff --git "
 # `git diff` printing each file's added and deleted line counts, NUL-terminated with the name verbatim,
 # then the patch, whatever the configuration says: no context, no hunks merged across unchanged lines,
 # git's default algorithm, heuristic and rename detection (a moved file's old lines stay old; copies
-# are new), submodules left out, and every file as text (a `-diff` attribute cannot hide a change, nor
-# core.bigFileThreshold make the counts call a file binary that the patch shows as text).
+# are new), submodules left out, names in headers a/ and b/ and quoted as `terminal.git_quoted` quotes them, and
+# every file as text (a `-diff` attribute cannot hide a change, nor core.bigFileThreshold make the
+# counts call a file binary that the patch shows as text).
 GIT_DIFF = (
-    "-c", "core.bigFileThreshold=512m", "diff", "--numstat", "--patch", "-z", "--unified=0", "--inter-hunk-context=0",
-    "--diff-algorithm=myers", "--indent-heuristic", "--find-renames=50%", "-l1000", "--ignore-submodules=all",
-    "--text", "--relative", *SAFE_DIFF_OPTIONS,
+    "-c", "core.bigFileThreshold=512m", "-c", "core.quotePath=true", "diff", "--numstat", "--patch", "-z",
+    "--unified=0", "--inter-hunk-context=0", "--diff-algorithm=myers", "--indent-heuristic", "--find-renames=50%",
+    "-l1000", "--ignore-submodules=all", "--text", "--relative", "--src-prefix=a/", "--dst-prefix=b/",
+    *SAFE_DIFF_OPTIONS,
 )
 # Index entries that are files (not symlinks or submodules).
 REGULAR_FILE_MODES = (b"100644", b"100755")
 NULL_OBJECT = re.compile(rb"^0+$")
 # MERGE_HEAD names a commit per line; an octopus merge has a few.
 MAX_MERGE_HEAD_BYTES = 64 * 1024
+MAX_MERGE_PARENTS = 64
+# Attributes under which git stores other bytes than the work tree holds, even when it calls the file
+# unchanged (`filter`'s clean program is switched off here, so the two would not even compare).
+CONVERTING_ATTRIBUTES = ("working-tree-encoding", "filter")
 SHALLOW_HINT = ("this is a shallow clone: fetch enough history to reach it "
                 "(git fetch --deepen=N, or --unshallow; in CI, a fetch depth of 0)")
 
 
 @dataclass(frozen=True)
 class ChangedLines:
-    """Root-relative path -> the line numbers the change added or modified."""
+    """Root-relative path -> the line numbers the change added or modified (none for a file it
+    only deletes from); `any_change` says whether there is a change at all (a merge is one,
+    even when it brings no line of its own)."""
 
     lines: dict[str, frozenset[int]]
+    any_change: bool = True
 
     def touches(self, path: str, first_line: int, last_line: int) -> bool:
         changed = self.lines.get(path)
@@ -68,12 +79,14 @@ def staged_changes(root: Path) -> ChangedLines:
     _require_work_tree(root, purpose)
     parents = _merge_parents(root, purpose)
     if not parents:  # no commit yet: everything staged is new
-        return ChangedLines(added_lines(_git(root, purpose, *GIT_DIFF, "--cached")))
+        added = added_lines(_git(root, purpose, *GIT_DIFF, "--cached"))
+        return ChangedLines(added, any_change=bool(added))
     added = [added_lines(_git(root, purpose, *GIT_DIFF, "--cached", parent, "--")) for parent in parents]
-    return ChangedLines({
+    lines = {
         path: frozenset.intersection(*(by_parent[path] for by_parent in added))
         for path in added[0] if all(path in by_parent for by_parent in added[1:])
-    })
+    }
+    return ChangedLines(lines, any_change=len(parents) > 1 or bool(added[0]))
 
 
 def changes_since(root: Path, base_ref: str) -> ChangedLines:
@@ -83,42 +96,58 @@ def changes_since(root: Path, base_ref: str) -> ChangedLines:
 
 
 def added_lines(output: bytes) -> dict[str, frozenset[int]]:
-    """Each file's added line numbers, from `git diff --numstat --patch -z` output.
+    """Each changed file's added line numbers, from `git diff --numstat --patch -z` output.
 
-    The counts come first, one NUL-terminated record per file, in the order of
-    the patch that follows an empty record; the patch's `+` lines are handed
-    out to the files in that order, as many as each one's count, so no file
-    header is read.
+    The counts come first, one NUL-terminated record per file with its name
+    verbatim, then, after an empty record, the patch.  Each file's part of the
+    patch is known by its header, the record's names as git quotes them, and
+    its `+` lines are that file's whatever the order: a binary file's count is
+    `-`, and a text file's count must match its lines.
     """
-    counts, position = [], 0
+    counts, position = {}, 0
+    headers = {}
     while (end := output.find(b"\0", position)) > position:
         added, _, rest = output[position:end].partition(b"\t")
         name = rest.partition(b"\t")[2]
+        old = name
         position = end + 1
         if not name:  # renamed: the old name, then the new one
             old_end = output.find(b"\0", position)
             end = output.find(b"\0", old_end + 1)
-            name, position = output[old_end + 1:end], end + 1
-        counts.append((name.decode("utf-8", "surrogateescape"), int(added) if added.isdigit() else 0))
-    numbers = _added_line_numbers(output[position + 1:] if counts else b"")
-    if sum(count for _, count in counts) != len(numbers):
-        raise UsageError("git diff: its line counts do not match its patch; cannot tell which lines are new")
-    changed, start = {}, 0
-    for path, count in counts:
-        if count:  # a file only deleted from adds none
-            changed[path] = frozenset(numbers[start:start + count])
-        start += count
+            old, name, position = output[position:old_end], output[old_end + 1:end], end + 1
+        path = name.decode("utf-8", "surrogateescape")
+        counts[path] = int(added) if added.isdigit() else None  # None: binary to the counts
+        header = f"diff --git {git_quoted('a/' + old.decode('utf-8', 'surrogateescape'))} {git_quoted('b/' + path)}"
+        headers[header.encode("utf-8", "surrogateescape")] = path
+    by_file = _added_line_numbers(output[position + 1:] if counts else b"", headers)
+    changed = {}
+    for path, count in counts.items():
+        numbers = by_file.get(path, [])
+        if count is not None and count != len(numbers):
+            raise UsageError(f"git diff: its line counts for {for_terminal(path)} do not match its patch; "
+                             "cannot tell which lines are new")
+        changed[path] = frozenset(numbers)
     return changed
 
 
-def _added_line_numbers(patch: bytes) -> list[int]:
-    """The new-side line number of every `+` line of every hunk, in patch order."""
-    numbers: list[int] = []
+def _added_line_numbers(patch: bytes, headers: dict[bytes, str]) -> dict[str, list[int]]:
+    """The new-side line number of every `+` line of every hunk, by the file whose header
+    (one of `headers`) the hunk follows."""
+    numbers: dict[str, list[int]] = {}
+    current: list[int] | None = None
     lines = iter(patch.split(b"\n"))
     for line in lines:
+        if line.startswith(FILE_HEADER):
+            path = headers.get(line)
+            if path is None:
+                raise UsageError("git diff: a file of its patch is not one of its counts; cannot tell which lines are new")
+            current = numbers.setdefault(path, [])
+            continue
         hunk = HUNK_HEADER.match(line)
         if hunk is None:
-            continue  # a file's header
+            continue  # the rest of a file's header
+        if current is None:
+            raise UsageError("git diff: its patch has a hunk before any file; cannot tell which lines are new")
         old, new = int(hunk.group(1) or 1), int(hunk.group(3) or 1)
         number = int(hunk.group(2))
         while old > 0 or new > 0:
@@ -126,7 +155,7 @@ def _added_line_numbers(patch: bytes) -> list[int]:
             if body is None:
                 raise UsageError("git diff: its patch ends inside a hunk; cannot tell which lines are new")
             if body.startswith(b"+"):
-                numbers.append(number)
+                current.append(number)
                 number, new = number + 1, new - 1
             elif body.startswith(b"-"):
                 old -= 1
@@ -140,8 +169,9 @@ def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
 
     None for a file the index does not hold (untracked, or only intended to
     be added), so the analysis sees exactly what `git commit` would record.
-    A file with unresolved conflicts is left as the work tree has it: git
-    commits nothing until they are resolved.
+    A file git stores converted (a `working-tree-encoding` attribute) is
+    judged as stored.  A file with unresolved conflicts is left as the work
+    tree has it: git commits nothing until they are resolved.
     """
     purpose = "--staged"
     raw = _git(root, purpose, "diff", "--raw", "-z", "--no-abbrev", "--no-renames", "--ignore-submodules=all",
@@ -160,6 +190,7 @@ def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
                 blobs[path] = index_object.decode()
             else:
                 overlay[path] = None
+    blobs.update(_converted(root, purpose, lambda path: wanted(path) and path not in overlay and path not in blobs))
     for path in unmerged:
         overlay.pop(path, None)
         blobs.pop(path, None)
@@ -169,6 +200,28 @@ def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
         path for path in untracked.decode("utf-8", "surrogateescape").split("\0") if path and wanted(path)
     ))
     return overlay
+
+
+def _converted(root: Path, purpose: str, wanted: Callable[[str], bool]) -> dict[str, str]:
+    """path -> index blob of each wanted file git stores converted (CONVERTING_ATTRIBUTES): its
+    work-tree bytes are not what is committed even when git calls the two the same."""
+    entries = {}
+    for entry in _git(root, purpose, "ls-files", "-z", "-s").split(b"\0"):
+        fields, _, name = entry.partition(b"\t")
+        mode, blob, stage = (fields.split(b" ") + [b"", b""])[:3]
+        path = name.decode("utf-8", "surrogateescape")
+        if name and stage == b"0" and mode in REGULAR_FILE_MODES and wanted(path):
+            entries[path] = blob.decode("ascii")
+    if not entries:
+        return {}
+    asked = b"".join(path.encode("utf-8", "surrogateescape") + b"\0" for path in entries)
+    answer = _git(root, purpose, "check-attr", "-z", "--stdin", *CONVERTING_ATTRIBUTES, input=asked).split(b"\0")
+    converted = {}
+    for name, _, value in zip(answer[0::3], answer[1::3], answer[2::3]):
+        path = name.decode("utf-8", "surrogateescape")
+        if value not in (b"unspecified", b"unset") and path in entries:
+            converted[path] = entries[path]
+    return converted
 
 
 def _read_blobs(root: Path, blobs: dict[str, str], purpose: str) -> dict[str, bytes | None]:
@@ -204,7 +257,8 @@ def _names(objects) -> bytes:
 
 
 def _merge_parents(root: Path, purpose: str) -> list[str]:
-    """HEAD and, during a merge, each MERGE_HEAD: the parents `git commit` would record."""
+    """HEAD and, during a merge, each MERGE_HEAD: the parents `git commit` would record, each
+    once (a commit named twice, or HEAD itself, is one parent), at most MAX_MERGE_PARENTS."""
     head = _commit(root, "HEAD")
     if head is None:
         return []
@@ -213,13 +267,18 @@ def _merge_parents(root: Path, purpose: str) -> list[str]:
         named = read_regular_file(root / merge_head, MAX_MERGE_HEAD_BYTES).decode("ascii", "replace").split()
     except UnreadableFile:
         named = []  # no merge in progress
-    merged = []
+    named = list(dict.fromkeys(named))
+    if len(named) >= MAX_MERGE_PARENTS:
+        raise UsageError(f"{purpose}: MERGE_HEAD names {len(named)} commits; kvmlint reads a merge of at most "
+                         f"{MAX_MERGE_PARENTS} parents")
+    parents = [head]
     for name in named:
         commit = _commit(root, name)
         if commit is None:
-            raise UsageError(f"{purpose}: MERGE_HEAD names {name[:64]}, which is not a commit here")
-        merged.append(commit)
-    return [head, *merged]
+            raise UsageError(f"{purpose}: MERGE_HEAD names {for_terminal(name[:64])}, which is not a commit here")
+        if commit not in parents:
+            parents.append(commit)
+    return parents
 
 
 def _merge_base(root: Path, base_ref: str, purpose: str) -> str:

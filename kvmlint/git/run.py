@@ -8,7 +8,10 @@ editors, and the transports of a lazy fetch from a promisor remote.  kvmlint
 needs file lists, diffs, blobs and, for `fix --commit`, commits of its own:
 every command runs with all of those switched off by command-line
 configuration (which outranks every file), submodules left alone, no network
-transport allowed, and a bound on how long git may take.  A signed commit
+transport allowed, and bounds on how long git may take and how much it may
+print.  Before the first command in a tree, the configuration files git will
+read for it are checked (`repository.require_readable_configuration`): none
+may be a FIFO or a device git would wait on or read without end.  A signed commit
 uses signing programs from the user's own (global or system) configuration
 only (`signing_options`).
 """
@@ -16,11 +19,22 @@ only (`signing_options`).
 from __future__ import annotations
 
 import os
+import selectors
 import subprocess
+import time
+from functools import lru_cache
 from pathlib import Path
 
-# A git that has not answered by then is stuck (a FIFO as .git/index, a dead network mount).
+from kvmlint.errors import UsageError
+from kvmlint.git.repository import require_readable_configuration
+
+# A git that has not answered by then is stuck (a FIFO as .git/index, a dead network mount);
+# KVMLINT_GIT_TIMEOUT_SECONDS gives a slow file system more.
 GIT_TIMEOUT_SECONDS = 120
+# More than any diff or set of blobs kvmlint reads (a source file is at most 8 MiB): git is
+# reading something without end.
+MAX_OUTPUT_BYTES = 512 << 20
+MAX_ERROR_BYTES = 64 << 10
 # The programs git signs (and verifies) with; gpg.program is the older name of gpg.openpgp.program.
 SIGNING_PROGRAMS = {
     "gpg.program": "gpg",
@@ -37,6 +51,9 @@ SAFE_OPTIONS = (
     "-c", "core.hooksPath=" + os.devnull,
     "-c", "diff.external=",
     "-c", "core.quotePath=false",
+    # no file of the configuration's choosing read for what does not change kvmlint's answer
+    "-c", "diff.orderFile=" + os.devnull,
+    "-c", "log.mailmap=false",
     # no signature made or checked, and no signing program of the repository's, should one be asked for
     "-c", "commit.gpgSign=false",
     "-c", "tag.gpgSign=false",
@@ -71,14 +88,15 @@ SAFE_STATUS_OPTIONS = ("--ignore-submodules=all",)
 
 
 class GitError(Exception):
-    """git is missing, stuck or failed; the message says which, in one line."""
+    """git is missing or cannot run; the message says which, in one line.  A git that is stuck,
+    or prints without end, is a UsageError: no caller goes on without it."""
 
 
 def run_git(root: Path, *args: str, input: bytes | None = None,
             index_file: Path | None = None) -> subprocess.CompletedProcess:
     """`git ARGS` run in `root`, whatever its exit status; GitError when git cannot run.
     With `index_file`, git reads and writes that index instead of the repository's."""
-    return _run(["git", *SAFE_OPTIONS, *_filter_overrides(root), *args], root, input, index_file)
+    return _run(["git", *SAFE_OPTIONS, *_repository_options(root), *args], root, input, index_file)
 
 
 def git_output(root: Path, *args: str) -> bytes:
@@ -99,6 +117,7 @@ def user_settings(root: Path, pattern: str, kind: str | None = None) -> list[tup
     prints them; `kind` ("bool", ...) has git normalise the values.
     """
     typed = [f"--type={kind}"] if kind else []
+    _repository_options(root)  # git reads the repository's configuration too: checked first
     result = _run(["git", *SAFE_OPTIONS, "config", "--show-scope", "--null", *typed, "--get-regexp", pattern], root)
     records = result.stdout.decode("utf-8", "surrogateescape").split("\0") if result.returncode == 0 else []
     settings = []
@@ -124,14 +143,22 @@ def signing_options(root: Path) -> list[str]:
     return [option for name, value in programs.items() for option in ("-c", f"{name}={value}")]
 
 
-def _filter_overrides(root: Path) -> list[str]:
+@lru_cache(maxsize=16)
+def _repository_options(root: Path) -> tuple[str, ...]:
+    """The options every git command in `root` gets after SAFE_OPTIONS, once the files git
+    reads for its configuration are checked (require_readable_configuration)."""
+    checked = require_readable_configuration(root)
+    return (*checked, *_filter_overrides(root, checked))
+
+
+def _filter_overrides(root: Path, checked: list[str]) -> list[str]:
     """`-c filter.NAME.clean=` (and smudge, process, required) for every filter the configuration defines.
 
     A clean filter runs whenever git reads a work-tree file for a diff, and
     only configuration naming it can switch it off; a filter marked required
     would then stop git instead.  Reading configuration runs nothing.
     """
-    result = _run(["git", *SAFE_OPTIONS, "config", "--null", "--name-only", "--get-regexp", r"^filter\."], root)
+    result = _run(["git", *SAFE_OPTIONS, *checked, "config", "--null", "--name-only", "--get-regexp", r"^filter\."], root)
     names = result.stdout.decode("utf-8", "surrogateescape").split("\0") if result.returncode == 0 else []
     drivers = {name.rsplit(".", 1)[0] for name in names if name.count(".") >= 2}
     options = []
@@ -145,22 +172,98 @@ def _filter_overrides(root: Path) -> list[str]:
 
 def _run(command: list[str], root: Path, input: bytes | None = None,
          index_file: Path | None = None) -> subprocess.CompletedProcess:
+    """`command`, its output read as it comes, at most MAX_OUTPUT_BYTES of it, within the timeout:
+    a git stuck or reading without end stops kvmlint with one line (UsageError)."""
     environment = {**os.environ, **ENVIRONMENT}
     if index_file is not None:
         environment["GIT_INDEX_FILE"] = str(index_file)
+    timeout = _timeout()
     try:
-        return subprocess.run(
+        process = subprocess.Popen(
             command,
             cwd=root,
-            capture_output=True,
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            timeout=GIT_TIMEOUT_SECONDS,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=environment,
         )
     except FileNotFoundError:
         raise GitError("git was not found") from None
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git did not answer within {GIT_TIMEOUT_SECONDS} s") from None
     except OSError as error:
         raise GitError(f"git cannot be run ({error.strerror or error})") from None
+    with process:
+        try:
+            stdout, stderr = _communicate(process, input, time.monotonic() + timeout)
+        except _Unbounded as why:
+            process.kill()
+            process.wait()
+            raise UsageError(f"git {_subcommand(command)} in {root}: {why}") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+class _Unbounded(Exception):
+    """git took too long, or printed too much."""
+
+
+def _communicate(process: subprocess.Popen, input: bytes | None, deadline: float) -> tuple[bytes, bytes]:
+    """What `process` prints, with `input` written to it, by `deadline`."""
+    output = {process.stdout: [], process.stderr: []}
+    sizes = dict.fromkeys(output, 0)
+    pending = memoryview(input or b"")
+    with selectors.DefaultSelector() as selector:
+        if process.stdin is not None:
+            os.set_blocking(process.stdin.fileno(), False)
+            selector.register(process.stdin, selectors.EVENT_WRITE)
+        for stream in output:
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Unbounded(f"did not answer within {_timeout():g} s")
+            for key, _ in selector.select(remaining):
+                stream = key.fileobj
+                if stream is process.stdin:
+                    try:
+                        pending = pending[os.write(stream.fileno(), pending[:1 << 16]):]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        pending = pending[:0]  # git stopped reading; its exit status says why
+                    if not pending:
+                        selector.unregister(stream)
+                        stream.close()
+                    continue
+                chunk = os.read(stream.fileno(), 1 << 16)
+                if not chunk:
+                    selector.unregister(stream)
+                    continue
+                sizes[stream] += len(chunk)
+                if stream is process.stdout:
+                    if sizes[stream] > MAX_OUTPUT_BYTES:
+                        raise _Unbounded(f"printed more than {MAX_OUTPUT_BYTES >> 20} MiB")
+                    output[stream].append(chunk)
+                elif sizes[stream] <= MAX_ERROR_BYTES:
+                    output[stream].append(chunk)
+    try:
+        process.wait(max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        raise _Unbounded(f"did not answer within {_timeout():g} s") from None
+    return b"".join(output[process.stdout]), b"".join(output[process.stderr])
+
+
+def _timeout() -> float:
+    try:
+        return max(float(os.environ.get("KVMLINT_GIT_TIMEOUT_SECONDS", GIT_TIMEOUT_SECONDS)), 1.0)
+    except ValueError:
+        return GIT_TIMEOUT_SECONDS
+
+
+def _subcommand(command: list[str]) -> str:
+    """The git command's name, after its options (`-c NAME=VALUE` takes two words)."""
+    words = iter(command[1:])
+    for word in words:
+        if word == "-c":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return "command"
