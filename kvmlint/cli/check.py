@@ -55,7 +55,7 @@ def check(
     from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
     from kvmlint.reporters import Report, render, render_statistics, write_atomically
     from kvmlint.scope.cache import is_build_file
-    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
     from kvmlint.store import Store
 
     started = time.perf_counter()
@@ -81,8 +81,9 @@ def check(
             return {}
         return index_overlay(root, lambda path: path.endswith(suffixes) or is_build_file(path))
 
-    sources = discover(list(paths), tuple(exclude) or config.exclude, suffixes=suffixes,
-                       overlay=staged_content if staged else None)
+    # The rules see the whole checkout; the paths named, the exclusions and the change only filter the report.
+    sources = discover(list(paths), suffixes=suffixes, overlay=staged_content if staged else None, whole_tree=True)
+    excluded = tuple(exclude) or config.exclude
     if diff_base:
         changes = changes_since(sources.root, diff_base)
 
@@ -101,7 +102,8 @@ def check(
                     f"(stash the unstaged changes to judge exactly what is committed)")
 
     def without_ignored(findings: list[Finding]) -> list[Finding]:
-        return [f for f in findings if f.code not in config.ignored_codes(f.path)]
+        return [f for f in findings if sources.names(f.path) and not is_excluded(f.path, excluded)
+                and f.code not in config.ignored_codes(f.path)]
 
     def in_change(findings: list[Finding]) -> list[Finding]:
         if changes is None:
