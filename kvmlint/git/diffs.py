@@ -25,7 +25,7 @@ from typing import Callable
 
 from kvmlint.errors import UsageError
 from kvmlint.files import MAX_FILE_BYTES, Overlay, UnreadableFile, read_regular_file
-from kvmlint.git.run import SAFE_DIFF_OPTIONS, GitError, git_output, run_git
+from kvmlint.git.run import SAFE_DIFF_OPTIONS, GitError, PrivateIndex, git_output, run_git
 
 HUNK_HEADER = re.compile(rb"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # `git diff` printing each file's added and deleted line counts, NUL-terminated with the name verbatim,
@@ -135,17 +135,19 @@ def _added_line_numbers(patch: bytes) -> list[int]:
     return numbers
 
 
-def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
+def index_overlay(root: Path, wanted: Callable[[str], bool], purpose: str = "--staged",
+                  private: PrivateIndex | None = None) -> Overlay:
     """The index's content of each wanted file where the work tree holds something else.
 
     None for a file the index does not hold (untracked, or only intended to
     be added), so the analysis sees exactly what `git commit` would record.
     A file with unresolved conflicts is left as the work tree has it: git
-    commits nothing until they are resolved.
+    commits nothing until they are resolved.  With `private`, the index is
+    that one (a commit's or a patched tree, see series.py) instead of the
+    repository's.
     """
-    purpose = "--staged"
     raw = _git(root, purpose, "diff", "--raw", "-z", "--no-abbrev", "--no-renames", "--ignore-submodules=all",
-               "--relative", *SAFE_DIFF_OPTIONS)
+               "--relative", *SAFE_DIFF_OPTIONS, private=private)
     fields = raw.split(b"\0")
     overlay: dict[str, bytes | None] = {}
     blobs: dict[str, str] = {}
@@ -163,21 +165,23 @@ def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
     for path in unmerged:
         overlay.pop(path, None)
         blobs.pop(path, None)
-    overlay.update(_read_blobs(root, blobs, purpose))
-    untracked = _git(root, purpose, "ls-files", "-z", "--others", "--exclude-standard")
+    overlay.update(_read_blobs(root, blobs, purpose, private))
+    untracked = _git(root, purpose, "ls-files", "-z", "--others", "--exclude-standard", private=private)
     overlay.update(dict.fromkeys(
         path for path in untracked.decode("utf-8", "surrogateescape").split("\0") if path and wanted(path)
     ))
     return overlay
 
 
-def _read_blobs(root: Path, blobs: dict[str, str], purpose: str) -> dict[str, bytes | None]:
+def _read_blobs(root: Path, blobs: dict[str, str], purpose: str,
+                private: PrivateIndex | None = None) -> dict[str, bytes | None]:
     """path -> the bytes of its blob; None for one too large to be a source anyone edits (the
     source stage skips such files too), which is not read at all."""
     if not blobs:
         return {}
     sizes = {}
-    checked = _git(root, purpose, "cat-file", "--batch-check=%(objectname) %(objectsize)", input=_names(blobs.values()))
+    checked = _git(root, purpose, "cat-file", "--batch-check=%(objectname) %(objectsize)", input=_names(blobs.values()),
+                   private=private)
     for line in checked.splitlines():
         name, _, size = line.decode("ascii", "replace").partition(" ")
         sizes[name] = int(size) if size.isdigit() else None  # "NAME missing"
@@ -186,7 +190,8 @@ def _read_blobs(root: Path, blobs: dict[str, str], purpose: str) -> dict[str, by
         raise UsageError(f"{purpose}: git cat-file: the staged content of {missing} is missing from the repository")
     readable = {path: name for path, name in blobs.items() if sizes[name] <= MAX_FILE_BYTES}
     overlay: dict[str, bytes | None] = dict.fromkeys(path for path in blobs if path not in readable)
-    contents = _git(root, purpose, "cat-file", "--batch", input=_names(readable.values())) if readable else b""
+    contents = (_git(root, purpose, "cat-file", "--batch", input=_names(readable.values()), private=private)
+                if readable else b"")
     position = 0
     for path in readable:
         header_end = contents.find(b"\n", position)
@@ -222,14 +227,17 @@ def _merge_parents(root: Path, purpose: str) -> list[str]:
     return [head, *merged]
 
 
-def _merge_base(root: Path, base_ref: str, purpose: str) -> str:
+def _merge_base(root: Path, base_ref: str, purpose: str, tip: str | None = None) -> str:
+    """Where the branch at `tip` (HEAD when not given) left `base_ref`: their merge base."""
+    named = "" if tip is None else f"{base_ref}: "  # a range names two commits: say which one is missing
     base = _commit(root, base_ref)
     if base is None:
-        hint = f": {SHALLOW_HINT}" if _is_shallow(root) else ""
-        raise UsageError(f"{purpose}: no such commit{hint}")
-    head = _commit(root, "HEAD")
+        raise UsageError(f"{purpose}: {named}no such commit{_shallow_hint(root)}")
+    head = _commit(root, tip or "HEAD")
     if head is None:
-        raise UsageError(f"{purpose}: HEAD has no commit yet")
+        raise UsageError(f"{purpose}: HEAD has no commit yet" if tip is None
+                         else f"{purpose}: {tip}: no such commit{_shallow_hint(root)}")
+    tip = tip or "HEAD"
     try:
         result = run_git(root, "merge-base", base, head)
     except GitError as error:
@@ -239,10 +247,14 @@ def _merge_base(root: Path, base_ref: str, purpose: str) -> str:
         return merge_base
     if result.returncode == 1 and not result.stderr.strip():
         if _is_shallow(root):
-            raise UsageError(f"{purpose}: the merge base with HEAD is not here, {SHALLOW_HINT}")
-        raise UsageError(f"{purpose}: no history in common with HEAD")
+            raise UsageError(f"{purpose}: the merge base with {tip} is not here, {SHALLOW_HINT}")
+        raise UsageError(f"{purpose}: no history in common with {tip}")
     message = result.stderr.decode("utf-8", "replace").strip().splitlines()
     raise UsageError(f"{purpose}: {message[0] if message else f'git merge-base: exit status {result.returncode}'}")
+
+
+def _shallow_hint(root: Path) -> str:
+    return f": {SHALLOW_HINT}" if _is_shallow(root) else ""
 
 
 def _commit(root: Path, revision: str) -> str | None:
@@ -271,9 +283,10 @@ def _require_work_tree(root: Path, purpose: str) -> None:
         raise UsageError(f"{purpose}: not in a git work tree ({root})")
 
 
-def _git(root: Path, purpose: str, *args: str, input: bytes | None = None) -> bytes:
+def _git(root: Path, purpose: str, *args: str, input: bytes | None = None,
+         private: PrivateIndex | None = None) -> bytes:
     try:
-        result = run_git(root, *args, input=input)
+        result = run_git(root, *args, input=input, private=private)
     except GitError as error:
         raise UsageError(f"{purpose}: {error}") from None
     if result.returncode != 0:
