@@ -35,6 +35,8 @@ from kvmlint.git.run import GitError, PrivateIndex, run_git
 # A series larger than this is not one anyone mails.
 MAX_SERIES_BYTES = 64 * 1024 * 1024
 MAX_SUBJECT_CHARS = 100
+# The repository's index, copied for its file stats: current QEMU's is about 1 MiB.
+MAX_INDEX_BYTES = 256 * 1024 * 1024
 # `A..B` or `A...B`: both mean what B changed since it left A (`git diff A...B`); an empty side is HEAD.
 RANGE = re.compile(r"^(.*?)\.\.\.?(.*)$")
 # Pinned for `git apply`: the repository's apply.* settings do not decide what applies.
@@ -122,13 +124,21 @@ def _private_index(root: Path, purpose: str) -> Iterator[tuple[PrivateIndex, Pat
 
 
 def _start_at(root: Path, commit: str, private: PrivateIndex, purpose: str) -> None:
-    """The private index holds `commit`'s tree, with the work tree's file stats (so later diffs
-    against the work tree do not read every file again)."""
-    _git(root, purpose, "read-tree", commit, private=private)
-    try:  # exit status 1 names the files the work tree changed: they are what the overlay is for
-        run_git(root, "update-index", "-q", "--refresh", private=private)
-    except GitError as error:
-        raise UsageError(f"{purpose}: {error}") from None
+    """The private index holds `commit`'s tree, with the work tree's file stats (so later diffs against
+    the work tree do not read every file again).  It starts as a copy of the repository's index, whose
+    stats `read-tree --reset` keeps for every entry the commit holds unchanged; without one (or when
+    git will not read the copy), every file is looked at once."""
+    index = _git(root, purpose, "rev-parse", "--git-path", "index").decode("utf-8", "surrogateescape").strip("\n")
+    try:
+        private.index_file.write_bytes(read_regular_file(root / index, MAX_INDEX_BYTES))
+        seeded = _run(root, purpose, "read-tree", "--reset", commit, private=private).returncode == 0
+    except (UnreadableFile, OSError):
+        seeded = False
+    if not seeded:
+        private.index_file.unlink(missing_ok=True)
+        _git(root, purpose, "read-tree", commit, private=private)
+    # exit status 1 names the files the work tree changed: they are what the overlay is for
+    _run(root, purpose, "update-index", "-q", "--refresh", private=private)
 
 
 def _split(root: Path, series: bytes, folder: Path, purpose: str) -> list[tuple[str, Path]]:
