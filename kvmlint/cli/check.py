@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -20,7 +21,11 @@ STAGED_HELP = ("Only findings on lines the staged change adds or modifies (the p
                "(HEAD and MERGE_HEAD) count: what the merge itself brings, such as conflict resolutions.  With "
                "nothing staged, the given PATHS whole.")
 DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its merge base with HEAD), uncommitted "
-                  "edits included, judged on the work tree.")
+                  "edits included, judged on the work tree.  A range A..B (or A...B): the lines B changed since it "
+                  "left A, judged on B's content.")
+PATCH_HELP = ("Review a patch or series (mbox or `git format-patch` output; - reads standard input): each patch is "
+              "applied in memory on --base, and only the findings on the lines it adds are reported, each naming "
+              "its patch.  The work tree and the index are not touched.")
 
 
 @click.command()
@@ -32,7 +37,9 @@ DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its
 @click.option("--format", "format_name", type=click.Choice(FORMATS), default=None, help="Output format [default: text].")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report to FILE (atomically) instead of standard output.")
 @click.option("--staged", is_flag=True, help=STAGED_HELP)
-@click.option("--diff-base", metavar="REF", default=None, help=DIFF_BASE_HELP)
+@click.option("--diff-base", metavar="REF|A..B", default=None, help=DIFF_BASE_HELP)
+@click.option("--patch", metavar="FILE|-", default=None, help=PATCH_HELP)
+@click.option("--base", metavar="REV", default=None, help="With --patch: the commit the series applies to [default: HEAD].")
 @click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
@@ -43,26 +50,28 @@ DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its
 @click.option("--verbose", "-v", is_flag=True, help="List every warning, the time per phase and what --staged/--diff-base left out.")
 @click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def check(
-    paths, selected, extended, ignored, exclude, format_name, output_file, staged, diff_base, show_suppressed, strict,
-    exit_zero, statistics, jobs, era, quiet, verbose, no_cache,
+    paths, selected, extended, ignored, exclude, format_name, output_file, staged, diff_base, patch, base,
+    show_suppressed, strict, exit_zero, statistics, jobs, era, quiet, verbose, no_cache,
 ) -> None:
     """Report findings in PATHS (files or directories; default: .).
 
     Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
     above the checked tree; options given here override them."""
-    from kvmlint.analysis import analyse, run_rules
     from kvmlint.cli.config import load_config
-    from kvmlint.cli.progress import Progress, wanted as progress_wanted
+    from kvmlint.files import Overlay
     from kvmlint.findings import Finding
     from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
+    from kvmlint.git.series import TreeState, is_range, patch_states, range_state, read_series
     from kvmlint.reporters import Report, render, render_statistics, write_atomically
     from kvmlint.scope.cache import is_build_file
-    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root
+    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
     from kvmlint.store import Store
 
     started = time.perf_counter()
-    if staged and diff_base:
-        raise UsageError("--staged and --diff-base cannot be combined")
+    if sum(map(bool, (staged, diff_base, patch))) > 1:
+        raise UsageError("--staged, --diff-base and --patch cannot be combined")
+    if base is not None and patch is None:
+        raise UsageError("--base goes with --patch")
     config = load_config(find_root(Path(os.path.commonpath([os.path.abspath(p) for p in paths or ["."]]))))
     format_name = format_name or config.format or "text"
     output_named_by_user = output_file is not None  # else the tree's configuration names it
@@ -73,7 +82,14 @@ def check(
         ([] if selected else list(config.extend_select)) + split_words(extended),  # --select replaces both
     )
     suffixes = C_SUFFIXES + PYTHON_SUFFIXES  # Python files too: KVM006 reads QEMU's functional tests
+
+    def wanted(path: str) -> bool:
+        return path.endswith(suffixes) or is_build_file(path)
+
     changes = None
+    series = read_series(patch) if patch is not None else None
+    reviewed = series is not None or (diff_base is not None and is_range(diff_base))
+    states: list[TreeState] = []  # --patch, --diff-base A..B: the trees judged instead of the work tree
 
     def staged_content(root: Path) -> dict:
         """--staged: the change's lines, and the index's content where the work tree differs."""
@@ -83,37 +99,69 @@ def check(
             # Nothing staged (`pre-commit run --all-files`, `--files`): judge the given files whole, as they are.
             changes = None
             return {}
-        return index_overlay(root, lambda path: path.endswith(suffixes) or is_build_file(path))
+        return index_overlay(root, wanted)
 
-    sources = discover(list(paths), tuple(exclude) or config.exclude, suffixes=suffixes,
-                       overlay=staged_content if staged else None)
-    if diff_base:
+    def reviewed_content(root: Path) -> Overlay:
+        """--patch, --diff-base A..B: the first tree's content where the work tree differs (the others follow)."""
+        if series is not None:
+            states.extend(patch_states(root, series, base or "HEAD", wanted, f"--patch {patch}"))
+        else:
+            states.append(range_state(root, diff_base, wanted, f"--diff-base {diff_base}"))
+        return states[0].overlay
+
+    # The rules see the whole checkout; the paths named, the exclusions and the change only filter the report.
+    sources = discover(list(paths), suffixes=suffixes, whole_tree=True,
+                       overlay=staged_content if staged else reviewed_content if reviewed else None)
+    excluded = tuple(exclude) or config.exclude
+    if diff_base and not reviewed:
         changes = changes_since(sources.root, diff_base)
+    judged = [(sources, TreeState({}, changes) if changes is not None else None)]
+    if states:  # one analysis per patch, each of the tree that patch leaves
+        later = [discover(list(paths), suffixes=suffixes, whole_tree=True, overlay=lambda _root, state=state: state.overlay)
+                 for state in states[1:]]
+        judged = list(zip([sources, *later], states))
 
-    progress = Progress("parsing") if progress_wanted() and not quiet else None
-    try:
-        cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn)
-        analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, on_progress=progress, cache=cache)
-    finally:
-        if progress is not None:
-            progress.close()
-    result = run_rules(analysis, selections)
-    if not quiet:
-        _print_warnings(analysis, verbose)
-        for path in sorted(filter(is_build_file, sources.overlay)):
-            stderr(f"warning: {path}: not as staged; scopes are read from the work tree's version of it "
-                    f"(stash the unstaged changes to judge exactly what is committed)")
+    def reported(found: list[Finding], named) -> list[Finding]:
+        """What the command reports: in the named paths, neither excluded nor ignored."""
+        return [f for f in sorted(found, key=Finding.sort_key) if named(f.path)
+                and not is_excluded(f.path, excluded) and f.code not in config.ignored_codes(f.path)]
 
-    def without_ignored(findings: list[Finding]) -> list[Finding]:
-        return [f for f in findings if f.code not in config.ignored_codes(f.path)]
+    def in_change(found: list[Finding], state: TreeState | None, before: set) -> list[Finding]:
+        """Of those, the ones the change introduces, each naming its patch: on the lines it adds or, in a
+        series, on lines an earlier patch added that make a finding only once this one is applied (a helper
+        whose callers come later).  `before`: the findings of the tree the patch applies to."""
 
-    def in_change(findings: list[Finding]) -> list[Finding]:
-        if changes is None:
-            return findings
-        return [f for f in findings if changes.touches(f.path, f.line, f.end_line)]
+        def introduced(f: Finding) -> bool:
+            if state is None or state.changes.touches(f.path, f.line, f.end_line):
+                return True
+            return (state.series_changes is not None and state.series_changes.touches(f.path, f.line, f.end_line)
+                    and _identity(f) not in before)
 
-    candidates = without_ignored(result.findings + (result.unused_suppressions if strict else []))
-    findings = in_change(sorted(candidates, key=Finding.sort_key))
+        kept = [f for f in found if introduced(f)]
+        return [replace(f, message=f"{state.label}: {f.message}") for f in kept] if state and state.label else kept
+
+    cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn)
+    findings, suppressed, warnings, left_out, overlay, before = [], [], {}, 0, {}, set()
+    for judged_sources, state in judged:
+        analysis, result = _judge(judged_sources, selections, jobs or config.jobs, era or config.era, cache, quiet)
+        if not quiet:
+            warnings.update(dict.fromkeys(_warnings(analysis, verbose)))
+            as_judged = "not as patched" if reviewed else "not as staged"
+            warnings.update(dict.fromkeys(
+                f"warning: {path}: {as_judged}; scopes are read from the work tree's version of it"
+                + ("" if reviewed else " (stash the unstaged changes to judge exactly what is committed)")
+                for path in sorted(filter(is_build_file, judged_sources.overlay))
+            ))
+
+        candidates = reported(result.findings + (result.unused_suppressions if strict else []), judged_sources.names)
+        introduced = in_change(candidates, state, before)
+        findings += introduced
+        left_out += len(candidates) - len(introduced)
+        suppressed += in_change(reported(result.suppressed, judged_sources.names), state, before)
+        overlay.update(judged_sources.overlay)
+        before = {_identity(f) for f in result.findings + result.suppressed}
+    for line in warnings:
+        stderr(line)
     report = Report(
         findings=findings,
         root=sources.root,
@@ -122,9 +170,9 @@ def check(
         parsed=len(analysis.facts),
         seconds=time.perf_counter() - started,
         color=format_name == "text" and not output_file and use_color(sys.stdout),
-        suppressed=tuple(in_change(without_ignored(result.suppressed))),
+        suppressed=tuple(suppressed),
         show_suppressed=show_suppressed,
-        overlay=sources.overlay,
+        overlay=overlay,
     )
     output = render(format_name, report)
     if statistics and format_name == "text":
@@ -141,8 +189,8 @@ def check(
     if verbose:
         if config.source:
             stderr(f"config: {config.source}")
-        if changes is not None:
-            stderr(f"{len(candidates) - len(findings)} finding(s) outside the changed lines not reported")
+        if staged or diff_base or patch:
+            stderr(f"{left_out} finding(s) outside the changed lines not reported")
         extraction = analysis.extraction
         stderr(f"read {extraction.files_read} files ({extraction.bytes_read / 1e6:.1f} MB), {len(analysis.facts)} with facts: "
                 f"{extraction.parsed} parsed, {extraction.from_cache} from the cache")
@@ -151,14 +199,34 @@ def check(
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else 0)
 
 
-def _print_warnings(analysis, verbose: bool) -> None:
+def _identity(finding) -> tuple:
+    """A finding as the next patch of a series still has it, wherever its lines moved."""
+    return (finding.code, finding.path, finding.function, finding.symbol)
+
+
+def _judge(sources, selections, jobs, era, cache, quiet):
+    """The analysis of `sources` and the rules' result."""
+    from kvmlint.analysis import analyse, run_rules
+    from kvmlint.cli.progress import Progress, wanted as progress_wanted
+
+    progress = Progress("parsing") if progress_wanted() and not quiet else None
+    try:
+        analysis = analyse(sources, jobs=jobs, era=era, on_progress=progress, cache=cache)
+    finally:
+        if progress is not None:
+            progress.close()
+    return analysis, run_rules(analysis, selections)
+
+
+def _warnings(analysis, verbose: bool):
+    """The run's warnings (and with `verbose` its notes), each a line for stderr."""
     from kvmlint.rules.reads import names_rules_read
     from kvmlint.source.extract import MOSTLY_UNPARSEABLE
 
     for path, problem in analysis.extraction.skipped:
-        stderr(f"warning: {path}: {problem}")
+        yield f"warning: {path}: {problem}"
     for build_file, problem in analysis.scope_resolver.warnings:
-        stderr(f"warning: {build_file}: {problem}")
+        yield f"warning: {build_file}: {problem}"
     relevant = None
     for facts in analysis.facts.values():
         for warning in facts.warnings:
@@ -166,8 +234,8 @@ def _print_warnings(analysis, verbose: bool) -> None:
                 relevant = names_rules_read(analysis) if relevant is None else relevant
                 if not any(name in relevant or name.endswith("=") for name in facts.unparsed_names):
                     continue  # nothing a rule reads was lost; --verbose notes the errors
-            stderr(f"warning: {facts.path}: {warning}")
+            yield f"warning: {facts.path}: {warning}"
     if verbose:
         for facts in analysis.facts.values():
             if facts.error_nodes and not any(w.startswith(MOSTLY_UNPARSEABLE) for w in facts.warnings):
-                stderr(f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them")
+                yield f"note: {facts.path}:{facts.first_error_line}: {facts.error_nodes} syntax error(s), analysed around them"

@@ -25,7 +25,7 @@ from typing import Callable
 
 from kvmlint.errors import UsageError
 from kvmlint.files import MAX_FILE_BYTES, Overlay, UnreadableFile, read_regular_file
-from kvmlint.git.run import SAFE_DIFF_OPTIONS, GitError, git_output, run_git
+from kvmlint.git.run import SAFE_DIFF_OPTIONS, GitError, PrivateIndex, git_output, run_git
 from kvmlint.terminal import for_terminal, git_quoted
 
 HUNK_HEADER = re.compile(rb"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -164,18 +164,20 @@ def _added_line_numbers(patch: bytes, headers: dict[bytes, str]) -> dict[str, li
     return numbers
 
 
-def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
+def index_overlay(root: Path, wanted: Callable[[str], bool], purpose: str = "--staged",
+                  private: PrivateIndex | None = None) -> Overlay:
     """The index's content of each wanted file where the work tree holds something else.
 
     None for a file the index does not hold (untracked, or only intended to
     be added), so the analysis sees exactly what `git commit` would record.
     A file git stores converted (a `working-tree-encoding` attribute) is
     judged as stored.  A file with unresolved conflicts is left as the work
-    tree has it: git commits nothing until they are resolved.
+    tree has it: git commits nothing until they are resolved.  With
+    `private`, the index is that one (a commit's or a patched tree, see
+    series.py) instead of the repository's.
     """
-    purpose = "--staged"
     raw = _git(root, purpose, "diff", "--raw", "-z", "--no-abbrev", "--no-renames", "--ignore-submodules=all",
-               "--relative", *SAFE_DIFF_OPTIONS)
+               "--relative", *SAFE_DIFF_OPTIONS, private=private)
     fields = raw.split(b"\0")
     overlay: dict[str, bytes | None] = {}
     blobs: dict[str, str] = {}
@@ -190,23 +192,25 @@ def index_overlay(root: Path, wanted: Callable[[str], bool]) -> Overlay:
                 blobs[path] = index_object.decode()
             else:
                 overlay[path] = None
-    blobs.update(_converted(root, purpose, lambda path: wanted(path) and path not in overlay and path not in blobs))
+    blobs.update(_converted(root, purpose, lambda path: wanted(path) and path not in overlay and path not in blobs,
+                                private))
     for path in unmerged:
         overlay.pop(path, None)
         blobs.pop(path, None)
-    overlay.update(_read_blobs(root, blobs, purpose))
-    untracked = _git(root, purpose, "ls-files", "-z", "--others", "--exclude-standard")
+    overlay.update(_read_blobs(root, blobs, purpose, private))
+    untracked = _git(root, purpose, "ls-files", "-z", "--others", "--exclude-standard", private=private)
     overlay.update(dict.fromkeys(
         path for path in untracked.decode("utf-8", "surrogateescape").split("\0") if path and wanted(path)
     ))
     return overlay
 
 
-def _converted(root: Path, purpose: str, wanted: Callable[[str], bool]) -> dict[str, str]:
+def _converted(root: Path, purpose: str, wanted: Callable[[str], bool],
+               private: PrivateIndex | None = None) -> dict[str, str]:
     """path -> index blob of each wanted file git stores converted (CONVERTING_ATTRIBUTES): its
     work-tree bytes are not what is committed even when git calls the two the same."""
     entries = {}
-    for entry in _git(root, purpose, "ls-files", "-z", "-s").split(b"\0"):
+    for entry in _git(root, purpose, "ls-files", "-z", "-s", private=private).split(b"\0"):
         fields, _, name = entry.partition(b"\t")
         mode, blob, stage = (fields.split(b" ") + [b"", b""])[:3]
         path = name.decode("utf-8", "surrogateescape")
@@ -215,7 +219,8 @@ def _converted(root: Path, purpose: str, wanted: Callable[[str], bool]) -> dict[
     if not entries:
         return {}
     asked = b"".join(path.encode("utf-8", "surrogateescape") + b"\0" for path in entries)
-    answer = _git(root, purpose, "check-attr", "-z", "--stdin", *CONVERTING_ATTRIBUTES, input=asked).split(b"\0")
+    answer = _git(root, purpose, "check-attr", "-z", "--stdin", *CONVERTING_ATTRIBUTES, input=asked,
+                  private=private).split(b"\0")
     converted = {}
     for name, _, value in zip(answer[0::3], answer[1::3], answer[2::3]):
         path = name.decode("utf-8", "surrogateescape")
@@ -224,13 +229,15 @@ def _converted(root: Path, purpose: str, wanted: Callable[[str], bool]) -> dict[
     return converted
 
 
-def _read_blobs(root: Path, blobs: dict[str, str], purpose: str) -> dict[str, bytes | None]:
+def _read_blobs(root: Path, blobs: dict[str, str], purpose: str,
+                private: PrivateIndex | None = None) -> dict[str, bytes | None]:
     """path -> the bytes of its blob; None for one too large to be a source anyone edits (the
     source stage skips such files too), which is not read at all."""
     if not blobs:
         return {}
     sizes = {}
-    checked = _git(root, purpose, "cat-file", "--batch-check=%(objectname) %(objectsize)", input=_names(blobs.values()))
+    checked = _git(root, purpose, "cat-file", "--batch-check=%(objectname) %(objectsize)", input=_names(blobs.values()),
+                   private=private)
     for line in checked.splitlines():
         name, _, size = line.decode("ascii", "replace").partition(" ")
         sizes[name] = int(size) if size.isdigit() else None  # "NAME missing"
@@ -239,7 +246,8 @@ def _read_blobs(root: Path, blobs: dict[str, str], purpose: str) -> dict[str, by
         raise UsageError(f"{purpose}: git cat-file: the staged content of {missing} is missing from the repository")
     readable = {path: name for path, name in blobs.items() if sizes[name] <= MAX_FILE_BYTES}
     overlay: dict[str, bytes | None] = dict.fromkeys(path for path in blobs if path not in readable)
-    contents = _git(root, purpose, "cat-file", "--batch", input=_names(readable.values())) if readable else b""
+    contents = (_git(root, purpose, "cat-file", "--batch", input=_names(readable.values()), private=private)
+                if readable else b"")
     position = 0
     for path in readable:
         header_end = contents.find(b"\n", position)
@@ -281,14 +289,17 @@ def _merge_parents(root: Path, purpose: str) -> list[str]:
     return parents
 
 
-def _merge_base(root: Path, base_ref: str, purpose: str) -> str:
+def _merge_base(root: Path, base_ref: str, purpose: str, tip: str | None = None) -> str:
+    """Where the branch at `tip` (HEAD when not given) left `base_ref`: their merge base."""
+    named = "" if tip is None else f"{base_ref}: "  # a range names two commits: say which one is missing
     base = _commit(root, base_ref)
     if base is None:
-        hint = f": {SHALLOW_HINT}" if _is_shallow(root) else ""
-        raise UsageError(f"{purpose}: no such commit{hint}")
-    head = _commit(root, "HEAD")
+        raise UsageError(f"{purpose}: {named}no such commit{_shallow_hint(root)}")
+    head = _commit(root, tip or "HEAD")
     if head is None:
-        raise UsageError(f"{purpose}: HEAD has no commit yet")
+        raise UsageError(f"{purpose}: HEAD has no commit yet" if tip is None
+                         else f"{purpose}: {tip}: no such commit{_shallow_hint(root)}")
+    tip = tip or "HEAD"
     try:
         result = run_git(root, "merge-base", base, head)
     except GitError as error:
@@ -298,10 +309,14 @@ def _merge_base(root: Path, base_ref: str, purpose: str) -> str:
         return merge_base
     if result.returncode == 1 and not result.stderr.strip():
         if _is_shallow(root):
-            raise UsageError(f"{purpose}: the merge base with HEAD is not here, {SHALLOW_HINT}")
-        raise UsageError(f"{purpose}: no history in common with HEAD")
+            raise UsageError(f"{purpose}: the merge base with {tip} is not here, {SHALLOW_HINT}")
+        raise UsageError(f"{purpose}: no history in common with {tip}")
     message = result.stderr.decode("utf-8", "replace").strip().splitlines()
     raise UsageError(f"{purpose}: {message[0] if message else f'git merge-base: exit status {result.returncode}'}")
+
+
+def _shallow_hint(root: Path) -> str:
+    return f": {SHALLOW_HINT}" if _is_shallow(root) else ""
 
 
 def _commit(root: Path, revision: str) -> str | None:
@@ -330,9 +345,10 @@ def _require_work_tree(root: Path, purpose: str) -> None:
         raise UsageError(f"{purpose}: not in a git work tree ({root})")
 
 
-def _git(root: Path, purpose: str, *args: str, input: bytes | None = None) -> bytes:
+def _git(root: Path, purpose: str, *args: str, input: bytes | None = None,
+         private: PrivateIndex | None = None) -> bytes:
     try:
-        result = run_git(root, *args, input=input)
+        result = run_git(root, *args, input=input, private=private)
     except GitError as error:
         raise UsageError(f"{purpose}: {error}") from None
     if result.returncode != 0:

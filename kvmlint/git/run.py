@@ -22,6 +22,7 @@ import os
 import selectors
 import subprocess
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -92,11 +93,39 @@ class GitError(Exception):
     or prints without end, is a UsageError: no caller goes on without it."""
 
 
+@dataclass(frozen=True)
+class PrivateIndex:
+    """An index and an object directory of kvmlint's own, in a temporary folder.
+
+    git run with them (`run_git(..., private=)`) reads and writes that index
+    instead of the repository's, and writes every new object (an applied
+    patch's blobs, a tree) into that directory, reading the repository's
+    objects through its `info/alternates`: neither the repository's index nor
+    its object store changes.
+    """
+
+    index_file: Path
+    object_directory: Path
+
+    @classmethod
+    def create(cls, folder: Path, repository_objects: Path) -> PrivateIndex:
+        objects = folder / "objects"
+        (objects / "info").mkdir(parents=True)
+        (objects / "info" / "alternates").write_text(f"{repository_objects.resolve()}\n")
+        return cls(folder / "index", objects)
+
+
 def run_git(root: Path, *args: str, input: bytes | None = None,
-            index_file: Path | None = None) -> subprocess.CompletedProcess:
+            index_file: Path | None = None, private: PrivateIndex | None = None) -> subprocess.CompletedProcess:
     """`git ARGS` run in `root`, whatever its exit status; GitError when git cannot run.
-    With `index_file`, git reads and writes that index instead of the repository's."""
-    return _run(["git", *SAFE_OPTIONS, *_repository_options(root), *args], root, input, index_file)
+    With `index_file`, git reads and writes that index instead of the repository's; with `private`,
+    that index and object directory."""
+    if private is not None:
+        index_file = private.index_file
+        # a split index would write its shared part into the repository's git directory
+        args = ("-c", "core.splitIndex=false", *args)
+    return _run(["git", *SAFE_OPTIONS, *_repository_options(root), *args], root, input, index_file,
+                private.object_directory if private is not None else None)
 
 
 def git_output(root: Path, *args: str) -> bytes:
@@ -171,12 +200,14 @@ def _filter_overrides(root: Path, checked: list[str]) -> list[str]:
 
 
 def _run(command: list[str], root: Path, input: bytes | None = None,
-         index_file: Path | None = None) -> subprocess.CompletedProcess:
+         index_file: Path | None = None, object_directory: Path | None = None) -> subprocess.CompletedProcess:
     """`command`, its output read as it comes, at most MAX_OUTPUT_BYTES of it, within the timeout:
     a git stuck or reading without end stops kvmlint with one line (UsageError)."""
     environment = {**os.environ, **ENVIRONMENT}
     if index_file is not None:
         environment["GIT_INDEX_FILE"] = str(index_file)
+    if object_directory is not None:
+        environment["GIT_OBJECT_DIRECTORY"] = str(object_directory)
     timeout = _timeout()
     try:
         process = subprocess.Popen(

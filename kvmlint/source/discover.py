@@ -68,6 +68,13 @@ class SourceSet:
     skipped: tuple[tuple[str, str], ...] = ()  # (path, why) for what discovery could not look into
     listing: TreeListing | None = field(default=None, compare=False, repr=False)  # when the whole tree was walked
     overlay: Overlay = field(default_factory=dict, compare=False, repr=False)  # what is analysed instead of the disk
+    # The root-relative files and folders the command named ("" is the root): what is reported, when the
+    # whole tree is analysed for context.
+    named: tuple[str, ...] = ("",)
+
+    def names(self, relpath: str) -> bool:
+        """Whether `relpath` is, or lies in, a path the command named."""
+        return any(not name or relpath == name or relpath.startswith(name + "/") for name in self.named)
 
 
 @dataclass(frozen=True)
@@ -219,13 +226,19 @@ def _in_build_dir(relpath: str, root: Path, cache: dict[str, bool]) -> bool:
 
 def discover(
     paths: list[str], excludes: tuple[str, ...] = (), suffixes=C_SUFFIXES,
-    overlay: Callable[[Path], Overlay] | None = None,
+    overlay: Callable[[Path], Overlay] | None = None, whole_tree: bool = False,
 ) -> SourceSet:
     """Resolve command-line paths into the files to analyse.
 
     `overlay`, given the checkout's root, says which files to analyse with
     other content than the disk's, or as absent: a file it holds counts even
     when the disk has none, one it says is absent does not.
+
+    With `whole_tree`, the paths found a checkout at, above or below them, and
+    every file of that checkout is analysed: its callers, scopes and era are
+    the context of the named files.  The named paths are then only what the
+    command reports (`SourceSet.named`).  Without a checkout there is no tree
+    to read, and only the named paths are analysed.
     """
     resolved, missing = [], []
     for raw in paths or ["."]:
@@ -242,18 +255,23 @@ def discover(
     display_base = resolved[0] if len(resolved) == 1 and _is_dir(resolved[0]) else None
     if root is None:
         root, resolved = _root_below(common, resolved, skipped)
+    in_checkout = _is_root(root)
     display_base = display_base or root
+    named = tuple(sorted({"" if path == root else path.relative_to(root).as_posix() for path in resolved}))
     contents: Overlay = overlay(root) if overlay is not None else {}
     for raw, path in missing:
         if contents.get(os.path.relpath(path, root).replace(os.sep, "/")) is None:
             raise UsageError(f"{raw}: no such file or directory")
 
+    listed = resolved
+    if whole_tree and in_checkout:
+        listed = [root, *(path for path in resolved if not _is_dir(path))]  # a named file of any suffix counts
     # git's file list only when a folder is to be listed: a pre-commit run names its files
-    in_git = any(_is_dir(path) for path in resolved) and _exists(root / ".git") and _git_files(root)
+    in_git = any(_is_dir(path) for path in listed) and _exists(root / ".git") and _git_files(root)
     selected: set[str] = set()
     build_dir_cache: dict[str, bool] = {}
     listing = None
-    for path in resolved:
+    for path in listed:
         if not _is_dir(path):
             selected.add(path.relative_to(root).as_posix())
             continue
@@ -278,7 +296,7 @@ def discover(
     if excludes:
         selected = {f for f in selected if not is_excluded(f, excludes)}
     return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped),
-                     listing=listing, overlay=contents)
+                     listing=listing, overlay=contents, named=named)
 
 
 def tree_files(root: Path, listing: TreeListing | None = None) -> tuple[list[str], list[tuple[str, str]]]:
