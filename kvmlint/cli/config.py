@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,11 @@ from kvmlint import rules
 from kvmlint.errors import UsageError
 from kvmlint.files import UnreadableFile, read_regular_file
 from kvmlint.reporters import FORMATS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 ERAS = ("2012", "current")
 KEYS = ("select", "extend-select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")

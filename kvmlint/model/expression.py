@@ -103,14 +103,6 @@ MAX_NESTING = 200
 MAX_EXPRESSION_CHARS = 4096
 
 
-@lru_cache(maxsize=1)
-def _parser():
-    import tree_sitter_c
-    from tree_sitter import Language, Parser
-
-    return Parser(Language(tree_sitter_c.language()))
-
-
 def _text(node) -> str:
     return " ".join(node.text.decode("utf-8", "replace").split())
 
@@ -121,7 +113,9 @@ def parse(text: str) -> Node:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise ExpressionError(f"longer than {MAX_EXPRESSION_CHARS} characters: {_excerpt(text)}")
     source = _WRAPPER.format(text).encode("utf-8")
-    tree = _parser().parse(source)
+    from kvmlint.source import c_syntax  # tree-sitter loads when the first expression is read
+
+    tree = c_syntax.parse(source)
     if tree.root_node.has_error:
         raise ExpressionError(f"not a C expression: {_excerpt(text)}")
     declaration = tree.root_node.named_children[0]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import re
-import tomllib
+import sys
 from functools import lru_cache
 from importlib import resources
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 GENERIC = "generic"  # concepts.toml's table of concepts every architecture has
 ARCHES = ("x86", "arm", "ppc", "s390x", "riscv", "loongarch", "mips")

@@ -8,6 +8,7 @@ where None means "any target": the build does not restrict the file.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Optional
 
 # The architectures KVM supports, in the order labels list them.
 ARCH_FAMILIES: tuple[str, ...] = ("x86", "arm", "ppc", "s390x", "riscv", "loongarch", "mips")
@@ -29,7 +30,7 @@ _FAMILY_OF_NAME = {
     "or1k": "openrisc", "or32": "openrisc",
 }
 
-Families = frozenset[str] | None  # None: built for any target
+Families = Optional[frozenset[str]]  # None: built for any target
 
 
 def arch_family(target: str) -> str:

@@ -3,6 +3,8 @@
 Shared by extraction and by every later reader of C (the rename's tree-wide
 scan, the build check's change kinds, the code-mods' edits), so that the tree
 is walked one way everywhere: without recursion, in time linear in the tree.
+It is also the one place that knows which tree-sitter is installed (0.23 on
+Python 3.9, 0.25 on later ones).
 """
 
 from __future__ import annotations
@@ -52,7 +54,26 @@ def parse(data: bytes) -> tree_sitter.Tree:
 
 
 def captures(query_name: str, node: tree_sitter.Node) -> dict[str, list[tree_sitter.Node]]:
-    return tree_sitter.QueryCursor(_queries()[query_name]).captures(node)
+    query = _queries()[query_name]
+    if hasattr(tree_sitter, "QueryCursor"):  # tree-sitter 0.25 on
+        return tree_sitter.QueryCursor(query).captures(node)
+    return query.captures(node)
+
+
+def child_with_descendant(parent: tree_sitter.Node, node: tree_sitter.Node) -> tree_sitter.Node | None:
+    """The child of `parent` that is `node` or holds it; None when there is none, or when it
+    cannot be told by position (tree-sitter 0.23, on a zero-width node)."""
+    if hasattr(parent, "child_with_descendant"):  # tree-sitter 0.24 on
+        return parent.child_with_descendant(node)
+    # 0.23's child_containing_descendant refuses every Node.  A child that holds a node of
+    # any width is the one child whose range holds the node's: siblings do not overlap.
+    if node.start_byte == node.end_byte:
+        return None
+    cursor = parent.walk()
+    if cursor.goto_first_child_for_byte(node.start_byte) is None:
+        return None
+    child = cursor.node
+    return child if child.start_byte <= node.start_byte and node.end_byte <= child.end_byte else None
 
 
 class LineIndex:
@@ -129,7 +150,7 @@ class Ancestry:
         """Descend from the root to `node`, recording each node on the way; False past SHALLOW_DEPTH."""
         parent = self.root
         for _ in range(SHALLOW_DEPTH):
-            child = parent.child_with_descendant(node)
+            child = child_with_descendant(parent, node)
             if child is None:
                 return False  # not reachable this way: the full map finds it
             if child.id not in self._info:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from kvmlint.errors import UsageError
 from kvmlint.files import MAX_FILE_BYTES, Overlay, UnreadableFile, format_size, read_regular_file
@@ -46,7 +47,7 @@ ROOT_SEARCH_DEPTH = 3
 
 
 # A folder's subfolders and files, as a walk saw them; None when it could not be listed.
-FolderEntries = tuple[list[str], list[str]] | None
+FolderEntries = Optional[tuple[list[str], list[str]]]
 
 
 @dataclass(frozen=True)

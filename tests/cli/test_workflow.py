@@ -1,5 +1,7 @@
 """The developer's workflow: exit codes, config, suppressions, --staged/--diff-base, progress."""
 
+from __future__ import annotations
+
 import io
 import json
 import os
