@@ -1,15 +1,20 @@
-"""Reading a file of a tree kvmlint did not write: regular files only, bounded in size.
+"""Reading a file of a tree kvmlint did not write: regular files only, bounded in size; and
+whether a folder or file of it may be written at all.
 
 Every stage and git's layer read the tree's files, build files and
 configuration through here, so a FIFO, a device or a symlink to one, or a file
-that grows without end, is one refusal everywhere.
+that grows without end, is one refusal everywhere.  Every writer (the fix's
+files, journal and lock, the cache, reports and patch series) asks
+`read_only_refusal` first, so a folder or file whose mode says read-only is
+kept as it is also when root runs kvmlint, for whom the system checks no
+permission.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Optional
 
@@ -60,6 +65,44 @@ def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES, follow_symlin
         raise UnreadableFile(f"cannot be read ({error.strerror or error}); skipped") from None
     finally:
         os.close(descriptor)
+
+
+def read_only_refusal(path, shown: Callable[[Path], str] = str) -> str | None:
+    """Why kvmlint must not write `path`, or None when it may.
+
+    A folder is written into; a file is replaced (a new file made beside it
+    and renamed over it); a path that does not exist yet is made, with any
+    folders on its way.  Each needs the owner's write bit of the folder it
+    changes, and a replaced file its own: a bit the user cleared says "keep
+    this", whoever runs kvmlint (root may write anything).  What cannot be
+    looked at is left to the write itself to report.  `shown` names the
+    folder or file in the message.
+    """
+    path = Path(path)
+    status = _stat(path)
+    if status is not None and stat.S_ISDIR(status.st_mode):
+        changed = [(path, status)]
+    else:
+        folder = path.parent
+        folder_status = _stat(folder)
+        while folder_status is None and folder != folder.parent:  # made on the way: its parent changes
+            folder = folder.parent
+            folder_status = _stat(folder)
+        changed = [(path, status), (folder, folder_status)]
+    for place, place_status in changed:
+        if place_status is None:
+            continue
+        if not place_status.st_mode & stat.S_IWUSR or not os.access(place, os.W_OK):
+            kind = "a read-only folder" if stat.S_ISDIR(place_status.st_mode) else "read-only"
+            return f"{shown(place)} is {kind}"
+    return None
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def format_size(count: int) -> str:

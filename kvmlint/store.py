@@ -28,7 +28,13 @@ nothing in it is believed because of where it is:
   seal says this user's kvmlint made them.
 
 When the key cannot be had (a read-only home) or the folder is not the
-user's, the run goes without the cache and says so once.
+user's, the run goes without the cache and says so once.  A read-only tree
+(its root, or the cache folder, read-only by its mode: also when root runs
+kvmlint) is checked without writing a cache, as for any user the system
+refuses.
+
+The same key seals the fix journal (kvmlint.codemods.transaction): one key
+per user says what this user's kvmlint wrote.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+
+from kvmlint.files import read_only_refusal
 
 CACHE_DIR_NAME = ".kvmlint_cache"
 ENV_CACHE_DIR = "KVMLINT_CACHE_DIR"
@@ -137,6 +145,10 @@ class CacheUnavailable(Exception):
     """Why a run goes without the cache: a sentence naming the file or folder, said once as a warning."""
 
 
+class KeyUnavailable(Exception):
+    """Why this user's key cannot be had: a sentence naming its file or folder."""
+
+
 def key_folder() -> Path:
     """`$XDG_CACHE_HOME/kvmlint`, else `~/.cache/kvmlint` (as the XDG rule says, a relative value is ignored)."""
     configured = os.environ.get("XDG_CACHE_HOME", "")
@@ -145,27 +157,42 @@ def key_folder() -> Path:
     try:
         return Path.home() / ".cache" / KEY_FOLDER_NAME
     except RuntimeError:  # no HOME and no password entry
-        raise CacheUnavailable("no home folder to keep the cache key in; running without the cache") from None
+        raise KeyUnavailable("no home folder to keep kvmlint's key in") from None
 
 
-def user_secret() -> bytes:
-    """This user's key for sealing cache entries, made on the first run: no one else can seal an entry."""
+def user_key(create: bool = True) -> bytes | None:
+    """This user's secret key, made on the first run (with `create`; else None while there is none).
+
+    It seals what kvmlint writes where someone else could write too (cache
+    entries, the fix journal): no one else can seal one.  KeyUnavailable when
+    it cannot be made or read, or is not private to this user.
+    """
     folder = key_folder()
     path = folder / KEY_FILE_NAME
     try:
+        if not create and not os.path.lexists(folder):
+            return None
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.stat(folder)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            raise CacheUnavailable(f"{folder}: not a folder only this user can write; running without the cache")
+            raise KeyUnavailable(f"{folder}: not a folder only this user can write")
         secret = _read_secret(path)
-        if secret is None:
+        if secret is None and create:
             _make_secret(folder, path)
             secret = _read_secret(path)
+            if secret is None:
+                raise KeyUnavailable(f"{path}: the key vanished as it was made")
     except OSError as error:
-        raise CacheUnavailable(f"{path}: cannot make the cache key ({_reason(error)}); running without the cache") from None
-    if secret is None:
-        raise CacheUnavailable(f"{path}: the cache key vanished as it was made; running without the cache")
+        raise KeyUnavailable(f"{path}: cannot make kvmlint's key ({_reason(error)})") from None
     return secret
+
+
+def user_secret() -> bytes:
+    """This user's key for sealing cache entries (see `user_key`)."""
+    try:
+        return user_key()
+    except KeyUnavailable as why:
+        raise CacheUnavailable(f"{why}; running without the cache") from None
 
 
 def _reason(error: OSError) -> str:
@@ -179,12 +206,12 @@ def _read_secret(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise CacheUnavailable(f"{path}: cannot read the cache key ({_reason(error)}); running without the cache") from None
+        raise KeyUnavailable(f"{path}: cannot read kvmlint's key ({_reason(error)})") from None
     try:
         st = os.fstat(handle)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_size != KEY_BYTES:
-            raise CacheUnavailable(f"{path}: not a {KEY_BYTES}-byte file that only this user can read; running "
-                                   "without the cache (remove it and the next run makes a new key)")
+            raise KeyUnavailable(f"{path}: not a {KEY_BYTES}-byte file that only this user can read "
+                                 "(remove it and the next run makes a new key)")
         secret = os.read(handle, KEY_BYTES)
     finally:
         os.close(handle)
@@ -235,6 +262,7 @@ class Store:
         self._folder_fd: int | None = None  # the folder, once opened and checked: entries are opened relative to it
         self._identity: tuple[int, int] | None = None  # its device and inode: a process opening it again gets the same one
         self._unusable = False  # it could not be made, or is not the user's: this process goes without
+        self._writable: bool | None = None  # known once asked: a read-only folder (or tree) is only read
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_folder_fd": None}  # another process opens the folder itself
@@ -263,6 +291,13 @@ class Store:
             except (CacheUnavailable, OSError):
                 self._unusable = True  # a read-only tree, or a folder swapped since it was checked
         return self._folder_fd
+
+    def _may_write(self) -> bool:
+        """Whether entries may be written (and removed): the folder, or before it is made the
+        folder it goes in, is not read-only."""
+        if self._writable is None:
+            self._writable = read_only_refusal(self.directory) is None
+        return self._writable
 
     def _open_folder(self, create: bool) -> int | None:
         """The folder opened (made first when `create`), or None when it does not exist.  Raises
@@ -344,8 +379,8 @@ class Store:
 
     def write(self, name: str, key: str, value) -> None:
         payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        if HEADER_BYTES + len(payload) > MAX_ENTRY_BYTES:
-            return  # it would not be read
+        if HEADER_BYTES + len(payload) > MAX_ENTRY_BYTES or not self._may_write():
+            return  # it would not be read, or the tree is not to be written
         fd = self._folder(create=True)
         if fd is None:
             return
@@ -383,7 +418,7 @@ class Store:
         `current` (of old file versions or kvmlints): only regular files whose name or seal says this
         user's kvmlint made them."""
         fd = self._folder(create=False)
-        if fd is None:
+        if fd is None or not self._may_write():
             return
         cutoff = time.time() - STALE_SECONDS
         try:

@@ -30,10 +30,19 @@ had been renamed, kept), and the next run says which.
 A tree can ship a lock and a journal of its own, so neither is trusted: the
 lock is used only as a regular file of this user (never through a link) and
 its content is read only as a pid; a journal is acted on only when it is a
-real folder of this user holding only kvmlint's file names, and its record
-has the fields kvmlint writes, every target, temporary file and created
-folder inside the root (no symlink on the way) and every backup a plain name
-in the journal.  Anything else stops `fix` with one line, nothing touched.
+real folder of this user holding only kvmlint's file names, its record is
+sealed by this user's kvmlint (a first line `kvmlint-journal FORMAT HMAC`,
+the HMAC-SHA256 of the record and of the journal folder's real path under
+the user's key, the one that seals cache entries, kvmlint.store), and that
+record has the fields kvmlint writes, every target, temporary file and
+created folder inside the root (no symlink on the way), every backup a plain
+name in the journal holding the old content its digest records.  Anything
+else stops `fix` with one line, nothing touched.
+
+Nothing is written into a folder, and no file replaced, whose mode says
+read-only (kvmlint.files.read_only_refusal), also when root runs kvmlint: a
+change set that would is not written, a lock or journal that would is
+refused, and a journal whose roll-back would is left for the user.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -51,13 +61,17 @@ from pathlib import Path
 
 from kvmlint.codemods.tree import sha256
 from kvmlint.errors import UsageError
-from kvmlint.files import MAX_FILE_BYTES
+from kvmlint.files import MAX_FILE_BYTES, read_only_refusal
 from kvmlint.git.repository import linked_git_dir
+from kvmlint.store import KeyUnavailable, user_key
 
 LOCK_WAIT_SECONDS = 10.0
 TEMPORARY_SUFFIX = ".kvmlint-tmp"
 JOURNAL_RECORD = "journal.json"
 JOURNAL_RECORD_TEMPORARY = "journal.json.tmp"
+# The record's first line: its format and the seal of what follows.
+JOURNAL_FORMAT = 1
+JOURNAL_MAGIC = b"kvmlint-journal"
 JOURNAL_MAX_BYTES = 16 << 20  # some 50,000 entries; a fix rewrites far fewer files
 JOURNAL_MAX_NAMES = 100_000
 LOCK_MAX_BYTES = 32
@@ -70,6 +84,7 @@ NOT_FOLLOWED = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOE
 NOT_A_REGULAR_FILE = "not a regular file"  # the digest of anything else: equal to none
 
 _PID = re.compile(rb"([1-9][0-9]{0,9})\n?")
+_SEAL_LINE = re.compile(rb"kvmlint-journal ([0-9]{1,9}) ([0-9a-f]{64})\n")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _BACKUP = re.compile(r"[0-9]{1,9}\.orig")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # a journal's names are printed: no terminal escapes
@@ -108,6 +123,10 @@ class FixLock:
         self._descriptor: int | None = None
 
     def __enter__(self) -> FixLock:
+        refusal = read_only_refusal(self.path.parent)
+        if refusal is not None:
+            raise UsageError(f"{refusal}: `kvmlint fix` keeps its lock and journal there, so it writes nothing "
+                             "(`kvmlint fix --diff` shows the fixes)")
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
@@ -219,14 +238,21 @@ def commit(root: Path, changes: list[FileChange]) -> None:
     journal = journal_dir(root)
     entries = _entries(root, changes)
     created_dirs = _missing_dirs(entries)
+    refusal = read_only_refusal(journal)
+    if refusal is not None:
+        raise NotWritten(f"{refusal}: the fix's journal goes there")
+    try:
+        key = user_key()
+    except KeyUnavailable as why:
+        raise NotWritten(f"{why}: it seals the fix's journal") from None
     try:
         os.mkdir(journal, 0o700)
     except OSError as error:
         raise NotWritten(f"cannot create the journal {journal} ({error.strerror or error})") from None
     try:
-        _save(journal, "preparing", entries, created_dirs)
+        _save(journal, key, "preparing", entries, created_dirs)
         _prepare(journal, entries, created_dirs, changes)
-        _save(journal, "renaming", entries, created_dirs)
+        _save(journal, key, "renaming", entries, created_dirs)
     except OSError as error:  # the journal itself could not be written (a full disk)
         _discard(journal, entries, created_dirs)
         raise NotWritten(_cannot_write(str(journal), error)) from None
@@ -260,6 +286,10 @@ def commit(root: Path, changes: list[FileChange]) -> None:
 def _entries(root: Path, changes: list[FileChange]) -> list[_Entry]:
     """What to write where (each real file once), refusing what cannot be written."""
     real_root = os.path.realpath(root)
+
+    def shown(place: Path) -> str:
+        return str(root) if str(place) == real_root else os.path.relpath(place, real_root)
+
     entries, seen = [], {}
     for index, change in enumerate(changes):
         target = os.path.realpath(root / change.path)  # a symlink is written through, once
@@ -269,9 +299,12 @@ def _entries(root: Path, changes: list[FileChange]) -> list[_Entry]:
             raise NotWritten(f"{change.path} and {seen[target]} are the same file")
         seen[target] = change.path
         if change.old is not None:
-            _check_writable(change.path, target)
+            _check_regular(change.path, target)
         elif os.path.lexists(target):
             raise NotWritten(f"{change.path} appeared on disk since the fix was planned")
+        refusal = read_only_refusal(target, shown)  # the file replaced, the folder written into
+        if refusal is not None:
+            raise NotWritten(refusal)
         directory, name = os.path.split(target)
         entries.append(
             _Entry(
@@ -286,16 +319,13 @@ def _entries(root: Path, changes: list[FileChange]) -> list[_Entry]:
     return entries
 
 
-def _check_writable(path: str, target: str) -> None:
+def _check_regular(path: str, target: str) -> None:
     try:
         status = os.stat(target)
     except OSError as error:
         raise NotWritten(f"{path} cannot be read ({error.strerror or error})") from None
     if not stat.S_ISREG(status.st_mode):
         raise NotWritten(f"{path} is not a regular file")
-    # Root may write anything: the mode bits still say what the user wants kept.
-    if not status.st_mode & 0o222 or not os.access(target, os.W_OK):
-        raise NotWritten(f"{path} is read-only")
 
 
 def _missing_dirs(entries: list[_Entry]) -> list[str]:
@@ -475,12 +505,40 @@ def _discard(journal: Path, entries: list[_Entry], created_dirs: list[str]) -> N
         pass  # the next run finds it with nothing left to undo, and removes it
 
 
-def _save(journal: Path, state: str, entries: list[_Entry], created_dirs: list[str]) -> None:
+def _save(journal: Path, key: bytes, state: str, entries: list[_Entry], created_dirs: list[str]) -> None:
     record = {"state": state, "entries": [asdict(e) for e in entries], "created_dirs": created_dirs}
+    body = json.dumps(record, indent=1).encode()
+    seal = b"%s %d %s\n" % (JOURNAL_MAGIC, JOURNAL_FORMAT, _seal(key, journal, body).encode())
     temporary = journal / JOURNAL_RECORD_TEMPORARY
-    _write_file(temporary, json.dumps(record, indent=1).encode())
+    _write_file(temporary, seal + body)
     os.replace(temporary, journal / JOURNAL_RECORD)
     _fsync_dirs({journal})
+
+
+def _seal(key: bytes, journal: Path, body: bytes) -> str:
+    """HMAC-SHA256, under the user's key, of a journal's record and of where it is: a record
+    is good only in the journal folder it was written in."""
+    mac = hmac.new(key, b"%s %d\0%s\0" % (JOURNAL_MAGIC, JOURNAL_FORMAT, os.fsencode(os.path.realpath(journal))),
+                   hashlib.sha256)
+    mac.update(body)
+    return mac.hexdigest()
+
+
+def _unsealed(data: bytes, journal: Path) -> bytes:
+    """The record a journal's file holds after its seal line, once the seal is checked (else refused)."""
+    line, newline, body = data.partition(b"\n")
+    match = _SEAL_LINE.fullmatch(line + newline)
+    if match is None or int(match.group(1)) != JOURNAL_FORMAT:
+        raise _refused(journal, f"its {JOURNAL_RECORD} is not sealed by kvmlint")
+    try:
+        key = user_key(create=False)
+    except KeyUnavailable as why:
+        raise _refused(journal, f"its seal cannot be checked: {why}") from None
+    if key is None:
+        raise _refused(journal, "this user's kvmlint has no key, so it never wrote one")
+    if not hmac.compare_digest(match.group(2).decode(), _seal(key, journal, body)):
+        raise _refused(journal, f"its {JOURNAL_RECORD} is not sealed by this user's kvmlint, or not for this folder")
+    return body
 
 
 def _fsync_dirs(directories) -> None:
@@ -526,13 +584,33 @@ def recover(root: Path) -> list[str]:
         if data is None:
             too_large = f"larger than {JOURNAL_MAX_BYTES >> 20} MiB"
             raise _refused(journal, f"its {JOURNAL_RECORD} cannot be read or is {too_large}")
-        state, entries, created_dirs = _parse_journal(data, root, journal)
+        state, entries, created_dirs = _parse_journal(_unsealed(data, journal), root, journal)
+        if state == "renaming":  # the backups a roll-back would put in place
+            _check_backups(journal, entries, names)
+    _refuse_read_only(journal, entries, created_dirs)
     try:
         return _finish(journal, state, entries, created_dirs)
     except OSError as error:
         raise UsageError(
             f"cannot finish an interrupted fix ({error.strerror or error}); its journal stays in {journal}"
         ) from None
+
+
+def _check_backups(journal: Path, entries: list[_Entry], names: set[str]) -> None:
+    """Refuse the journal unless every backup it still holds has the old content its entry records."""
+    for number, entry in enumerate(entries, 1):
+        if entry.backup in names and _content_sha256(str(journal / entry.backup)) != entry.old_sha256:
+            raise _refused(journal, f"entry {number}: its backup does not hold the old content the entry records")
+
+
+def _refuse_read_only(journal: Path, entries: list[_Entry], created_dirs: list[str]) -> None:
+    """Stop (exit 2), nothing touched, when finishing the journal would write where the mode says
+    read-only: the journal folder and the one it is in, a file it puts back, a folder of its files."""
+    places = [journal.parent, journal, *(e.target for e in entries), *(os.path.dirname(d) for d in created_dirs)]
+    for place in places:
+        refusal = read_only_refusal(place)
+        if refusal is not None:
+            raise UsageError(f"{refusal}: an interrupted fix cannot be finished there; its journal stays in {journal}")
 
 
 def _finish(journal: Path, state: str, entries: list[_Entry], created_dirs: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ import pytest
 from kvmlint.codemods import transaction
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, plan, write
 from kvmlint.errors import UsageError
+from kvmlint.store import user_key
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qemu-snippets"
 TIMEOUT = 60
@@ -95,10 +96,18 @@ def entry(root: Path, name: str, *, old: bytes | None, new: bytes | None, backup
     }
 
 
+def sealed(journal: Path, body: bytes, key: bytes | None = None) -> bytes:
+    """A journal record as this user's kvmlint seals it for `journal` (with `key`: as another key would)."""
+    seal = transaction._seal(key or user_key(), journal, body)
+    return b"kvmlint-journal %d %s\n%s" % (transaction.JOURNAL_FORMAT, seal.encode(), body)
+
+
 def plant_journal(root: Path, record, files: dict[str, bytes] = {}) -> Path:
+    """A journal sealed with this user's key, as kvmlint writes one: only what its record says is planted."""
     journal = root / ".kvmlint-journal"
     journal.mkdir()
-    (journal / "journal.json").write_text(record if isinstance(record, str) else json.dumps(record))
+    body = (record if isinstance(record, str) else json.dumps(record)).encode()
+    (journal / "journal.json").write_bytes(sealed(journal, body))
     for name, data in files.items():
         (journal / name).write_bytes(data)
     return journal
