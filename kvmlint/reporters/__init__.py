@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kvmlint.errors import UsageError
-from kvmlint.files import Overlay
+from kvmlint.files import Overlay, read_only_refusal
 from kvmlint.findings import Finding
 from kvmlint.terminal import printable
 
@@ -164,11 +164,15 @@ def write_files_atomically(directory: Path, files: list[tuple[str, str]]) -> Non
     Each text goes to a temporary file of an unpredictable name, created anew
     (never through a link), then renamed over its name: an existing regular
     file is replaced, never written into, so a link or hard link there leads
-    nowhere.  A name that is a symlink or not a regular file is refused before
+    nowhere.  A name that is a symlink or not a regular file, and a folder or
+    file whose mode says read-only (root too keeps it), is refused before
     anything is written.
     """
     for name, _ in files:
         _refuse_unless_regular_or_absent(directory / name, "it")
+        refusal = read_only_refusal(directory / name)
+        if refusal is not None:
+            raise UsageError(f"{refusal} (nothing written)")
     umask = os.umask(0)
     os.umask(umask)
     temporaries: list[str] = []

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from kvmlint import __version__
 from kvmlint.codemods.engine import ChangeSet, Plan, unified_diff
+from kvmlint.errors import UsageError
+from kvmlint.files import read_only_refusal
 from kvmlint.git.commits import history_prefix, path_prefix
 from kvmlint.git.run import GitError, git_output
 from kvmlint.prose import arch_name, join_words, wrap_message
@@ -94,6 +96,9 @@ def write_series(plan: Plan, directory: Path, base_commit: str | None = None) ->
         files.append((patch_filename(number, title), mail))
     if total > 1:
         files.insert(0, ("0000-cover-letter.patch", _cover_letter(plan, author, date, base)))
+    refusal = read_only_refusal(directory)  # or, to be made, the folder it is made in
+    if refusal is not None:
+        raise UsageError(f"{refusal} (nothing written)")
     directory.mkdir(parents=True, exist_ok=True)
     write_files_atomically(directory, files)
     return [directory / name for name, _ in files]
