@@ -113,6 +113,84 @@ def plant_journal(root: Path, record, files: dict[str, bytes] = {}) -> Path:
     return journal
 
 
+# A. The journal's seal: only a record this user's kvmlint sealed, for this folder, is acted on.
+
+
+def forged_journal(tree: Path) -> tuple[dict, bytes]:
+    """A record of the shape kvmlint writes, state "renaming": hw/pc.c "renamed" (its new digest is
+    the file as shipped), a planted backup for it, and a second entry not yet renamed, so that
+    finishing it rolls hw/pc.c back to the backup's bytes."""
+    payload = b"/* never reviewed */\nint planted;\n"
+    shipped = (tree / "hw" / "pc.c").read_bytes()
+    record = {"state": "renaming", "created_dirs": [], "entries": [
+        entry(tree, "hw/pc.c", old=payload, new=shipped), entry(tree, "hw/zz.c", old=None, new=b"zz", backup=None),
+    ]}
+    return record, payload
+
+
+@pytest.mark.parametrize("seal", ["none", "another-key", "another-folder", "another-format"])
+def test_a_journal_not_sealed_by_this_users_kvmlint_is_refused_and_nothing_touched(tree, tmp_path, seal):
+    record, payload = forged_journal(tree)
+    journal = tree / ".kvmlint-journal"
+    journal.mkdir()
+    body = json.dumps(record).encode()
+    if seal == "none":  # the record as kvmlint 0.1 wrote it
+        data = body
+    elif seal == "another-key":
+        data = sealed(journal, body, key=b"k" * 32)
+    elif seal == "another-folder":  # sealed by this user for another tree's journal, copied here
+        data = sealed(tmp_path / "other" / ".kvmlint-journal", body)
+    else:
+        data = sealed(journal, body).replace(b"kvmlint-journal 1 ", b"kvmlint-journal 2 ", 1)
+    (journal / "journal.json").write_bytes(data)
+    (journal / "0.orig").write_bytes(payload)
+    before = contents(tree)
+    done = kvmlint("fix", "--select", "KVM003", str(tree))
+    line = one_line_refusal(done)
+    assert f"{journal} is not a fix journal kvmlint wrote" in line and "sealed" in line
+    assert contents(tree) == before
+
+
+def test_without_a_key_no_journal_is_taken_for_this_users(tree, tmp_path):
+    """A user whose kvmlint never made its key never wrote a journal; checking one makes no key."""
+    record, payload = forged_journal(tree)
+    plant_journal(tree, record, {"0.orig": payload})
+    before = contents(tree)
+    home = tmp_path / "fresh-cache-home"
+    done = kvmlint("fix", "--no-cache", str(tree), hook=f"import os\nos.environ['XDG_CACHE_HOME'] = {str(home)!r}\n")
+    assert "this user's kvmlint has no key, so it never wrote one" in one_line_refusal(done)
+    assert contents(tree) == before and not home.exists()
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["rolled-back", "kept-beside-an-edit"])
+def test_a_backup_that_does_not_hold_the_old_content_its_entry_records_is_never_restored(tree, kept):
+    """Even sealed, a journal whose backup is not the old content it records (swapped since) is
+    refused before anything is put back, or kept beside a file the user edited."""
+    record, payload = forged_journal(tree)
+    record["entries"][0]["old_sha256"] = digest(b"the old content\n")
+    if kept:  # hw/pc.c edited since: its old content would be kept beside it
+        record["entries"][0]["new_sha256"] = digest(b"what the fix wrote\n")
+    plant_journal(tree, record, {"0.orig": payload})
+    before = contents(tree)
+    done = kvmlint("fix", "--select", "KVM003", str(tree))
+    assert "entry 1: its backup does not hold the old content the entry records" in one_line_refusal(done)
+    assert contents(tree) == before and not list(tree.rglob("*.kvmlint-orig*"))
+
+
+def test_a_journal_this_users_kvmlint_sealed_is_finished(tree):
+    """The seal changes nothing for a real interrupted fix: its renames are rolled back."""
+    pc = (tree / "hw" / "pc.c").read_bytes()
+    (tree / "hw" / "pc.c").write_bytes(b"what the fix wrote\n")
+    record = {"state": "renaming", "created_dirs": [], "entries": [
+        entry(tree, "hw/pc.c", old=pc, new=b"what the fix wrote\n"),
+        entry(tree, "hw/zz.c", old=None, new=b"zz", backup=None),
+    ]}
+    plant_journal(tree, record, {"0.orig": pc})
+    done = kvmlint("fix", "--select", "KVM003", str(tree))
+    assert "rolled back an interrupted fix: restored hw/pc.c" in done.stderr, done.stderr
+    assert (tree / "hw" / "pc.c").read_bytes() != b"what the fix wrote\n" and not leftovers(tree)
+
+
 # A. The journal: every path inside the root, every backup a plain name in the journal, every field its shape.
 
 
