@@ -2,7 +2,9 @@
 
 Found from the files alone, before git runs: a `.git` file is someone else's
 text, and a configuration file git reads (the repository's, or one it
-includes) could be a FIFO that git waits on for ever, or /dev/zero that it
+includes), an ignore or attributes file of the repository (`info/exclude`,
+`info/attributes`) or of the work tree (`.gitignore`, `.gitattributes` in
+any folder) could be a FIFO that git waits on for ever, or /dev/zero that it
 reads without end.  `require_readable_configuration` refuses those in one
 line before the first git command; `linked_git_dir` says whether a `.git`
 file's git directory names this work tree back, as git's own worktrees and
@@ -30,6 +32,9 @@ MAX_INCLUDE_DEPTH = 10
 FILE_SETTINGS = ("core.attributesfile", "core.excludesfile")
 READ_SETTINGS = r"^(include(if\..*)?\.path|core\.(attributesfile|excludesfile))$"
 CONFIG_TIMEOUT_SECONDS = 10
+# What git reads, in the git directory and in each folder of the work tree, on the commands kvmlint runs.
+REPOSITORY_READ_FILES = ("info/exclude", "info/attributes")
+WORK_TREE_READ_FILES = frozenset({".gitignore", ".gitattributes"})
 
 
 def linked_git_dir(root: Path) -> Path | None:
@@ -69,7 +74,52 @@ def require_readable_configuration(root: Path) -> list[str]:
             # a relative name is git's to resolve; kvmlint cannot check it, so it is not read
             if name in FILE_SETTINGS and not (os.path.isabs(value) and _is_small_regular_file(value)):
                 options += ["-c", f"{name}={os.devnull}"]
+    git_dir = _git_dir(root)
+    if git_dir is not None:
+        for folder in {git_dir, _common_dir(git_dir)}:
+            for name in REPOSITORY_READ_FILES:
+                _require_small_regular_file(folder / name, follow_symlinks=True)
+        _require_readable_work_tree_files(root)
     return options
+
+
+def _require_readable_work_tree_files(root: Path) -> None:
+    """Each `.gitignore` and `.gitattributes` git may read from `root`: in the folders above it up
+    to the work tree's top, and in every folder below it (but `.git`), links not followed.  One
+    walk of the folders, each listed once; only the files of those names are looked at."""
+    if not os.path.lexists(root / ".git"):
+        for folder in root.parents:
+            for name in WORK_TREE_READ_FILES:
+                _require_small_regular_file(folder / name, follow_symlinks=False)
+            if os.path.lexists(folder / ".git"):
+                break
+    pending = [str(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for item in entries:
+                    if item.name in WORK_TREE_READ_FILES:
+                        _require_small_regular_file(Path(item.path), follow_symlinks=False)
+                    elif item.name != ".git" and item.is_dir(follow_symlinks=False):
+                        pending.append(item.path)
+        except OSError:
+            continue  # a folder git cannot list either: it reads nothing there
+
+
+def _require_small_regular_file(path: Path, follow_symlinks: bool) -> None:
+    """UsageError, naming `path`, unless it is absent or a regular file of at most CONFIG_MAX_BYTES
+    (with `follow_symlinks`, one reached through a link counts too)."""
+    try:
+        status = os.stat(path, follow_symlinks=follow_symlinks)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode) or status.st_size > CONFIG_MAX_BYTES:
+        link = "" if follow_symlinks else " (not through a link)"
+        raise UsageError(f"{path}: not a regular file of at most {CONFIG_MAX_BYTES >> 20} MiB{link}; "
+                         "git would wait on it or read it without end")
 
 
 def _repository_configs(root: Path) -> list[Path]:
@@ -77,16 +127,17 @@ def _repository_configs(root: Path) -> list[Path]:
     git_dir = _git_dir(root)
     if git_dir is None:
         return []
-    common = git_dir
+    return [_common_dir(git_dir) / "config", git_dir / "config.worktree"]
+
+
+def _common_dir(git_dir: Path) -> Path:
+    """The folder a linked worktree's git directory shares with its main one (its `commondir`)."""
     try:
         common_dir = read_regular_file(git_dir / "commondir", GIT_FILE_MAX_BYTES)
     except UnreadableFile:
-        pass
-    else:
-        named = os.fsdecode(common_dir.strip())
-        if named and "\0" not in named:
-            common = git_dir / named
-    return [common / "config", git_dir / "config.worktree"]
+        return git_dir
+    named = os.fsdecode(common_dir.strip())
+    return git_dir / named if named and "\0" not in named else git_dir
 
 
 def _git_dir(root: Path) -> Path | None:
