@@ -12,7 +12,7 @@ import click
 
 from kvmlint import rules
 from kvmlint.cli.config import ERAS
-from kvmlint.cli.output import EXIT_FINDINGS, split_words, stderr, use_color, warn
+from kvmlint.cli.output import EXIT_FINDINGS, out, split_words, stderr, use_color, warn
 from kvmlint.errors import UsageError
 from kvmlint.reporters import FORMATS
 
@@ -178,14 +178,14 @@ def check(
     if statistics and format_name == "text":
         output = render_statistics(findings)
     elif statistics:
-        click.echo(render_statistics(findings), nl=False, err=True)
+        out(render_statistics(findings), nl=False, err=True)
     if output_file:
         try:
             write_atomically(Path(output_file), output, named_by_user=output_named_by_user)
         except OSError as error:
             raise UsageError(f"{output_file}: cannot write the report ({error.strerror or error})") from None
     else:
-        click.echo(output, nl=False)
+        out(output, nl=False)
     if verbose:
         if config.source:
             stderr(f"config: {config.source}")

@@ -1,0 +1,148 @@
+"""Issue 18, what kvmlint writes: a tree's configuration cannot aim the report at the repository or
+at a source, JSON and SARIF name every file exactly, a standard output that cannot take the report
+is one line, and a broken compile database is one line naming the file.
+
+Every run is a subprocess under CPU-time and address-space limits and a timeout; each hostile tree
+is built in tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+FIXTURES = REPOSITORY / "fixtures" / "qemu-snippets"
+CPU_SECONDS = 60
+MEMORY_BYTES = 2 << 30
+USER_CONFIG = "[user]\n\tname = Q. Developer\n\temail = dev@example.org\n"
+PROXY_FUNCTION = "int probe_proxy(void)\n{\n    return kvm_irqchip_in_kernel();\n}\n"
+
+
+def _limit() -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+
+
+def _environment(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".gitconfig").write_text(USER_CONFIG)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONPATH": str(REPOSITORY),
+    }
+
+
+def kvmlint(tmp_path: Path, *args: str, cwd: Path, preexec_fn=_limit, **streams) -> subprocess.CompletedProcess:
+    streams.setdefault("stdout", subprocess.PIPE)
+    streams.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "kvmlint", *map(str, args)], cwd=cwd, env=_environment(tmp_path),
+                          stdin=subprocess.DEVNULL, timeout=120, preexec_fn=preexec_fn, **streams)
+
+
+def git(tmp_path: Path, tree: Path, *args: str) -> None:
+    done = subprocess.run(["git", *args], cwd=tree, env=_environment(tmp_path), capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def tree_of(tmp_path: Path, name: str = "qemu") -> Path:
+    tree = tmp_path / name
+    shutil.copytree(FIXTURES / "qemu-2012", tree, ignore=shutil.ignore_patterns(".kvmlint_cache"))
+    return tree
+
+
+def checkout(tmp_path: Path) -> Path:
+    tree = tree_of(tmp_path)
+    git(tmp_path, tree, "init", "-q", "-b", "master")
+    git(tmp_path, tree, "add", "-A")
+    git(tmp_path, tree, "commit", "-q", "-m", "Initial import")
+    return tree
+
+
+def one_line(result: subprocess.CompletedProcess, status: int = 2) -> str:
+    """The line kvmlint ended with (`kvmlint: ...`), after checking that every line on stderr is one of
+    kvmlint's own, none a traceback."""
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in stderr and "internal error" not in stderr and "Exception ignored" not in stderr, stderr
+    assert result.returncode == status, (result.returncode, stderr)
+    lines = stderr.splitlines()
+    assert lines and all(line.startswith("kvmlint: ") for line in lines), stderr
+    return lines[-1]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+# --- standard output --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("arguments", [("check", "."), ("check", "--format", "sarif", "."), ("scope", "."),
+                                       ("explain", "KVM001"), ("rules",), ("model",), ("fix", "--diff", "."),
+                                       ("--help",), ("--version",), ("check", "--help")], ids=" ".join)
+def test_a_full_standard_output_is_one_line(tmp_path, arguments):
+    tree = tree_of(tmp_path)
+    with open("/dev/full", "wb") as full:
+        result = kvmlint(tmp_path, *arguments, cwd=tree, stdout=full)
+    assert one_line(result) == "kvmlint: cannot write output: No space left on device"
+
+
+def test_a_closed_standard_output_is_refused_in_one_line(tmp_path):
+    tree = tree_of(tmp_path)
+
+    def closed_stdout() -> None:
+        _limit()
+        os.close(1)
+
+    result = kvmlint(tmp_path, "check", ".", cwd=tree, stdout=None, preexec_fn=closed_stdout)
+    assert "standard output is closed" in one_line(result)
+
+
+def test_closed_standard_input_and_error_are_no_internal_error(tmp_path):
+    """`2>&- <&-`: the report still comes, with the findings' exit status."""
+    tree = tree_of(tmp_path)
+
+    def closed_stdin_and_stderr() -> None:
+        _limit()
+        os.close(0)
+        os.close(2)
+
+    result = subprocess.run([sys.executable, "-m", "kvmlint", "check", "--format", "json", "."], cwd=tree,
+                            env=_environment(tmp_path), stdout=subprocess.PIPE, timeout=120,
+                            preexec_fn=closed_stdin_and_stderr)
+    assert result.returncode == 1 and json.loads(result.stdout)["findings"]
+
+
+@pytest.mark.parametrize("arguments", [("check", "--format", "sarif", "."), ("rules",), ("explain", "KVM003"),
+                                       ("--help",)], ids=" ".join)
+def test_a_reader_that_went_away_ends_kvmlint_quietly_with_status_1(tmp_path, arguments):
+    """`kvmlint ... | true`: status 1 and nothing on stderr, as other tools."""
+    tree = tree_of(tmp_path)
+    reader, writer = os.pipe()
+    os.close(reader)
+    with open(writer, "wb") as stdout:
+        result = kvmlint(tmp_path, *arguments, cwd=tree, stdout=stdout)
+    assert result.returncode == 1 and result.stderr == b"", result.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_standard_error_does_not_change_the_answer(tmp_path):
+    tree = tree_of(tmp_path)
+    with open("/dev/full", "wb") as full:
+        result = kvmlint(tmp_path, "check", "--statistics", "--format", "json", ".", cwd=tree, stderr=full)
+    assert result.returncode == 1 and json.loads(result.stdout)["findings"]
