@@ -180,8 +180,11 @@ def check(
     elif statistics:
         out(render_statistics(findings), nl=False, err=True)
     if output_file:
+        # The configuration's file was checked as it was read; a place the user names inside the tree
+        # may hold a link or FIFO the tree planted there.
+        in_tree = not output_named_by_user or _within(Path(output_file), sources.root)
         try:
-            write_atomically(Path(output_file), output, named_by_user=output_named_by_user)
+            write_atomically(Path(output_file), output, in_tree=in_tree)
         except OSError as error:
             raise UsageError(f"{output_file}: cannot write the report ({error.strerror or error})") from None
     else:
@@ -197,6 +200,12 @@ def check(
         for phase, seconds in analysis.timings.items():
             stderr(f"{phase}: {seconds:.3f}s")
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else 0)
+
+
+def _within(path: Path, root: Path) -> bool:
+    """Whether `path`, as named (its links not followed), lies in the tree at `root`."""
+    named = os.path.abspath(path)
+    return any(named.startswith(os.path.join(base, "")) for base in {os.path.abspath(root), os.path.realpath(root)})
 
 
 def _identity(finding) -> tuple:

@@ -135,16 +135,17 @@ def render_statistics(findings: list[Finding]) -> str:
     return "".join(lines)
 
 
-def write_atomically(path: Path, text: str, named_by_user: bool = True) -> None:
+def write_atomically(path: Path, text: str, in_tree: bool = False) -> None:
     """Readers of `path` see the old content or the new, never a partial file.
 
-    A symlink the user named is written through: its target gets the report,
-    the link stays.  A device, FIFO or terminal (`/dev/stdout`, `/dev/full`) is
-    written into, never renamed over: only a regular file is replaced.  A path
-    the tree's configuration names is written only as a regular file: a
-    symlink or a FIFO there is the tree's, and refused.
+    A symlink outside the tree is written through: its target gets the
+    report, the link stays.  A device, FIFO or terminal (`/dev/stdout`,
+    `/dev/full`) is written into, never renamed over: only a regular file is
+    replaced.  A path `in_tree` (the tree's configuration names it, or the
+    user names a place inside the checked tree) is written only as a regular
+    file: a symlink or a FIFO there may be the tree's, and is refused.
     """
-    if not named_by_user:
+    if in_tree:
         _refuse_unless_regular_or_absent(path, "the report")
     try:
         special = not stat.S_ISREG(os.stat(path).st_mode)

@@ -146,3 +146,81 @@ def test_a_full_standard_error_does_not_change_the_answer(tmp_path):
     with open("/dev/full", "wb") as full:
         result = kvmlint(tmp_path, "check", "--statistics", "--format", "json", ".", cwd=tree, stderr=full)
     assert result.returncode == 1 and json.loads(result.stdout)["findings"]
+
+
+# --- the tree's output-file -------------------------------------------------------------------------
+
+def test_the_trees_output_file_cannot_overwrite_the_repository(tmp_path):
+    """A committed `output-file = ".git/refs/heads/master"`: refused, the branch kept."""
+    tree = checkout(tmp_path)
+    (tree / "kvmlint.toml").write_text('output-file = ".git/refs/heads/master"\nformat = "json"\n')
+    git(tmp_path, tree, "add", "kvmlint.toml")
+    git(tmp_path, tree, "commit", "-q", "-m", "Add kvmlint configuration")
+    branch = (tree / ".git" / "refs" / "heads" / "master").read_bytes()
+    result = kvmlint(tmp_path, "check", ".", cwd=tree)
+    assert one_line(result) == "kvmlint: kvmlint.toml: 'output-file' must not name git's or kvmlint's own files"
+    assert (tree / ".git" / "refs" / "heads" / "master").read_bytes() == branch
+
+
+@pytest.mark.parametrize("output_file, problem", [
+    (".git/config", "git's or kvmlint's own files"),
+    (".Git/hooks/pre-commit", "git's or kvmlint's own files"),
+    ("hw/../.git/HEAD", "git's or kvmlint's own files"),
+    ("into-git/config", "git's or kvmlint's own files"),  # a link of the tree's to .git
+    (".gitattributes", "git's or kvmlint's own files"),
+    (".kvmlint-fix.lock", "git's or kvmlint's own files"),
+    ("vendor/bare.git/refs/heads/main", "a file in a git repository's folder"),
+    ("vendor/hidden/HEAD", "a file in a git repository's folder"),
+    ("hw/new.c", "a source, build or configuration file"),
+    ("include/new.h", "a source, build or configuration file"),
+    ("hw/new.c.inc", "a source, build or configuration file"),
+    ("scripts/new.py", "a source, build or configuration file"),
+    ("hw/meson.build", "a source, build or configuration file"),
+    ("Makefile.new", "a source, build or configuration file"),
+    ("Kconfig.host", "a source, build or configuration file"),
+    ("default-configs/new.mak", "a source, build or configuration file"),
+    ("configure", "a source, build or configuration file"),
+    ("kvmlint.toml", "a source, build or configuration file"),
+    ("NOTES.txt", "a file git tracks (NOTES.txt)"),
+    ("report-link.txt", "a symlink (report-link.txt)"),
+    ("out\0x", "must not contain a NUL character"),
+])
+def test_the_trees_output_file_is_refused_where_the_report_would_replace_someone_elses_file(tmp_path, output_file, problem):
+    tree = checkout(tmp_path)
+    (tree / "NOTES.txt").write_text("the tree's notes\n")
+    git(tmp_path, tree, "add", "NOTES.txt")
+    git(tmp_path, tree, "commit", "-q", "-m", "Notes")
+    for repository in (tree / "vendor" / "bare.git", tree / "vendor" / "hidden"):
+        (repository / "objects").mkdir(parents=True)
+        (repository / "refs" / "heads").mkdir(parents=True)
+        (repository / "HEAD").write_text("ref: refs/heads/main\n")
+    (tree / "into-git").symlink_to(".git")
+    (tree / "report-link.txt").symlink_to("NOTES.txt")
+    (tree / "kvmlint.toml").write_text(f'output-file = {json.dumps(output_file)}\n')
+    before = files_of(tree)
+    result = kvmlint(tmp_path, "check", ".", cwd=tree)
+    assert problem in one_line(result) and "'output-file'" in one_line(result)
+    assert files_of(tree) == before
+
+
+def test_the_trees_output_file_of_its_own_name_is_still_written(tmp_path):
+    """Untracked and named as a report, the file is written (and written again on the next run)."""
+    tree = checkout(tmp_path)
+    (tree / "reports").mkdir()
+    (tree / "kvmlint.toml").write_text('output-file = "reports/kvmlint.json"\nformat = "json"\n')
+    for _ in range(2):
+        result = kvmlint(tmp_path, "check", ".", cwd=tree)
+        assert result.returncode == 1 and result.stdout == b"", result.stderr
+        assert json.loads((tree / "reports" / "kvmlint.json").read_text())["findings"]
+
+
+def test_a_link_the_tree_planted_where_the_user_names_the_report_is_refused(tmp_path):
+    """`kvmlint check -o report.json` in a tree that ships `report.json -> ../victim`: refused."""
+    tree = tree_of(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's\n")
+    (tree / "report.json").symlink_to(victim)
+    result = kvmlint(tmp_path, "check", "-o", "report.json", ".", cwd=tree)
+    assert "is a symlink" in one_line(result) and "nothing written" in one_line(result)
+    assert victim.read_text() == "the user's\n" and (tree / "report.json").is_symlink()
+
