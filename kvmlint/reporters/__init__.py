@@ -11,6 +11,7 @@ import codecs
 import hashlib
 import importlib
 import os
+import re
 import stat
 import tempfile
 from collections import Counter
@@ -46,8 +47,9 @@ class Report:
     _normalized: tuple[tuple[str, int], str] = field(default=(("", 0), ""), repr=False)
 
     def display_path(self, finding: Finding) -> str:
+        """The finding's file relative to where the user named the tree, raw: each format escapes it its way."""
         absolute = self.root / finding.path
-        return printable(Path(os.path.relpath(absolute, self.display_base)).as_posix())
+        return Path(os.path.relpath(absolute, self.display_base)).as_posix()
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
@@ -96,6 +98,22 @@ class Report:
             seen[key] += 1
             result[finding] = hashlib.sha256(f"{key}\0{seen[key]}".encode("utf-8", "surrogateescape")).hexdigest()
         return result
+
+
+# A backslash, and a byte of a file name that is not UTF-8 (read as a surrogate escape).
+_NOT_KEPT_IN_NAMES = re.compile("[\\\\\udc80-\udcff]")
+
+
+def exact_path(path: str) -> str:
+    """A file name as JSON and GitLab carry it, lossless and valid Unicode: each character as it
+    is, except a backslash, written `\\\\`, and each byte that is not UTF-8, written `\\xNN`.  Two
+    different names never read the same; a name that is UTF-8 without a backslash is unchanged."""
+    return _NOT_KEPT_IN_NAMES.sub(_escape_in_name, path) if _NOT_KEPT_IN_NAMES.search(path) else path
+
+
+def _escape_in_name(match: re.Match) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\x{ord(char) - 0xDC00:02x}"
 
 
 def _code_points_before(line: bytes) -> list[int]:

@@ -224,3 +224,47 @@ def test_a_link_the_tree_planted_where_the_user_names_the_report_is_refused(tmp_
     assert "is a symlink" in one_line(result) and "nothing written" in one_line(result)
     assert victim.read_text() == "the user's\n" and (tree / "report.json").is_symlink()
 
+
+
+# --- exact names in machine formats -----------------------------------------------------------------
+
+ODD_NAMES = [b"hw/m\xffsi.c", b"hw/m\\xffsi.c", b"hw/back\\\\slash.c", b"hw/caf\xc3\xa9.c", b"hw/nl\nname.c"]
+
+
+def name_bytes(path: str) -> bytes:
+    """A JSON `path` back to the file name's bytes: `\\\\` is a backslash, `\\xNN` a byte, the rest UTF-8."""
+    return re.sub(rb"\\(\\|x[0-9a-f]{2})", lambda m: b"\\" if m.group(1) == b"\\" else bytes.fromhex(m.group(1)[1:].decode()),
+                  path.encode("utf-8"))
+
+
+@pytest.fixture
+def odd_names(tmp_path) -> Path:
+    """A tree whose hw/msi.c (it has a finding) is also under names that are not UTF-8 or hold backslashes."""
+    tree = tree_of(tmp_path)
+    data = (tree / "hw" / "msi.c").read_bytes()
+    for name in ODD_NAMES:
+        (tree / os.fsdecode(name)).write_bytes(data)
+    return tree
+
+
+def test_json_paths_read_back_to_the_exact_file_names(tmp_path, odd_names):
+    result = kvmlint(tmp_path, "check", "--format", "json", ".", cwd=odd_names)
+    paths = {finding["path"] for finding in json.loads(result.stdout)["findings"]}
+    assert set(ODD_NAMES) | {b"hw/msi.c"} <= {name_bytes(path) for path in paths}
+    assert "hw/m\\xffsi.c" in paths and "hw/m\\\\xffsi.c" in paths  # the byte 0xff, and a backslash, x, f, f
+    for path in paths:
+        assert (odd_names / os.fsdecode(name_bytes(path))).is_file()
+
+
+def test_gitlab_paths_read_back_to_the_exact_file_names(tmp_path, odd_names):
+    result = kvmlint(tmp_path, "check", "--format", "gitlab", ".", cwd=odd_names)
+    paths = {name_bytes(issue["location"]["path"]) for issue in json.loads(result.stdout)}
+    assert set(ODD_NAMES) <= paths
+
+
+def test_sarif_uris_percent_encode_the_exact_bytes(tmp_path, odd_names):
+    result = kvmlint(tmp_path, "check", "--format", "sarif", ".", cwd=odd_names)
+    uris = {location["physicalLocation"]["artifactLocation"]["uri"]
+            for result in json.loads(result.stdout)["runs"][0]["results"] for location in result["locations"]}
+    assert all(re.fullmatch(r"[A-Za-z0-9/\-._~!$&'()*+,;=:@%]+", uri) for uri in uris), uris
+    assert set(ODD_NAMES) <= {unquote_to_bytes(uri) for uri in uris}
