@@ -268,3 +268,56 @@ def test_sarif_uris_percent_encode_the_exact_bytes(tmp_path, odd_names):
             for result in json.loads(result.stdout)["runs"][0]["results"] for location in result["locations"]}
     assert all(re.fullmatch(r"[A-Za-z0-9/\-._~!$&'()*+,;=:@%]+", uri) for uri in uris), uris
     assert set(ODD_NAMES) <= {unquote_to_bytes(uri) for uri in uris}
+
+
+# --- a broken compile database ----------------------------------------------------------------------
+
+PYTHON_TEXT = re.compile(r"codec|Error\b|object|indices|not iterable|argument must be|embedded null|\('|\\x00")
+
+
+@pytest.mark.parametrize("database, problem", [
+    (b"[{]", "not valid JSON (Expecting property name enclosed in double quotes at line 1, column 3)"),
+    (b'[\n  {"directory": "/b", "file": "a.c",\n   "command": "cc"\n  ]', "not valid JSON (Expecting ',' delimiter at line 4, column 3)"),
+    (b"\xff\xfe[]", "not UTF-8 (byte 0)"),
+    (b'[{"directory": "/b", "file": "caf\xe9.c", "command": "cc"}]', "not UTF-8 (byte 33)"),
+    (b"[" * 200000, "not a compile database: nested too deeply"),
+    (b"{}", "not a list of compile commands"),
+    (b'"cc -c a.c"', "not a list of compile commands"),
+    (b"[5]", 'entry 0 is not an object with "directory", "file" and "arguments" or "command"'),
+    (b'[["cc", "-c", "a.c"]]', 'entry 0 is not an object'),
+    (b'[{"directory": "/b", "command": "cc -c a.c"}]', 'entry 0 has no "file" string'),
+    (b'[{"directory": "/b", "file": 5, "command": "cc -c a.c"}]', 'entry 0 has no "file" string'),
+    (b'[{"file": "a.c", "command": "cc -c a.c"}]', 'entry 0 has no "directory" string'),
+    (b'[{"directory": ["/b"], "file": "a.c", "command": "cc -c a.c"}]', 'entry 0 has no "directory" string'),
+    (b'[{"directory": "build", "file": "a.c", "command": "cc -c a.c"}]', 'entry 0 has a "directory" that is not an absolute path'),
+    (b'[{"directory": "/b", "file": "a\\u0000.c", "command": "cc -c a.c"}]', 'entry 0 has a NUL character in its "file"'),
+    (b'[{"directory": "/b", "file": "a.c", "arguments": "cc -c a.c"}]', 'entry 0 has "arguments" that are not a list of strings'),
+    (b'[{"directory": "/b", "file": "a.c", "arguments": ["cc", 5]}]', 'entry 0 has "arguments" that are not a list of strings'),
+    (b'[{"directory": "/b", "file": "a.c", "arguments": []}]', 'entry 0 has "arguments" that are not a list of strings'),
+    (b'[{"directory": "/b", "file": "a.c", "arguments": {"cc": 1}}]', 'entry 0 has "arguments" that are not a list of strings'),
+    (b'[{"directory": "/b", "file": "a.c", "arguments": ["cc", "-c", "a\\u0000.c"]}]', "entry 0 has a NUL character in its command"),
+    (b'[{"directory": "/b", "file": "a.c", "command": 5}]', 'entry 0 has neither "arguments" (a list of strings) nor a "command" string'),
+    (b'[{"directory": "/b", "file": "a.c"}]', 'entry 0 has neither "arguments"'),
+    (b'[{"directory": "/b", "file": "a.c", "command": "  "}]', 'entry 0 has neither "arguments"'),
+], ids=lambda value: value[:40].decode("latin-1") if isinstance(value, bytes) else None)
+@pytest.mark.parametrize("command", ["validate-build", "fix"])
+def test_a_broken_compile_database_is_one_line_naming_the_file(tmp_path, database, problem, command):
+    tree = tree_of(tmp_path)
+    (tree / "build").mkdir()
+    (tree / "build" / "compile_commands.json").write_bytes(database)
+    before = files_of(tree)
+    arguments = (("validate-build", "build", "hw/msi.c") if command == "validate-build"
+                 else ("fix", "--build-check", "build", "."))
+    line = one_line(kvmlint(tmp_path, *arguments, cwd=tree))
+    assert line.startswith("kvmlint: ") and f"build/compile_commands.json: {problem}" in line, line
+    assert not PYTHON_TEXT.search(line.replace(problem, "")), line
+    assert files_of(tree) == before
+
+
+def test_a_database_whose_commands_name_no_compiler_is_one_line(tmp_path):
+    tree = tree_of(tmp_path)
+    (tree / "build").mkdir()
+    (tree / "build" / "compile_commands.json").write_text(json.dumps(
+        [{"directory": str(tree / "build"), "file": "../hw/msi.c", "command": "ccache 'unclosed"}]))
+    line = one_line(kvmlint(tmp_path, "validate-build", "build", "hw/msi.c", cwd=tree))
+    assert line.endswith("names no compiler"), line
