@@ -345,7 +345,8 @@ def _not_a_compile_command(entry) -> str | None:
     for key in ("directory", "file"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             return f"has no \"{key}\" string"
-        if "\0" in entry[key]:
+    for key in ("directory", "file", "output"):
+        if "\0" in str(entry.get(key, "")):
             return f"has a NUL character in its \"{key}\""
     if not os.path.isabs(entry["directory"]):
         return "has a \"directory\" that is not an absolute path"

@@ -291,6 +291,8 @@ PYTHON_TEXT = re.compile(r"codec|Error\b|object|indices|not iterable|argument mu
     (b'[{"directory": ["/b"], "file": "a.c", "command": "cc -c a.c"}]', 'entry 0 has no "directory" string'),
     (b'[{"directory": "build", "file": "a.c", "command": "cc -c a.c"}]', 'entry 0 has a "directory" that is not an absolute path'),
     (b'[{"directory": "/b", "file": "a\\u0000.c", "command": "cc -c a.c"}]', 'entry 0 has a NUL character in its "file"'),
+    (b'[{"directory": "/b", "file": "a.c", "output": "a\\u0000.o", "command": "cc -c a.c"}]',
+     'entry 0 has a NUL character in its "output"'),
     (b'[{"directory": "/b", "file": "a.c", "arguments": "cc -c a.c"}]', 'entry 0 has "arguments" that are not a list of strings'),
     (b'[{"directory": "/b", "file": "a.c", "arguments": ["cc", 5]}]', 'entry 0 has "arguments" that are not a list of strings'),
     (b'[{"directory": "/b", "file": "a.c", "arguments": []}]', 'entry 0 has "arguments" that are not a list of strings'),
