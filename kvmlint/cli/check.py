@@ -12,7 +12,7 @@ import click
 
 from kvmlint import rules
 from kvmlint.cli.config import ERAS
-from kvmlint.cli.output import EXIT_FINDINGS, split_words, stderr, use_color, warn
+from kvmlint.cli.output import EXIT_FINDINGS, out, split_words, stderr, use_color, warn
 from kvmlint.errors import UsageError
 from kvmlint.reporters import FORMATS
 
@@ -178,14 +178,17 @@ def check(
     if statistics and format_name == "text":
         output = render_statistics(findings)
     elif statistics:
-        click.echo(render_statistics(findings), nl=False, err=True)
+        out(render_statistics(findings), nl=False, err=True)
     if output_file:
+        # The configuration's file was checked as it was read; a place the user names inside the tree
+        # may hold a link or FIFO the tree planted there.
+        in_tree = not output_named_by_user or _within(Path(output_file), sources.root)
         try:
-            write_atomically(Path(output_file), output, named_by_user=output_named_by_user)
+            write_atomically(Path(output_file), output, in_tree=in_tree)
         except OSError as error:
             raise UsageError(f"{output_file}: cannot write the report ({error.strerror or error})") from None
     else:
-        click.echo(output, nl=False)
+        out(output, nl=False)
     if verbose:
         if config.source:
             stderr(f"config: {config.source}")
@@ -197,6 +200,12 @@ def check(
         for phase, seconds in analysis.timings.items():
             stderr(f"{phase}: {seconds:.3f}s")
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else 0)
+
+
+def _within(path: Path, root: Path) -> bool:
+    """Whether `path`, as named (its links not followed), lies in the tree at `root`."""
+    named = os.path.abspath(path)
+    return any(named.startswith(os.path.join(base, "")) for base in {os.path.abspath(root), os.path.realpath(root)})
 
 
 def _identity(finding) -> tuple:

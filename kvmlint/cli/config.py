@@ -29,6 +29,7 @@ else:  # the same parser, before it joined the standard library
 ERAS = ("2012", "current")
 KEYS = ("select", "extend-select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
 MAX_CONFIG_BYTES = 1024 * 1024
+CONFIG_NAMES = ("kvmlint.toml", "pyproject.toml")
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,8 @@ def _parse(table: dict, name: str, directory: Path) -> Config:
             raise UsageError(f"{name}: unknown key '{key}'")
     read = _Reader(table, name)
     output_file = read.string("output-file")
-    if output_file is not None and not _inside(directory, output_file):
-        read.fail("output-file", "must name a file inside the tree")
+    if output_file is not None:
+        _check_output_file(read, directory, output_file)
     jobs = read.positive_int("jobs")
     return Config(
         source=name,
@@ -219,6 +220,57 @@ class _Reader:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             self.fail(key, "must be a positive integer")
         return value
+
+
+def _check_output_file(read: _Reader, directory: Path, relative: str) -> None:
+    """The tree's `output-file` names a report of kvmlint's own: a file inside the tree that is not a
+    link, not one git keeps (tracked, or in a repository's folder), and not named like a source, a
+    build file or git's or kvmlint's own files.  The report replaces the file whole: aimed at any of
+    those, a tree's configuration would make `check` corrupt the repository or the user's work."""
+    if "\0" in relative:
+        read.fail("output-file", "must not contain a NUL character")
+    if not _inside(directory, relative):
+        read.fail("output-file", "must name a file inside the tree")
+    target = directory / relative
+    if target.is_symlink():
+        read.fail("output-file", f"names a symlink ({relative}); kvmlint does not write the report through it (nothing written)")
+    base = os.path.realpath(directory)
+    resolved = os.path.relpath(os.path.realpath(target), base)
+    names = [part for name in (relative, resolved) for part in Path(name).parts]
+    if any(part.lower().startswith((".git", ".kvmlint")) for part in names):
+        read.fail("output-file", "must not name git's or kvmlint's own files")
+    folders = [folder for folder in Path(base, resolved).parents if folder == Path(base) or Path(base) in folder.parents]
+    if any(map(_is_git_directory, folders)):
+        read.fail("output-file", "must not name a file in a git repository's folder")
+    if _is_tree_file_name(resolved) or _is_tree_file_name(Path(relative).as_posix()):
+        read.fail("output-file", "must not name a source, build or configuration file")
+    if _is_tracked(directory, resolved):
+        read.fail("output-file", f"names a file git tracks ({resolved}); the report would replace it")
+
+
+def _is_tree_file_name(relative: str) -> bool:
+    from kvmlint.scope.cache import is_build_file
+    from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES
+
+    name = relative.rsplit("/", 1)[-1]
+    return name.endswith(C_SUFFIXES + PYTHON_SUFFIXES) or name in CONFIG_NAMES or is_build_file(relative)
+
+
+def _is_git_directory(folder: Path) -> bool:
+    """Whether `folder` is laid out as git's own folder is (a bare repository, a `.git` under another name)."""
+    return (folder / "HEAD").is_file() and (folder / "objects").is_dir() and (folder / "refs").is_dir()
+
+
+def _is_tracked(directory: Path, relative: str) -> bool:
+    """Whether git's index has `relative` (or files below it), asked with kvmlint's bounded git;
+    outside a repository, or without git, nothing is tracked."""
+    from kvmlint.git.run import GitError, run_git
+
+    try:
+        listed = run_git(directory, "--literal-pathspecs", "ls-files", "-z", "--", relative)
+    except GitError:
+        return False
+    return listed.returncode == 0 and bool(listed.stdout)
 
 
 def _inside(directory: Path, relative: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kvmlint import rules
+from kvmlint.cli.output import out
 
 
 @click.command()
@@ -14,10 +15,10 @@ def explain(rule: str) -> None:
     selection = rules.resolve(rule)
     chosen = selection.rule
     aliases = ", ".join(chosen.aliases) or "none"
-    click.echo(f"# {chosen.code} {chosen.name}\n")
-    click.echo(f"{chosen.summary}\n")
-    click.echo(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.\n")
-    click.echo(chosen.docs)
+    out(f"# {chosen.code} {chosen.name}\n")
+    out(f"{chosen.summary}\n")
+    out(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.\n")
+    out(chosen.docs)
 
 
 @click.command("rules")
@@ -25,4 +26,4 @@ def list_rules() -> None:
     """List every rule: code, name, whether it can fix, summary."""
     for rule in rules.all_rules():
         fix = "fix" if rule.fixable else "   "
-        click.echo(f"{rule.code}  {rule.name:<26} {fix}  {rule.summary}")
+        out(f"{rule.code}  {rule.name:<26} {fix}  {rule.summary}")

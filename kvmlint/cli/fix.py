@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kvmlint import rules
-from kvmlint.cli.output import EXIT_FINDINGS, echo, split_words, stderr, warn
+from kvmlint.cli.output import EXIT_FINDINGS, echo, out, split_words, stderr, warn
 from kvmlint.cli.validate_build import FULL_COMPILE_HELP, front_end_note, report_database_warnings, report_never_built
 from kvmlint.errors import UsageError
 from kvmlint.terminal import for_terminal
@@ -125,7 +125,7 @@ def fix(
     if not writing:
         _report_without_fix(findings, planned, kept)
     if show_diff:
-        click.echo(unified_diff(planned), nl=False)
+        out(unified_diff(planned), nl=False)
     elif patch_dir:
         try:
             series = write_series(planned, Path(patch_dir), base_commit)
@@ -150,7 +150,7 @@ def fix(
         changed = still_changed(planned, on_disk, report.written)
         for written in changed:
             echo(f"wrote {written}")
-        click.echo(f"{len(changed)} file(s) written")
+        out(f"{len(changed)} file(s) written")
         if commit_each and on_disk != kept:
             stderr("not committed: the build check stopped before it finished")
         for commit, subject in committed:

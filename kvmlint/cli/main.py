@@ -9,7 +9,7 @@ import click
 
 from kvmlint import __version__
 from kvmlint.cli import check, explain, fix, model, scope, validate, validate_build
-from kvmlint.cli.output import EXIT_FINDINGS, EXIT_USAGE, stderr
+from kvmlint.cli.output import EXIT_FINDINGS, EXIT_USAGE, click_output, require_standard_streams, stderr
 from kvmlint.errors import UsageError
 
 
@@ -27,7 +27,7 @@ for command in (check.check, fix.fix, validate_build.validate_build, scope.scope
 
 def main() -> None:
     try:
-        cli.main(prog_name="kvmlint", standalone_mode=False)
+        _run()
     except UsageError as error:
         stderr(str(error))
         sys.exit(EXIT_USAGE)
@@ -46,3 +46,9 @@ def main() -> None:
             raise
         stderr(f"internal error: {type(error).__name__}: {error} (set KVMLINT_DEBUG=1 for details)")
         sys.exit(EXIT_USAGE)
+
+
+def _run() -> None:
+    require_standard_streams()
+    with click_output():
+        cli.main(prog_name="kvmlint", standalone_mode=False)

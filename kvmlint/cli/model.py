@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from kvmlint.cli.output import EXIT_FINDINGS, echo
+from kvmlint.cli.output import EXIT_FINDINGS, echo, out
 from kvmlint.errors import UsageError
 
 
@@ -22,7 +22,7 @@ def model(arch, era, tree) -> None:
         chosen = load_model(era or "current")
         if arch is not None and arch not in chosen.arches:
             raise UsageError(f"unknown architecture {arch}; known: {', '.join(chosen.arches)}")
-        click.echo(format_model_table(chosen, arch))
+        out(format_model_table(chosen, arch))
         return
     from kvmlint.analysis import analyse
     from kvmlint.source.discover import discover
@@ -31,5 +31,5 @@ def model(arch, era, tree) -> None:
     setters = analysis.index.setters(analysis.scope)
     drifts = verify(analysis.model, setters)
     echo(f"model era {analysis.era}, {len(setters)} setters read from {tree}")
-    click.echo(format_drift(drifts))
+    out(format_drift(drifts))
     sys.exit(EXIT_FINDINGS if any(not d.era_difference for d in drifts) else 0)

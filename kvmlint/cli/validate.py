@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from kvmlint.cli.output import EXIT_FINDINGS
+from kvmlint.cli.output import EXIT_FINDINGS, out
 from kvmlint.errors import UsageError
 
 
@@ -31,5 +31,5 @@ def validate(old, new, arches, era, needs) -> None:
         verdict = compare(model, old, new, arches=tuple(arches) or None, needed=needs)
     except ExpressionError as error:
         raise UsageError(f"cannot read the expression: {error}") from error
-    click.echo(format_validation_table(verdict))
+    out(format_validation_table(verdict))
     sys.exit(0 if verdict.safe else EXIT_FINDINGS)

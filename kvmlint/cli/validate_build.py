@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from kvmlint.cli.output import EXIT_FINDINGS, echo, stderr
+from kvmlint.cli.output import EXIT_FINDINGS, echo, out, stderr
 from kvmlint.errors import UsageError
 
 FULL_COMPILE_HELP = ("Compile every affected unit with its whole recorded command.  By default a unit whose own "
@@ -62,6 +62,6 @@ def validate_build(build_dir, files, jobs, full_compile) -> None:
         echo(f"{'cannot check' if failure.refused else 'does not compile'}: {failure.format(root)}", lines=True)
     report_never_built(database)
     refused = f", {compiled.refused} not run (kvmlint will not run their commands)" if compiled.refused else ""
-    click.echo(f"{compiled.units} unit(s) compiled{front_end_note(compiled.front_end_only)} in {compiled.seconds:.1f}s "
+    out(f"{compiled.units} unit(s) compiled{front_end_note(compiled.front_end_only)} in {compiled.seconds:.1f}s "
                f"for {len(changed)} changed file(s), {len(compiled.failures) - compiled.refused} failed{refused}")
     sys.exit(EXIT_FINDINGS if compiled.failures else 0)

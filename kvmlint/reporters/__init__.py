@@ -11,6 +11,7 @@ import codecs
 import hashlib
 import importlib
 import os
+import re
 import stat
 import tempfile
 from collections import Counter
@@ -46,8 +47,9 @@ class Report:
     _normalized: tuple[tuple[str, int], str] = field(default=(("", 0), ""), repr=False)
 
     def display_path(self, finding: Finding) -> str:
+        """The finding's file relative to where the user named the tree, raw: each format escapes it its way."""
         absolute = self.root / finding.path
-        return printable(Path(os.path.relpath(absolute, self.display_base)).as_posix())
+        return Path(os.path.relpath(absolute, self.display_base)).as_posix()
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
@@ -98,6 +100,22 @@ class Report:
         return result
 
 
+# A backslash, and a byte of a file name that is not UTF-8 (read as a surrogate escape).
+_NOT_KEPT_IN_NAMES = re.compile("[\\\\\udc80-\udcff]")
+
+
+def exact_path(path: str) -> str:
+    """A file name as JSON and GitLab carry it, lossless and valid Unicode: each character as it
+    is, except a backslash, written `\\\\`, and each byte that is not UTF-8, written `\\xNN`.  Two
+    different names never read the same; a name that is UTF-8 without a backslash is unchanged."""
+    return _NOT_KEPT_IN_NAMES.sub(_escape_in_name, path) if _NOT_KEPT_IN_NAMES.search(path) else path
+
+
+def _escape_in_name(match: re.Match) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\x{ord(char) - 0xDC00:02x}"
+
+
 def _code_points_before(line: bytes) -> list[int]:
     """For each byte offset of `line`, the length of `line[:offset]` decoded with errors replaced."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -135,16 +153,17 @@ def render_statistics(findings: list[Finding]) -> str:
     return "".join(lines)
 
 
-def write_atomically(path: Path, text: str, named_by_user: bool = True) -> None:
+def write_atomically(path: Path, text: str, in_tree: bool = False) -> None:
     """Readers of `path` see the old content or the new, never a partial file.
 
-    A symlink the user named is written through: its target gets the report,
-    the link stays.  A device, FIFO or terminal (`/dev/stdout`, `/dev/full`) is
-    written into, never renamed over: only a regular file is replaced.  A path
-    the tree's configuration names is written only as a regular file: a
-    symlink or a FIFO there is the tree's, and refused.
+    A symlink outside the tree is written through: its target gets the
+    report, the link stays.  A device, FIFO or terminal (`/dev/stdout`,
+    `/dev/full`) is written into, never renamed over: only a regular file is
+    replaced.  A path `in_tree` (the tree's configuration names it, or the
+    user names a place inside the checked tree) is written only as a regular
+    file: a symlink or a FIFO there may be the tree's, and is refused.
     """
-    if not named_by_user:
+    if in_tree:
         _refuse_unless_regular_or_absent(path, "the report")
     try:
         special = not stat.S_ISREG(os.stat(path).st_mode)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from kvmlint.reporters import printable
+from kvmlint.reporters import exact_path
 from kvmlint.reporters.text_format import notes_of
 
 
@@ -20,7 +20,7 @@ def render(report) -> str:
             "check_name": finding.code,
             "fingerprint": report.fingerprints[finding],
             "severity": "minor" if finding.confidence == "low" else "major",
-            "location": {"path": printable(finding.path), "lines": {"begin": finding.line, "end": finding.end_line}},
+            "location": {"path": exact_path(finding.path), "lines": {"begin": finding.line, "end": finding.end_line}},
             **({"content": {"body": "".join(f"- {note}\n" for note in notes_of(finding))}} if notes_of(finding) else {}),
         }
         for finding in report.findings

@@ -1,10 +1,17 @@
-"""The stable JSON contract that other tools read."""
+"""The stable JSON contract that other tools read.
+
+`path` is the file's exact name, relative to where the tree was named: as it
+is, except that a backslash is written `\\\\` and each byte that is not UTF-8
+`\\xNN` (`reporters.exact_path`), so that every name is valid Unicode and
+reads back to its bytes.
+"""
 
 from __future__ import annotations
 
 import json
 
 from kvmlint import __version__
+from kvmlint.reporters import exact_path
 
 
 def finding_to_dict(finding, path: str) -> dict:
@@ -37,7 +44,7 @@ def finding_to_dict(finding, path: str) -> dict:
 def render(report) -> str:
     document = {
         "version": __version__,
-        "findings": [finding_to_dict(f, report.display_path(f)) for f in report.findings],
+        "findings": [finding_to_dict(f, exact_path(report.display_path(f))) for f in report.findings],
         "summary": {
             "files": report.files,
             "parsed": report.parsed,

@@ -101,29 +101,16 @@ class CompileDatabase:
 
     def _load(self, build_dir: Path) -> list[CompileUnit]:
         path = build_dir / DATABASE
-        try:
-            entries = json.loads(read_build_file(path, DATABASE_MAX_BYTES).decode("utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{build_dir}: no {DATABASE} (configure the QEMU build first)") from None
-        except UnreadableFile as why:
-            raise UsageError(f"{path}: {why}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-            raise UsageError(f"{path}: cannot read it ({error})") from None
-        if not isinstance(entries, list):
-            raise UsageError(f"{path}: not a list of compile commands")
+        entries = _read_database(build_dir, path)
         inside = os.path.join(str(self.root), "")
         mine = []
         for number, entry in enumerate(entries):
-            try:
-                directory = entry["directory"]
-                source = os.path.normpath(os.path.join(directory, entry["file"]))
-                if not isinstance(directory, str) or not os.path.isabs(directory):
-                    raise TypeError("its directory is not an absolute path")
-                command = tuple(entry["arguments"]) if "arguments" in entry else entry["command"]
-                if not isinstance(command, str) and not all(isinstance(a, str) for a in command):
-                    raise TypeError("the command is neither a string nor a list of strings")
-            except (KeyError, TypeError, ValueError) as error:
-                raise UsageError(f"{path}: entry {number} is not a compile command ({error})") from None
+            problem = _not_a_compile_command(entry)
+            if problem:
+                raise UsageError(f"{path}: entry {number} {problem}")
+            directory = entry["directory"]
+            source = os.path.normpath(os.path.join(directory, entry["file"]))
+            command = tuple(entry["arguments"]) if "arguments" in entry else entry["command"]
             if not source.startswith(inside):
                 continue  # a unit of another tree (a subproject built from elsewhere)
             output = entry.get("output")
@@ -134,6 +121,8 @@ class CompileDatabase:
         if not mine:
             raise UsageError(f"{path}: compiles no file of the tree at {self.root}")
         compiler = next((a for a in mine[0].arguments if os.path.basename(a) not in CACHE_NAMES), "")
+        if not compiler:
+            raise UsageError(f"{path}: the command for {mine[0].source} names no compiler")
         if shutil.which(compiler, path=os.environ.get("PATH")) is None and not Path(mine[0].directory, compiler).exists():
             raise UsageError(f"{path}: its compiler {compiler} is not installed")
         return mine
@@ -324,6 +313,53 @@ class CompileDatabase:
         """The tree's file at `name`, or None for a system header."""
         path = Path(os.path.normpath(name))
         return path if self.root in path.parents else None
+
+
+def _read_database(build_dir: Path, path: Path) -> list:
+    """The entries of `path`; UsageError naming the file and what is wrong with it, in one line."""
+    try:
+        data = read_build_file(path, DATABASE_MAX_BYTES)
+    except FileNotFoundError:
+        raise UsageError(f"{build_dir}: no {DATABASE} (configure the QEMU build first)") from None
+    except UnreadableFile as why:
+        raise UsageError(f"{path}: {why}") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        entries = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a compile database: nested too deeply") from None
+    if not isinstance(entries, list):
+        raise UsageError(f"{path}: not a list of compile commands")
+    return entries
+
+
+def _not_a_compile_command(entry) -> str | None:
+    """What makes a database entry no compile command (as the entry's problem), or None."""
+    if not isinstance(entry, dict):
+        return "is not an object with \"directory\", \"file\" and \"arguments\" or \"command\""
+    for key in ("directory", "file"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            return f"has no \"{key}\" string"
+    for key in ("directory", "file", "output"):
+        if "\0" in str(entry.get(key, "")):
+            return f"has a NUL character in its \"{key}\""
+    if not os.path.isabs(entry["directory"]):
+        return "has a \"directory\" that is not an absolute path"
+    if "arguments" in entry:
+        arguments = entry["arguments"]
+        if not isinstance(arguments, list) or not arguments or not all(isinstance(a, str) for a in arguments):
+            return "has \"arguments\" that are not a list of strings"
+        command = "".join(arguments)
+    elif isinstance(entry.get("command"), str) and entry["command"].strip():
+        command = entry["command"]
+    else:
+        return "has neither \"arguments\" (a list of strings) nor a \"command\" string"
+    return "has a NUL character in its command" if "\0" in command else None
 
 
 def _split_command(command: str) -> tuple[str, ...]:
