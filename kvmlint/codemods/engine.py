@@ -244,10 +244,28 @@ def _overlaps(a: Edit, b: Edit) -> bool:
 
 
 def _error_regions(path: str, data: bytes) -> list[tuple[int, int]]:
-    """Syntax-error regions of a C file; build files are not C and have none to check."""
+    """Syntax-error regions of a C file: its ERROR nodes, and each token the parser had to assume
+    (an edit that drops a `)` leaves a MISSING one, and no ERROR node).  Build files are not C
+    and have none to check."""
     if not is_c_file(path):
         return []
-    return [(e.start_byte, e.end_byte) for e in error_nodes(parse(data).root_node)]
+    root = parse(data).root_node
+    regions = [(e.start_byte, e.end_byte) for e in error_nodes(root)]
+    if root.has_error:
+        regions.extend((m.start_byte, m.end_byte) for m in _missing_nodes(root))
+    return regions
+
+
+def _missing_nodes(root) -> list:
+    """The MISSING nodes under `root`, entering only subtrees that hold an error (as error_nodes does)."""
+    found, pending = [], [root]
+    while pending:
+        node = pending.pop()
+        if node.is_missing:
+            found.append(node)
+        elif node.has_error:
+            pending.extend(node.children)
+    return found
 
 
 def _swaps_a_name(data: bytes, edit: Edit) -> bool:
