@@ -181,7 +181,6 @@ def test_each_findings_fix_is_what_fix_file_line_writes_for_it(tmp_path, name, u
     validate_sarif(sarif)
     run, fixes = sarif_fixes(sarif)
     assert len(fixes) == len(document["findings"])
-    flag = ["--unsafe-fixes"] if unsafe else []
     compared = 0
     for number, (finding, sarif_fix) in enumerate(zip(document["findings"], fixes)):
         assert (finding["fix"] is None) == (sarif_fix is None)
@@ -189,7 +188,9 @@ def test_each_findings_fix_is_what_fix_file_line_writes_for_it(tmp_path, name, u
         if line is None:
             continue
         written = tree(name, tmp_path / f"{number}-fix")
-        fix(written, f"{written / finding['path']}:{line}", "--select", finding["code"], *flag)
+        marked_unsafe = finding["fix"] is not None and finding["fix"]["applicability"] == "unsafe"
+        fix(written, f"{written / finding['path']}:{line}", "--select", finding["code"],
+            *(["--unsafe-fixes"] if unsafe or marked_unsafe else []))
         if finding["fix"] is None:
             assert contents(written) == contents(original), f"{finding['path']}:{line} has no fix, yet fix writes one"
             continue
@@ -392,7 +393,8 @@ def test_a_check_of_part_of_the_tree_carries_the_fix_of_the_whole(tmp_path):
 @pytest.mark.skipif(not os.environ.get("KVMLINT_QEMU_TREE"), reason="set KVMLINT_QEMU_TREE to a QEMU tree")
 def test_real_tree_each_fix_is_what_fix_writes(tmp_path):
     """On a real QEMU tree (a copy of $KVMLINT_QEMU_TREE): every finding's JSON edits and SARIF fix,
-    applied alone, give what `kvmlint fix FILE:LINE --select CODE` writes for it."""
+    applied alone, give what `kvmlint fix FILE:LINE --select CODE` writes for it (with --unsafe-fixes
+    for a fix marked unsafe)."""
     root = Path(shutil.copytree(os.environ["KVMLINT_QEMU_TREE"], tmp_path / "qemu", symlinks=True, ignore=IGNORED))
     document = check(root, "json", False)
     sarif = check(root, "sarif", False)
@@ -411,7 +413,8 @@ def test_real_tree_each_fix_is_what_fix_writes(tmp_path):
             apply()
             expected[name] = {path: read(root / path) for path in paths}
             restore(root, saved)
-        code, output = kvmlint("fix", f"{root / finding['path']}:{line}", "--select", finding["code"])
+        unsafe = ["--unsafe-fixes"] if finding["fix"]["applicability"] == "unsafe" else []
+        code, output = kvmlint("fix", f"{root / finding['path']}:{line}", "--select", finding["code"], *unsafe)
         assert code in (0, 1), output
         written = {line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("wrote ")}
         assert written == paths, finding
