@@ -77,7 +77,8 @@ def fix(
     )
     # The whole checkout is read as check reads it (so check's JSON and SARIF carry what this writes), excluded
     # files too: a fix that spans files (a move, a rename) must edit them.
-    sources = discover([path], suffixes=C_SUFFIXES + PYTHON_SUFFIXES, whole_tree=True)
+    named = str(Path(path) / location[0]) if location is not None else path
+    sources = discover([named], suffixes=C_SUFFIXES + PYTHON_SUFFIXES, whole_tree=True)
     base_commit = committer = None
     purpose = "--format-patch" if patch_dir else "--commit"
     if patch_dir or commit_each:
