@@ -24,17 +24,25 @@ from kvmlint.cli import cli
 
 SARIF_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
 BUILD_GATE = FIXTURES.parent / "build-gate"
-# Every fixture tree with findings that have fixes.
-TREES = ("qemu-2012", "qemu-current", "qemu-helpers", "build-gate")
+# Every fixture tree with findings (as laid out: a base and its overlays), and the build gate's tree.
+LAYOUTS = {
+    "qemu-2012": ("qemu-2012",),
+    "qemu-2019": ("qemu-2019",),
+    "qemu-2020": ("qemu-2020",),
+    "qemu-current": ("qemu-current",),
+    "qemu-functional": ("qemu-functional",),
+    "qemu-helpers": ("qemu-2012", "qemu-helpers"),
+}
+TREES = (*LAYOUTS, "build-gate")
+# The trees some of whose findings have a fix (the others' findings have none: their fix must write nothing).
+WITH_FIXES = ("qemu-2012", "qemu-current", "qemu-helpers", "build-gate")
 IGNORED = shutil.ignore_patterns(".kvmlint_cache")
 
 
 def tree(name: str, destination: Path) -> Path:
     if name == "build-gate":
         return Path(shutil.copytree(BUILD_GATE, destination, ignore=IGNORED))
-    if name == "qemu-helpers":
-        return lay_out(destination, "qemu-2012", "qemu-helpers")
-    return lay_out(destination, name)
+    return lay_out(destination, *LAYOUTS[name])
 
 
 def kvmlint(*args: str) -> tuple[int, str]:
@@ -181,7 +189,7 @@ def test_each_findings_fix_is_what_fix_file_line_writes_for_it(tmp_path, name, u
     validate_sarif(sarif)
     run, fixes = sarif_fixes(sarif)
     assert len(fixes) == len(document["findings"])
-    compared = 0
+    compared = with_fix = 0
     for number, (finding, sarif_fix) in enumerate(zip(document["findings"], fixes)):
         assert (finding["fix"] is None) == (sarif_fix is None)
         line = one_finding_line(document["findings"], finding)
@@ -191,6 +199,7 @@ def test_each_findings_fix_is_what_fix_file_line_writes_for_it(tmp_path, name, u
         marked_unsafe = finding["fix"] is not None and finding["fix"]["applicability"] == "unsafe"
         fix(written, f"{written / finding['path']}:{line}", "--select", finding["code"],
             *(["--unsafe-fixes"] if unsafe or marked_unsafe else []))
+        compared += 1
         if finding["fix"] is None:
             assert contents(written) == contents(original), f"{finding['path']}:{line} has no fix, yet fix writes one"
             continue
@@ -201,8 +210,16 @@ def test_each_findings_fix_is_what_fix_file_line_writes_for_it(tmp_path, name, u
         from_sarif = tree(name, tmp_path / f"{number}-sarif")
         apply_sarif_fix(from_sarif, run, sarif_fix[0])
         assert contents(from_sarif) == contents(written), f"{finding['path']}:{line}: SARIF fix"
-        compared += 1
-    assert compared >= 1
+        with_fix += 1
+    assert compared >= 1 and (with_fix >= 1) == (name in WITH_FIXES)
+
+
+def test_every_fixture_tree_with_findings_is_compared(tmp_path):
+    """A fixture tree added later is compared too, or has no finding."""
+    for folder in sorted(path.name for path in FIXTURES.iterdir() if path.is_dir()):
+        if folder not in LAYOUTS:
+            laid_out = lay_out(tmp_path / folder, folder)
+            assert check(laid_out, "json", True)["findings"] == [], f"{folder}: add it to LAYOUTS"
 
 
 def fixes_to_apply(document: dict, format_name: str, unsafe: bool) -> list[dict]:
@@ -391,19 +408,25 @@ def test_a_check_of_part_of_the_tree_carries_the_fix_of_the_whole(tmp_path):
 
 
 @pytest.mark.skipif(not os.environ.get("KVMLINT_QEMU_TREE"), reason="set KVMLINT_QEMU_TREE to a QEMU tree")
-def test_real_tree_each_fix_is_what_fix_writes(tmp_path):
+@pytest.mark.parametrize("unsafe", [False, True], ids=["safe", "unsafe-fixes"])
+def test_real_tree_each_fix_is_what_fix_writes(tmp_path, unsafe):
     """On a real QEMU tree (a copy of $KVMLINT_QEMU_TREE): every finding's JSON edits and SARIF fix,
     applied alone, give what `kvmlint fix FILE:LINE --select CODE` writes for it (with --unsafe-fixes
-    for a fix marked unsafe)."""
+    for a fix marked unsafe, and for every fix of `check --unsafe-fixes`); for a finding without one,
+    `fix --unsafe-fixes` writes nothing."""
     root = Path(shutil.copytree(os.environ["KVMLINT_QEMU_TREE"], tmp_path / "qemu", symlinks=True, ignore=IGNORED))
-    document = check(root, "json", False)
-    sarif = check(root, "sarif", False)
+    document = check(root, "json", unsafe)
+    sarif = check(root, "sarif", unsafe)
     validate_sarif(sarif)
     run, fixes = sarif_fixes(sarif)
     compared = 0
     for finding, sarif_fix in zip(document["findings"], fixes):
         line = one_finding_line(document["findings"], finding)
-        if finding["fix"] is None or line is None:
+        if line is None:
+            continue
+        if finding["fix"] is None:
+            code, output = kvmlint("fix", f"{root / finding['path']}:{line}", "--select", finding["code"], "--unsafe-fixes")
+            assert code in (0, 1) and "0 file(s) written" in output, f"{finding['path']}:{line}: {output}"
             continue
         paths = {e["path"] for e in finding["fix"]["edits"]}
         saved = {path: (root / path).read_bytes() if (root / path).exists() else None for path in paths}
@@ -413,8 +436,8 @@ def test_real_tree_each_fix_is_what_fix_writes(tmp_path):
             apply()
             expected[name] = {path: read(root / path) for path in paths}
             restore(root, saved)
-        unsafe = ["--unsafe-fixes"] if finding["fix"]["applicability"] == "unsafe" else []
-        code, output = kvmlint("fix", f"{root / finding['path']}:{line}", "--select", finding["code"], *unsafe)
+        flag = ["--unsafe-fixes"] if unsafe or finding["fix"]["applicability"] == "unsafe" else []
+        code, output = kvmlint("fix", f"{root / finding['path']}:{line}", "--select", finding["code"], *flag)
         assert code in (0, 1), output
         written = {line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("wrote ")}
         assert written == paths, finding
