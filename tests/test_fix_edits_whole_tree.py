@@ -41,11 +41,19 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_ENV}, check=True, capture_output=True)
 
 
+def runner() -> CliRunner:
+    """A runner whose stdout is the command's alone: click before 8.2 mixes stderr in unless told not to."""
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:  # click 8.2 and later: stderr is apart already
+        return CliRunner()
+
+
 def kvmlint_run(*args: str, cwd: Path | None = None) -> tuple[int, str]:
     previous = os.getcwd()
     os.chdir(cwd or previous)
     try:
-        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        result = runner().invoke(cli, list(args), catch_exceptions=False)
     finally:
         os.chdir(previous)
     return result.exit_code, result.stdout
