@@ -27,7 +27,7 @@ def finding_to_dict(finding, path: str, fix: dict | None = None) -> dict:
         "evidence": list(finding.evidence),
         "details": list(finding.details),
         "verdicts": dict(finding.verdicts),
-        # Added in 0.3: what `kvmlint fix FILE:LINE` writes for this finding, as ruff's edits.
+        # What `kvmlint fix FILE:LINE` writes for this finding, as ruff's edits; null when it writes nothing.
         "fix": fix,
     }
 
@@ -39,7 +39,7 @@ def fix_to_dict(report, fix) -> dict:
     return {
         "applicability": fix.applicability,
         "message": fix.description,
-        "description": fix.description,  # the 0.2 name
+        "description": fix.description,  # kvmlint's name for it before the edits came
         "edits": [edit for changed in fix.files for edit in _edits(report, changed)],
     }
 
