@@ -167,3 +167,18 @@ def run_rules(analysis: Analysis, selections: list[Selection]) -> CheckResult:
     analysis.timings["rules"] = time.perf_counter() - started
     selected_codes = frozenset(selection.rule.code for selection in selections)
     return apply_suppressions(findings, analysis.facts, selected_codes)
+
+
+def fixes_for_check(analysis: Analysis, findings: list[Finding], unsafe: bool) -> dict:
+    """The fix of each of `check`'s findings that has one, as `kvmlint fix FILE:LINE` writes it.
+
+    Both commands analyse the whole checkout, so the fixes are planned on the
+    analysis check already made.  A tree analysed with other content than the
+    disk's (--staged where the index differs, --patch, --diff-base A..B) has
+    none: `fix` writes the work tree, and its files hold other bytes.
+    """
+    from kvmlint.validation.finding_fixes import finding_fixes
+
+    if analysis.sources.overlay:
+        return {}
+    return finding_fixes(analysis, findings, unsafe)

@@ -44,6 +44,7 @@ PATCH_HELP = ("Review a patch or series (mbox or `git format-patch` output; - re
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--statistics", is_flag=True, help="Count findings per rule (text: instead of the findings; other formats: on stderr).")
+@click.option("--unsafe-fixes", is_flag=True, help="JSON and SARIF: each finding's fix as `fix --unsafe-fixes` writes it (marked unsafe where it differs).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parser processes [default: CPU count].")
 @click.option("--era", type=click.Choice(ERAS), default=None, help="Model era [default: inferred from the tree].")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only, no warnings.")
@@ -51,18 +52,19 @@ PATCH_HELP = ("Review a patch or series (mbox or `git format-patch` output; - re
 @click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def check(
     paths, selected, extended, ignored, exclude, format_name, output_file, staged, diff_base, patch, base,
-    show_suppressed, strict, exit_zero, statistics, jobs, era, quiet, verbose, no_cache,
+    show_suppressed, strict, exit_zero, statistics, unsafe_fixes, jobs, era, quiet, verbose, no_cache,
 ) -> None:
     """Report findings in PATHS (files or directories; default: .).
 
     Settings come from kvmlint.toml or [tool.kvmlint] in pyproject.toml at or
     above the checked tree; options given here override them."""
+    from kvmlint.analysis import fixes_for_check
     from kvmlint.cli.config import load_config
     from kvmlint.files import Overlay
     from kvmlint.findings import Finding
     from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
     from kvmlint.git.series import TreeState, is_range, patch_states, range_state, read_series
-    from kvmlint.reporters import Report, render, render_statistics, write_atomically
+    from kvmlint.reporters import FORMATS_WITH_FIXES, Report, render, render_statistics, write_atomically
     from kvmlint.scope.cache import is_build_file
     from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
     from kvmlint.store import Store
@@ -127,7 +129,7 @@ def check(
                 and not is_excluded(f.path, excluded) and f.code not in config.ignored_codes(f.path)]
 
     def in_change(found: list[Finding], state: TreeState | None, before: set) -> list[Finding]:
-        """Of those, the ones the change introduces, each naming its patch: on the lines it adds or, in a
+        """Of those, the ones the change introduces: on the lines it adds or, in a
         series, on lines an earlier patch added that make a finding only once this one is applied (a helper
         whose callers come later).  `before`: the findings of the tree the patch applies to."""
 
@@ -137,11 +139,14 @@ def check(
             return (state.series_changes is not None and state.series_changes.touches(f.path, f.line, f.end_line)
                     and _identity(f) not in before)
 
-        kept = [f for f in found if introduced(f)]
-        return [replace(f, message=f"{state.label}: {f.message}") for f in kept] if state and state.label else kept
+        return [f for f in found if introduced(f)]
+
+    def labelled(found: list[Finding], state: TreeState | None) -> list[Finding]:
+        """Each finding naming its patch."""
+        return [replace(f, message=f"{state.label}: {f.message}") for f in found] if state and state.label else found
 
     cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn)
-    findings, suppressed, warnings, left_out, overlay, before = [], [], {}, 0, {}, set()
+    findings, suppressed, warnings, left_out, overlay, before, fixes = [], [], {}, 0, {}, set(), {}
     for judged_sources, state in judged:
         analysis, result = _judge(judged_sources, selections, jobs or config.jobs, era or config.era, cache, quiet)
         if not quiet:
@@ -155,9 +160,13 @@ def check(
 
         candidates = reported(result.findings + (result.unused_suppressions if strict else []), judged_sources.names)
         introduced = in_change(candidates, state, before)
-        findings += introduced
+        shown = labelled(introduced, state)
+        if format_name in FORMATS_WITH_FIXES:
+            planned = fixes_for_check(analysis, introduced, unsafe_fixes)
+            fixes.update((as_shown, planned[f]) for f, as_shown in zip(introduced, shown) if f in planned)
+        findings += shown
         left_out += len(candidates) - len(introduced)
-        suppressed += in_change(reported(result.suppressed, judged_sources.names), state, before)
+        suppressed += labelled(in_change(reported(result.suppressed, judged_sources.names), state, before), state)
         overlay.update(judged_sources.overlay)
         before = {_identity(f) for f in result.findings + result.suppressed}
     for line in warnings:
@@ -173,6 +182,7 @@ def check(
         suppressed=tuple(suppressed),
         show_suppressed=show_suppressed,
         overlay=overlay,
+        fixes=fixes,
     )
     output = render(format_name, report)
     if statistics and format_name == "text":

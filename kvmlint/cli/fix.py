@@ -75,8 +75,10 @@ def fix(
         split_words(rule_words + selected) or list(config.select), split_words(ignored) or list(config.ignore),
         [] if rule_words or selected else list(config.extend_select),
     )
-    # Excluded files are read all the same: a fix that spans files (a move, a rename) must edit them too.
-    sources = discover([str(root)], suffixes=C_SUFFIXES + PYTHON_SUFFIXES)
+    # The whole checkout is read as check reads it (so check's JSON and SARIF carry what this writes), excluded
+    # files too: a fix that spans files (a move, a rename) must edit them.
+    named = str(Path(path) / location[0]) if location is not None else path
+    sources = discover([named], suffixes=C_SUFFIXES + PYTHON_SUFFIXES, whole_tree=True)
     base_commit = committer = None
     purpose = "--format-patch" if patch_dir else "--commit"
     if patch_dir or commit_each:

@@ -107,27 +107,113 @@ class Plan:
         An edit of a file that an earlier change set creates is relative to the
         content it is created with, as edits of existing files are to the originals.
         """
-        base = dict(self.originals)
+        return {path: changed.content for path, changed in self.file_edits(change_sets).items()}
+
+    def file_edits(self, change_sets: list[ChangeSet]) -> dict[str, FileEdits]:
+        """Every touched file as edits of its original bytes that give what `change_sets` make of it.
+
+        These are the change sets' own edits, in the line ending the file takes,
+        with a text replacement folded into the edit it falls in (or made an edit
+        of its own); a file a change set creates is one insertion of its final
+        content.  Edits that touch are one edit, so the order of applying them
+        cannot matter.
+        """
+        created: dict[str, bytes] = {}
         edits_by_path: dict[str, list[Edit]] = {}
-        result: dict[str, bytes] = {}
         for change_set in change_sets:
             # A new file's lines end as those of the files its change set edits.
             edited = b"".join(self.originals.get(e.path, b"") for e in change_set.edits)
             for new_file in change_set.new_files:
                 content = with_line_ending(new_file.content, line_ending(edited)) if edited else new_file.content
-                base[new_file.path] = result[new_file.path] = content
+                created[new_file.path] = content
+                edits_by_path.setdefault(new_file.path, [])
             for edit in change_set.edits:
                 edits_by_path.setdefault(edit.path, []).append(edit)
+        result: dict[str, list[Edit]] = {}
         for path, edits in edits_by_path.items():
-            ending = line_ending(base[path])
-            result[path] = apply_edits(base[path], [_with_ending(edit, ending) for edit in edits])
+            base = created[path] if path in created else self.originals[path]
+            result[path] = _joined(base, [_with_ending(edit, line_ending(base)) for edit in edits])
         for change_set in change_sets:
             for replacement in change_set.replacements:
-                current = result.get(replacement.path, base.get(replacement.path, b""))
+                path = replacement.path
+                base = created[path] if path in created else self.originals.get(path, b"")
+                edits = result.get(path, [])
+                current = _applied(base, edits)
                 ending = line_ending(current)
                 old, new = (with_line_ending(text, ending) for text in (replacement.old, replacement.new))
-                result[replacement.path] = current.replace(old, new, 1)
-        return result
+                at = current.find(old)
+                result[path] = edits if at < 0 else _replaced(path, base, edits, current, at, at + len(old), new)
+        files = {}
+        for path, edits in result.items():
+            if path in created:
+                files[path] = FileEdits(path, None, (Edit(path, 0, 0, _applied(created[path], edits)),))
+            else:
+                files[path] = FileEdits(path, self.originals.get(path, b""), tuple(edits))
+        return files
+
+
+@dataclass(frozen=True)
+class FileEdits:
+    """A file's change: edits of its original bytes, ascending, none overlapping or touching another."""
+
+    path: str
+    original: bytes | None  # None: the file is new, and its one edit inserts all of it
+    edits: tuple[Edit, ...]
+
+    @property
+    def content(self) -> bytes:
+        return _applied(self.original or b"", self.edits)
+
+
+def _applied(data: bytes, edits) -> bytes:
+    """`data` with ascending, non-overlapping edits applied."""
+    pieces, position = [], 0
+    for edit in edits:
+        pieces.extend((data[position : edit.start], edit.replacement))
+        position = edit.end
+    pieces.append(data[position:])
+    return b"".join(pieces)
+
+
+def _joined(data: bytes, edits: list[Edit]) -> list[Edit]:
+    """Non-overlapping `edits` of `data`, ascending, each run of touching edits made one: inserts
+    at one offset keep their given order, and an edit identical to an earlier one, or one that
+    changes nothing, is dropped."""
+    ordered = [edit for _, edit in sorted(enumerate(dict.fromkeys(edits)), key=lambda item: (item[1].start, item[1].end, item[0]))]
+    joined: list[Edit] = []
+    for edit in ordered:
+        last = joined[-1] if joined else None
+        if last is not None and edit.start <= last.end:  # touching: non-overlapping edits meet at one offset
+            joined[-1] = Edit(edit.path, last.start, edit.end, last.replacement + edit.replacement)
+        else:
+            joined.append(edit)
+    return [edit for edit in joined if data[edit.start : edit.end] != edit.replacement]
+
+
+def _replaced(path: str, data: bytes, edits: list[Edit], current: bytes, start: int, end: int, text: bytes) -> list[Edit]:
+    """`edits` of `data` (which give `current`) changed so that they give `current` with its
+    bytes [start, end) made `text`: the edits that range overlaps or touches become one with it."""
+    before, met, after = [], [], []
+    shift = 0  # an offset in `current` minus the offset in `data` it comes from, left of the edit at hand
+    for edit in edits:
+        first = edit.start + shift
+        last = first + len(edit.replacement)
+        (before if last < start else after if first > end else met).append((edit, first, last))
+        shift += len(edit.replacement) - (edit.end - edit.start)
+
+    def growth(positioned) -> int:
+        return sum(len(edit.replacement) - (edit.end - edit.start) for edit, _, _ in positioned)
+
+    if met and met[0][1] <= start:
+        data_start, current_start = met[0][0].start, met[0][1]
+    else:
+        data_start, current_start = start - growth(before), start
+    if met and met[-1][2] >= end:
+        data_end, current_end = met[-1][0].end, met[-1][2]
+    else:
+        data_end, current_end = end - growth(before) - growth(met), end
+    merged = Edit(path, data_start, data_end, current[current_start:start] + text + current[end:current_end])
+    return _joined(data, [*(e for e, _, _ in before), merged, *(e for e, _, _ in after)])
 
 
 def line_ending(data: bytes) -> bytes:
@@ -144,16 +230,6 @@ def _with_ending(edit: Edit, ending: bytes) -> Edit:
     return Edit(edit.path, edit.start, edit.end, with_line_ending(edit.replacement, ending))
 
 
-def apply_edits(data: bytes, edits: list[Edit]) -> bytes:
-    """Apply non-overlapping edits; inserts at one offset keep their given order,
-    and an insert identical to an earlier one at the same offset is dropped."""
-    unique = list(dict.fromkeys(edits))
-    ordered = sorted(enumerate(unique), key=lambda item: (item[1].start, item[1].end, item[0]), reverse=True)
-    for _, edit in ordered:
-        data = data[: edit.start] + edit.replacement + data[edit.end :]
-    return data
-
-
 def _overlaps(a: Edit, b: Edit) -> bool:
     """Two edits clash when their ranges share a byte, or an insert falls strictly inside a range."""
     if a.path != b.path:
@@ -168,10 +244,28 @@ def _overlaps(a: Edit, b: Edit) -> bool:
 
 
 def _error_regions(path: str, data: bytes) -> list[tuple[int, int]]:
-    """Syntax-error regions of a C file; build files are not C and have none to check."""
+    """Syntax-error regions of a C file: its ERROR nodes, and each token the parser had to assume
+    (an edit that drops a `)` leaves a MISSING one, and no ERROR node).  Build files are not C
+    and have none to check."""
     if not is_c_file(path):
         return []
-    return [(e.start_byte, e.end_byte) for e in error_nodes(parse(data).root_node)]
+    root = parse(data).root_node
+    regions = [(e.start_byte, e.end_byte) for e in error_nodes(root)]
+    if root.has_error:
+        regions.extend((m.start_byte, m.end_byte) for m in _missing_nodes(root))
+    return regions
+
+
+def _missing_nodes(root) -> list:
+    """The MISSING nodes under `root`, entering only subtrees that hold an error (as error_nodes does)."""
+    found, pending = [], [root]
+    while pending:
+        node = pending.pop()
+        if node.is_missing:
+            found.append(node)
+        elif node.has_error:
+            pending.extend(node.children)
+    return found
 
 
 def _swaps_a_name(data: bytes, edit: Edit) -> bool:

@@ -17,6 +17,11 @@ header, `bool` beside the irqchip flag's definitions) is reused, each
 declaration it has kept and only the missing ones added.  Any other
 declaration of either name (a static, a variable of another type or place,
 a macro) means the name is taken: no fix, and the reason names the place.
+
+Predicates introduced at one place (declarations beside the irqchip flag's,
+macros beside the proxy's, setters in one hook) stand in the model's order,
+also when they are introduced one run at a time: applying these fixes one by
+one writes what one run writes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import textwrap
 from dataclasses import dataclass
 
 from kvmlint.codemods import ctext
-from kvmlint.codemods.engine import ChangeSet, Edit
+from kvmlint.codemods.engine import ChangeSet, Edit, line_ending, with_line_ending
 from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
 from kvmlint.prose import arch_name, join_words
@@ -166,10 +171,11 @@ def _site_edit(analysis, finding, read) -> Edit:
     start = _byte_offset(analysis, finding)
     data = read(finding.path)
     begin, end = ctext.line_start(data, start), ctext.line_end(data, start + 1)
-    line = data[begin:end].decode("utf-8", "surrogateescape")
-    column = start - begin
-    rewritten = line[:column] + finding.replacement + line[column + len(PROXY + "()") :]
-    return Edit(finding.path, begin, end, wrap_condition(rewritten).encode("utf-8", "surrogateescape"))
+    line = data[begin:end]
+    column = start - begin  # bytes, not characters: the line may hold characters of several bytes
+    rewritten = line[:column] + finding.replacement.encode() + line[column + len(PROXY + "()") :]
+    wrapped = wrap_condition(rewritten.decode("utf-8", "surrogateescape"))
+    return Edit(finding.path, begin, end, wrapped.encode("utf-8", "surrogateescape"))
 
 
 def wrap_condition(line: str, limit: int = LINE_LIMIT) -> str:
@@ -203,10 +209,11 @@ class _Anchors:
 def _introduce(analysis, predicate: str, read) -> tuple[list[Edit], list[Edit]]:
     """The flag, its macros and declarations; and, apart, the edits that set it."""
     model = analysis.model
-    flag = model.predicates[predicate].flags.get(analysis.era) if predicate in model.predicates else None
+    flag = _flag(analysis, predicate)
     if not flag:
         raise FixError(f"the model has no flag for {predicate}() in the {analysis.era} era")
     anchors = _anchors(analysis)
+    others = _other_flags(analysis, predicate)
     edits = []
 
     # The branch with KVM reads the flag; the branch without it says (false).
@@ -216,17 +223,13 @@ def _introduce(analysis, predicate: str, read) -> tuple[list[Edit], list[Edit]]:
     if not enabled:
         raise FixError(f"{anchors.header}: no {PROXY}() macro to add {predicate}() beside")
     header = read(anchors.header)
-    returns = textwrap.wrap(
-        f"Returns: true if {model.predicates[predicate].doc}.", LINE_LIMIT - 3,
-    )
-    documented = (
-        f"\n/**\n * {predicate}:\n *\n" + "".join(f" * {line}\n" for line in returns)
-        + f" */\n#define {predicate}() ({flag})\n"
-    ).encode()
-    edits.append(Edit(anchors.header, ctext.line_end(header, enabled[0].item.span.end_byte), ctext.line_end(header, enabled[0].item.span.end_byte), documented))
+    at = ctext.line_end(header, enabled[0].item.span.end_byte)
+    entries = [(other, _documented(model, other, other_flag)) for other, other_flag in others.items()]
+    edits.append(_placed(analysis, anchors.header, header, at, predicate, _documented(model, predicate, flag), entries))
     for macro in disabled:
         at = ctext.line_end(header, macro.item.span.end_byte)
-        edits.append(Edit(anchors.header, at, at, f"#define {predicate}() (false)\n".encode()))
+        entries = [(other, f"#define {other}() (false)\n".encode()) for other in others]
+        edits.append(_placed(analysis, anchors.header, header, at, predicate, f"#define {predicate}() (false)\n".encode(), entries))
 
     # `extern bool <flag>;` beside the irqchip flag's extern, `bool <flag>;` beside its definitions,
     # where the tree does not declare it so already.
@@ -237,8 +240,9 @@ def _introduce(analysis, predicate: str, read) -> tuple[list[Edit], list[Edit]]:
             continue
         data = read(located.path)
         at = ctext.line_end(data, located.item.span.end_byte)
-        declaration = f"extern bool {flag};\n" if located.item.kind == "extern" else f"bool {flag};\n"
-        edits.append(Edit(located.path, at, at, declaration.encode()))
+        kind = "extern bool" if located.item.kind == "extern" else "bool"
+        entries = [(other, f"{kind} {other_flag};\n".encode()) for other, other_flag in others.items()]
+        edits.append(_placed(analysis, located.path, data, at, predicate, f"{kind} {flag};\n".encode(), entries))
     return edits, _setters(analysis, predicate, flag, anchors, read)
 
 
@@ -268,6 +272,46 @@ def _flag_declarations(analysis, flag: str, predicate: str, wanted: set[tuple[st
 
 def _place(located) -> str:
     return f"{located.path}:{located.item.span.line}"
+
+
+def _flag(analysis, predicate: str) -> str | None:
+    known = analysis.model.predicates.get(predicate)
+    return known.flags.get(analysis.era) if known else None
+
+
+def _other_flags(analysis, predicate: str) -> dict[str, str]:
+    """Every other predicate with a flag in this era, and its flag: what an earlier fix may have introduced."""
+    others = {other: _flag(analysis, other) for other in analysis.model.predicates if other != predicate}
+    return {other: flag for other, flag in others.items() if flag}
+
+
+def _documented(model, predicate: str, flag: str) -> bytes:
+    """The documented macro the branch with KVM gets."""
+    returns = textwrap.wrap(f"Returns: true if {model.predicates[predicate].doc}.", LINE_LIMIT - 3)
+    return (
+        f"\n/**\n * {predicate}:\n *\n" + "".join(f" * {line}\n" for line in returns)
+        + f" */\n#define {predicate}() ({flag})\n"
+    ).encode()
+
+
+def _placed(analysis, path: str, data: bytes, at: int, predicate: str, text: bytes, entries) -> Edit:
+    """Insert `text` at `at`, or, where earlier fixes put the `entries` of other predicates
+    (each one's exact text) next to `at`, among them in the model's order."""
+    ending = line_ending(data)
+    entries = [(other, with_line_ending(entry, ending)) for other, entry in entries]
+    run = []  # (predicate, start) of each entry of the unbroken run around `at`
+    position = at
+    while (found := next(((o, e) for o, e in entries if data.startswith(e, position)), None)) is not None:
+        run.append((found[0], position))
+        position += len(found[1])
+    end_of_run, position = position, at
+    while (found := next(((o, e) for o, e in entries if data.endswith(e, 0, position)), None)) is not None:
+        position -= len(found[1])
+        run.insert(0, (found[0], position))
+    order = list(analysis.model.predicates)
+    after = [start for other, start in run if order.index(other) > order.index(predicate)]
+    offset = after[0] if after else end_of_run
+    return Edit(path, offset, offset, text)
 
 
 def _anchors(analysis) -> _Anchors:
@@ -327,11 +371,20 @@ def _setters(analysis, predicate: str, flag: str, anchors: _Anchors, read) -> li
         hook = _hook(analysis, source, "irq" if relation == "equal" else "init")
         data = read(source)
         at = _end_of_body(data, hook.item.span.end_byte)
+        entries = [
+            (other, _hook_setter(why, other, other_flag))
+            for other, other_flag in _other_flags(analysis, predicate).items()
+            for why in ("an in-kernel irqchip", f"KVM on {arch}")
+        ]
         why = "an in-kernel irqchip" if relation == "equal" else f"KVM on {arch}"
-        edits.append(Edit(source, at, at, f"    /* With {why}, {predicate}() holds. */\n    {flag} = true;\n".encode()))
+        edits.append(_placed(analysis, source, data, at, predicate, _hook_setter(why, predicate, flag), entries))
     if not edits:
         raise FixError(f"no architecture in this tree sets {predicate}() by the model")
     return edits
+
+
+def _hook_setter(why: str, predicate: str, flag: str) -> bytes:
+    return f"    /* With {why}, {predicate}() holds. */\n    {flag} = true;\n".encode()
 
 
 def _end_of_body(data: bytes, end: int) -> int:
@@ -348,8 +401,12 @@ def _after_irqchip_set(analysis, anchors: _Anchors, predicate: str, flag: str, r
             data = read(located.path)
             at = ctext.line_end(data, located.item.span.end_byte + 1)
             indent = data[ctext.line_start(data, located.item.span.start_byte) : located.item.span.start_byte].decode()
-            comment = f"{indent}/* An in-kernel irqchip implies {predicate}(). */\n"
-            return Edit(located.path, at, at, f"{comment}{indent}{flag} = true;\n".encode())
+
+            def setter(name: str, name_flag: str) -> bytes:
+                return f"{indent}/* An in-kernel irqchip implies {name}(). */\n{indent}{name_flag} = true;\n".encode()
+
+            entries = [(other, setter(other, other_flag)) for other, other_flag in _other_flags(analysis, predicate).items()]
+            return _placed(analysis, located.path, data, at, predicate, setter(predicate, flag), entries)
     raise FixError(f"no common code sets {anchors.irqchip_flag} = true to set {flag} beside")
 
 

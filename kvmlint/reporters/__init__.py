@@ -25,6 +25,8 @@ from kvmlint.findings import Finding
 from kvmlint.terminal import printable
 
 FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")
+# The formats that carry each finding's fix as edits: only for them are the fixes planned.
+FORMATS_WITH_FIXES = ("json", "sarif")
 
 
 @dataclass
@@ -41,15 +43,19 @@ class Report:
     suppressed: tuple[Finding, ...] = ()
     show_suppressed: bool = False
     overlay: Overlay = field(default_factory=dict)  # the content analysed instead of the disk's (kvmlint/files.py)
+    # Finding -> its fix as edits (validation/finding_fixes.py), for FORMATS_WITH_FIXES.
+    fixes: dict = field(default_factory=dict)
     # The lines of the file last asked about: findings come in path order, and no other file's bytes stay.
     _lines: tuple[str, list[bytes] | None] = field(default=("", None), repr=False)
     _columns: tuple[tuple[str, int], list[int] | None] = field(default=(("", 0), None), repr=False)
     _normalized: tuple[tuple[str, int], str] = field(default=(("", 0), ""), repr=False)
 
     def display_path(self, finding: Finding) -> str:
-        """The finding's file relative to where the user named the tree, raw: each format escapes it its way."""
-        absolute = self.root / finding.path
-        return Path(os.path.relpath(absolute, self.display_base)).as_posix()
+        return self.display_name(finding.path)
+
+    def display_name(self, path: str) -> str:
+        """A root-relative path relative to where the user named the tree, raw: each format escapes it its way."""
+        return Path(os.path.relpath(self.root / path, self.display_base)).as_posix()
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
@@ -129,10 +135,12 @@ def _code_points_before(line: bytes) -> list[int]:
 def render(format_name: str, report: Report) -> str:
     module = importlib.import_module(f"kvmlint.reporters.{format_name}_format")
     # Messages name files; paths stay raw for reading the files, and each format prints them its way.
+    findings = [replace(f, message=printable(f.message)) for f in report.findings]
     report = replace(
         report,
-        findings=[replace(f, message=printable(f.message)) for f in report.findings],
+        findings=findings,
         suppressed=tuple(replace(f, message=printable(f.message)) for f in report.suppressed),
+        fixes={shown: report.fixes[f] for f, shown in zip(report.findings, findings) if f in report.fixes},
     )
     return module.render(report)
 

@@ -1,16 +1,26 @@
 """SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
 
 Paths are relative to `%SRCROOT%` (the checkout root); columns are counted in
-Unicode code points, as SARIF requires, where kvmlint counts bytes.
+Unicode code points (the run's `columnKind`), where kvmlint counts bytes.
+
+A result's fix is what `kvmlint fix FILE:LINE` writes for it: one
+artifactChange per file, its replacements' `deletedRegion`s in the file as
+checked (SARIF 3.57.3).  A file the fix creates has one insertion at line 1,
+column 1.  A file that is not UTF-8 text (invalid bytes, or a byte order
+mark, which text regions do not count) gets binary replacements instead:
+`byteOffset`/`byteLength` and base64 content.
 """
 
 from __future__ import annotations
 
+import base64
+import codecs
 import json
 import re
 from urllib.parse import quote
 
 from kvmlint import __version__, rules
+from kvmlint.reporters.fix_edits import edit_places
 from kvmlint.reporters.text_format import notes_of
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -40,6 +50,7 @@ def render(report) -> str:
                 },
                 "originalUriBaseIds": {SOURCE_ROOT: {"uri": report.root.as_uri() + "/"}},
                 "columnKind": "unicodeCodePoints",
+                "defaultEncoding": "utf-8",
                 "results": results,
             }
         ],
@@ -110,28 +121,15 @@ def _result(report, finding, rule_index: dict[str, int], suppressed: bool = Fals
             **({"verdicts": dict(finding.verdicts)} if finding.verdicts else {}),
         },
     }
-    if finding.fix is not None and finding.replacement is not None:
+    fix = report.fixes.get(finding)
+    if fix is not None:
         result["fixes"] = [
             {
-                "description": {"text": finding.fix.description},
-                "artifactChanges": [
-                    {
-                        "artifactLocation": {"uri": _uri(finding.path), "uriBaseId": SOURCE_ROOT},
-                        "replacements": [
-                            {"deletedRegion": _bare(region), "insertedContent": {"text": finding.replacement}}
-                        ],
-                    }
-                ],
-                "properties": {"applicability": finding.fix.applicability},
+                "description": {"text": fix.description},
+                "artifactChanges": [_artifact_change(changed) for changed in fix.files],
+                "properties": {"applicability": fix.applicability},
             }
         ]
-    elif finding.fix is not None:
-        # A fix that a code-mod spreads over several files has no single
-        # replacement to show here: `kvmlint fix` applies it.
-        result["properties"]["fix"] = {
-            "applicability": finding.fix.applicability,
-            "description": finding.fix.description,
-        }
     if suppressed:
         result["suppressions"] = [{"kind": "inSource"}]
     return result
@@ -163,6 +161,40 @@ def _region(report, finding) -> dict:
     return region
 
 
-def _bare(region: dict) -> dict:
-    return {key: value for key, value in region.items() if key != "snippet"}
+def _artifact_change(changed) -> dict:
+    return {
+        "artifactLocation": {"uri": _uri(changed.path), "uriBaseId": SOURCE_ROOT},
+        "replacements": _text_replacements(changed) or _binary_replacements(changed),
+    }
 
+
+def _text_replacements(changed) -> list[dict] | None:
+    """Line and code point regions of the file as checked; None when it is not UTF-8 text."""
+    data = changed.original or b""
+    if data.startswith(codecs.BOM_UTF8):
+        return None
+    try:
+        data.decode("utf-8")
+        replacements = []
+        for edit, ((start_line, start_of_line), (end_line, end_of_line)) in zip(changed.edits, edit_places(changed)):
+            region = {
+                "startLine": start_line,
+                "startColumn": len(data[start_of_line : edit.start].decode("utf-8")) + 1,
+                "endLine": end_line,
+                "endColumn": len(data[end_of_line : edit.end].decode("utf-8")) + 1,
+            }
+            text = edit.replacement.decode("utf-8")
+            replacements.append({"deletedRegion": region, **({"insertedContent": {"text": text}} if text else {})})
+    except UnicodeDecodeError:  # an offset inside a character, or bytes that are not UTF-8
+        return None
+    return replacements
+
+
+def _binary_replacements(changed) -> list[dict]:
+    return [
+        {
+            "deletedRegion": {"byteOffset": edit.start, "byteLength": edit.end - edit.start},
+            **({"insertedContent": {"binary": base64.b64encode(edit.replacement).decode("ascii")}} if edit.replacement else {}),
+        }
+        for edit in changed.edits
+    ]

@@ -9,5 +9,6 @@ compile database (`compile_database.py`), the build's dependency records
 (`dependencies.py`), which units the front end alone can check
 (`change_kind.py`), which commands may run (`compile_command.py`) and how
 (`compile_runner.py`, `running.py`).  `outcome.py` says which findings a
-fix leaves unfixed.
+fix leaves unfixed; `finding_fixes.py`, each finding's own fix as `fix`
+writes it, for the reports that carry fixes.
 """

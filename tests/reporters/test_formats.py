@@ -8,9 +8,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from kvmlint.codemods.engine import Edit, FileEdits
 from kvmlint.findings import Finding, Fix
 from kvmlint.reporters import Report, render, render_statistics, write_atomically
 from kvmlint.reporters.github_format import escape_data, escape_property
+from kvmlint.validation.finding_fixes import FindingFix
 
 SARIF_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
 
@@ -55,7 +57,12 @@ def test_sarif_is_valid_sarif_2_1_0_with_rules_fixes_and_suppressions(tree):
     with_replacement = proxy_finding(3, 51, replacement="kvm_halt_in_kernel()", fix=safe_fix(), evidence=("decides VCPU idleness",))
     without_replacement = proxy_finding(6, 31, fix=Fix("unsafe", "move the helper into the target"), confidence="low")
     suppressed = proxy_finding(6, 31, message="silenced", function=None)
-    report = make_report(tree, [with_replacement, without_replacement], suppressed=(suppressed,), show_suppressed=True)
+    data = (tree / "cpus.c").read_bytes()
+    start = data.index(b"kvm_irqchip_in_kernel()")
+    edit = Edit("cpus.c", start, start + len("kvm_irqchip_in_kernel()"), b"kvm_halt_in_kernel()")
+    planned = FindingFix("safe", safe_fix().description, (FileEdits("cpus.c", data, (edit,)),))
+    report = make_report(tree, [with_replacement, without_replacement], suppressed=(suppressed,), show_suppressed=True,
+                         fixes={with_replacement: planned})
 
     document = json.loads(render("sarif", report))
 
@@ -79,8 +86,8 @@ def test_sarif_is_valid_sarif_2_1_0_with_rules_fixes_and_suppressions(tree):
     assert replacement["deletedRegion"]["endColumn"] - replacement["deletedRegion"]["startColumn"] == len("kvm_irqchip_in_kernel()")
     assert first["fixes"][0]["properties"]["applicability"] == "safe"
 
-    # No replacement text: no SARIF fix, the fix is described in the properties.
-    assert "fixes" not in second and second["properties"]["fix"]["applicability"] == "unsafe"
+    # No fix planned for it: none in SARIF, none described.
+    assert "fixes" not in second and "fix" not in second["properties"]
     assert second["level"] == "note"
     # Two bytes of "é" are one code point each: columns count code points in SARIF.
     assert second["locations"][0]["physicalLocation"]["region"]["startColumn"] == 31 - 2
