@@ -140,7 +140,7 @@ def check(
         kept = [f for f in found if introduced(f)]
         return [replace(f, message=f"{state.label}: {f.message}") for f in kept] if state and state.label else kept
 
-    cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn)
+    cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn, checkout=sources.in_checkout)
     findings, suppressed, warnings, left_out, overlay, before = [], [], {}, 0, {}, set()
     for judged_sources, state in judged:
         analysis, result = _judge(judged_sources, selections, jobs or config.jobs, era or config.era, cache, quiet)
