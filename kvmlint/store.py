@@ -1,7 +1,8 @@
 """Shared cache storage: one folder of sealed entries, used by the source stage (facts) and scope (answers).
 
 Where: `.kvmlint_cache/` at the checked tree's root (it holds its own
-`.gitignore`, as pytest's and ruff's caches do), or `$KVMLINT_CACHE_DIR`.
+`.gitignore`, as pytest's and ruff's caches do), or `$KVMLINT_CACHE_DIR`; a
+folder that is no checkout's gets none.
 `--no-cache` turns it off.  What is stored, and what each entry is keyed by,
 its owner says: `kvmlint.source.cache` (per-file facts) and
 `kvmlint.scope.cache` (the scope resolver's answers).
@@ -268,10 +269,13 @@ class Store:
         return {**self.__dict__, "_folder_fd": None}  # another process opens the folder itself
 
     @classmethod
-    def for_tree(cls, root: Path, warn: Callable[[str], None] | None = None) -> Store | None:
+    def for_tree(cls, root: Path, warn: Callable[[str], None] | None = None, checkout: bool = True) -> Store | None:
         """The tree's cache, or None when it cannot be used: no key, or a folder that is not a real
-        folder of the user's (`warn` is told why), or one that cannot be opened."""
+        folder of the user's (`warn` is told why), or one that cannot be opened.  A `root` that is no
+        checkout's (loose files, an empty folder) gets no cache folder: only $KVMLINT_CACHE_DIR serves."""
         configured = os.environ.get(ENV_CACHE_DIR)
+        if not configured and not checkout:
+            return None
         directory = Path(configured) if configured else root / CACHE_DIR_NAME
         try:
             cache = cls(directory, root, own=not configured)

@@ -145,7 +145,7 @@ def check(
         """Each finding naming its patch."""
         return [replace(f, message=f"{state.label}: {f.message}") for f in found] if state and state.label else found
 
-    cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn)
+    cache = None if no_cache else Store.for_tree(sources.root, warn=None if quiet else warn, checkout=sources.in_checkout)
     findings, suppressed, warnings, left_out, overlay, before, fixes = [], [], {}, 0, {}, set(), {}
     for judged_sources, state in judged:
         analysis, result = _judge(judged_sources, selections, jobs or config.jobs, era or config.era, cache, quiet)

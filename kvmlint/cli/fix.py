@@ -99,7 +99,7 @@ def fix(
 
         database = CompileDatabase([Path(d) for d in build_dirs], sources.root)
         database.read_dependencies_early()
-    cache = None if no_cache else Store.for_tree(sources.root, warn=warn)
+    cache = None if no_cache else Store.for_tree(sources.root, warn=warn, checkout=sources.in_checkout)
     analysis = analyse(sources, jobs=jobs or config.jobs, era=era or config.era, cache=cache)
     click.get_current_context().with_resource(reading_as_analysed(sources.root, analysis.facts))
     result = run_rules(analysis, selections)

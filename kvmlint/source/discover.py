@@ -72,6 +72,8 @@ class SourceSet:
     # The root-relative files and folders the command named ("" is the root): what is reported, when the
     # whole tree is analysed for context.
     named: tuple[str, ...] = ("",)
+    # Whether `root` is a checkout's; else it is only the checked folder, which kvmlint leaves as it was.
+    in_checkout: bool = True
 
     def names(self, relpath: str) -> bool:
         """Whether `relpath` is, or lies in, a path the command named."""
@@ -255,7 +257,7 @@ def discover(
     skipped: list[tuple[str, str]] = []
     display_base = resolved[0] if len(resolved) == 1 and _is_dir(resolved[0]) else None
     if root is None:
-        root, resolved = _root_below(common, resolved, skipped)
+        root, resolved = _root_below(common, resolved, skipped, paths)
     in_checkout = _is_root(root)
     display_base = display_base or root
     named = tuple(sorted({"" if path == root else path.relative_to(root).as_posix() for path in resolved}))
@@ -297,7 +299,7 @@ def discover(
     if excludes:
         selected = {f for f in selected if not is_excluded(f, excludes)}
     return SourceSet(root=root, display_base=display_base, files=tuple(sorted(selected)), skipped=tuple(skipped),
-                     listing=listing, overlay=contents, named=named)
+                     listing=listing, overlay=contents, named=named, in_checkout=in_checkout)
 
 
 def tree_files(root: Path, listing: TreeListing | None = None) -> tuple[list[str], list[tuple[str, str]]]:
@@ -365,8 +367,9 @@ def scan_text(root: Path, files: list[str], wanted: Callable[[str, bytes], bool]
     return scan
 
 
-def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path, list[Path]]:
-    """No checkout at or above the checked paths: the one below a checked directory, if any.
+def _root_below(common: Path, resolved: list[Path], skipped: list, given: list[str]) -> tuple[Path, list[Path]]:
+    """No checkout at or above the checked paths (`given` as the command line spelled them): the one below
+    a checked directory, if any.
 
     Checking the parent of a checkout would otherwise read its files without
     its build files, and call everything common code.
@@ -380,7 +383,7 @@ def _root_below(common: Path, resolved: list[Path], skipped: list) -> tuple[Path
         raise UsageError(f"{os.path.relpath(directory)} holds {len(found)} QEMU checkouts ({names}): check them one at a time")
     if _is_dir(common):
         skipped.append((
-            ".",
+            given[0] if len(given) == 1 else os.path.relpath(common),
             "no QEMU checkout found here or above (no configure, Makefile.target, configs/targets "
             "or .git): scopes follow path conventions only",
         ))
