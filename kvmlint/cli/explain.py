@@ -10,19 +10,29 @@ from kvmlint import rules
 @click.command()
 @click.argument("rule")
 def explain(rule: str) -> None:
-    """Print a rule's documentation (by code, name or alias)."""
-    selection = rules.resolve(rule)
-    chosen = selection.rule
+    """Print a rule's documentation (by code, name or alias; KVM000 too)."""
+    documented = rules.documented()
+    chosen = next((entry for entry in documented if rule.strip().upper() == entry.code or rule.strip() == entry.name), None)
+    if chosen is None:
+        code = rules.resolve(rule).rule.code
+        chosen = next(entry for entry in documented if entry.code == code)
     aliases = ", ".join(chosen.aliases) or "none"
     click.echo(f"# {chosen.code} {chosen.name}\n")
     click.echo(f"{chosen.summary}\n")
-    click.echo(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.\n")
+    click.echo(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.")
+    # Without a published page (pyproject's [project.urls] "Rules"), the page's place in kvmlint's repository.
+    link = rules.help_uri(chosen) or f"docs/rules.md#{chosen.anchor} in kvmlint's repository"
+    click.echo(f"Documentation: {link}\n")
     click.echo(chosen.docs)
 
 
 @click.command("rules")
-def list_rules() -> None:
+@click.option("--markdown", is_flag=True, help="Print every rule's documentation as one page (docs/rules.md).")
+def list_rules(markdown: bool) -> None:
     """List every rule: code, name, whether it can fix, summary."""
+    if markdown:
+        click.echo(rules.rules_page(), nl=False)
+        return
     for rule in rules.all_rules():
         fix = "fix" if rule.fixable else "   "
         click.echo(f"{rule.code}  {rule.name:<26} {fix}  {rule.summary}")
