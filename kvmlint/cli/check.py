@@ -26,6 +26,10 @@ DIFF_BASE_HELP = ("Only findings on lines changed since the branch left REF (its
 PATCH_HELP = ("Review a patch or series (mbox or `git format-patch` output; - reads standard input): each patch is "
               "applied in memory on --base, and only the findings on the lines it adds are reported, each naming "
               "its patch.  The work tree and the index are not touched.")
+BASELINE_HELP = ("Report only findings that are not in FILE (written by --write-baseline), and say how many it held "
+                 "back and how many of its entries match no finding any more [default: the config's baseline].")
+WRITE_BASELINE_HELP = ("Write the findings to FILE as a baseline (JSON, sorted; keyed on fingerprints that survive line "
+                       "moves) instead of reporting them, and exit 0.")
 
 
 @click.command()
@@ -40,6 +44,8 @@ PATCH_HELP = ("Review a patch or series (mbox or `git format-patch` output; - re
 @click.option("--diff-base", metavar="REF|A..B", default=None, help=DIFF_BASE_HELP)
 @click.option("--patch", metavar="FILE|-", default=None, help=PATCH_HELP)
 @click.option("--base", metavar="REV", default=None, help="With --patch: the commit the series applies to [default: HEAD].")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), default=None, help=BASELINE_HELP)
+@click.option("--write-baseline", type=click.Path(dir_okay=False), default=None, help=WRITE_BASELINE_HELP)
 @click.option("--show-suppressed", is_flag=True, help="Also list findings that a `kvmlint: ignore` comment silences.")
 @click.option("--strict", is_flag=True, help="Also report `kvmlint: ignore` comments that silence nothing, as KVM000.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
@@ -52,7 +58,8 @@ PATCH_HELP = ("Review a patch or series (mbox or `git format-patch` output; - re
 @click.option("--no-cache", is_flag=True, help="Parse every file again; neither read nor write .kvmlint_cache/ (or $KVMLINT_CACHE_DIR).")
 def check(
     paths, selected, extended, ignored, exclude, format_name, output_file, staged, diff_base, patch, base,
-    show_suppressed, strict, exit_zero, statistics, unsafe_fixes, jobs, era, quiet, verbose, no_cache,
+    baseline_file, write_baseline, show_suppressed, strict, exit_zero, statistics, unsafe_fixes, jobs, era, quiet, verbose,
+    no_cache,
 ) -> None:
     """Report findings in PATHS (files or directories; default: .).
 
@@ -64,7 +71,8 @@ def check(
     from kvmlint.findings import Finding
     from kvmlint.git.diffs import changes_since, index_overlay, staged_changes
     from kvmlint.git.series import TreeState, is_range, patch_states, range_state, read_series
-    from kvmlint.reporters import FORMATS_WITH_FIXES, Report, render, render_statistics, write_atomically
+    from kvmlint.reporters import FORMATS_WITH_FIXES, Report, render, render_statistics, write_atomically, write_files_atomically
+    from kvmlint.reporters.baseline import read as read_baseline, render as render_baseline
     from kvmlint.scope.cache import is_build_file
     from kvmlint.source.discover import C_SUFFIXES, PYTHON_SUFFIXES, discover, find_root, is_excluded
     from kvmlint.store import Store
@@ -74,7 +82,15 @@ def check(
         raise UsageError("--staged, --diff-base and --patch cannot be combined")
     if base is not None and patch is None:
         raise UsageError("--base goes with --patch")
+    if write_baseline and (staged or diff_base or patch):
+        raise UsageError("--write-baseline records a whole check; it does not go with --staged, --diff-base or --patch")
+    if write_baseline and baseline_file:
+        raise UsageError("--baseline and --write-baseline cannot be combined")
     config = load_config(find_root(Path(os.path.commonpath([os.path.abspath(p) for p in paths or ["."]]))))
+    # Read before the analysis, so that a broken baseline costs no run; writing one replaces the config's.
+    baseline_path = Path(baseline_file) if baseline_file else None if write_baseline else config.baseline
+    baseline_name = baseline_file or (config.baseline and os.path.relpath(config.baseline))
+    baseline = read_baseline(baseline_path, baseline_name) if baseline_path else None
     format_name = format_name or config.format or "text"
     output_named_by_user = output_file is not None  # else the tree's configuration names it
     output_file = output_file or config.output_file
@@ -184,6 +200,27 @@ def check(
         overlay=overlay,
         fixes=fixes,
     )
+    if write_baseline:
+        target = Path(write_baseline)
+        try:
+            write_files_atomically(target.parent, [(target.name, render_baseline(report))])
+        except OSError as error:
+            raise UsageError(f"{write_baseline}: cannot write the baseline ({error.strerror or error})") from None
+        stderr(f"baseline {write_baseline}: wrote {_count(len(findings), 'finding')}")
+        sys.exit(0)
+    if baseline is not None:
+        fingerprints = report.fingerprints
+        held = [f for f in findings if fingerprints[f] in baseline]
+        findings = [f for f in findings if fingerprints[f] not in baseline]
+        report = replace(report, findings=findings, baselined=tuple(held))
+        if not quiet:
+            matched = set(fingerprints.values())
+            stale = None if staged or diff_base or patch else sum(
+                1 for entry in baseline.values()
+                if entry.fingerprint not in matched and sources.names(entry.path) and _ran(entry, selections, strict)
+                and not is_excluded(entry.path, excluded) and entry.code not in config.ignored_codes(entry.path))
+            stderr(f"baseline {baseline_name}: {_count(len(held), 'finding')} baselined (not reported)"
+                   + ("" if stale is None else f", {_stale(stale)}"))
     output = render(format_name, report)
     if statistics and format_name == "text":
         output = render_statistics(findings)
@@ -216,6 +253,26 @@ def _within(path: Path, root: Path) -> bool:
     """Whether `path`, as named (its links not followed), lies in the tree at `root`."""
     named = os.path.abspath(path)
     return any(named.startswith(os.path.join(base, "")) for base in {os.path.abspath(root), os.path.realpath(root)})
+
+
+def _ran(entry, selections, strict: bool) -> bool:
+    """Whether a rule that ran could have made the baseline's `entry` again."""
+    from kvmlint.rules.suppressions import UNUSED_SUPPRESSION_CODE
+
+    if entry.code == UNUSED_SUPPRESSION_CODE:
+        return strict
+    return any(s.rule.code == entry.code and (s.symbols is None or entry.symbol in s.symbols) for s in selections)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _stale(number: int) -> str:
+    if not number:
+        return "no stale entries"
+    entries = "1 entry no longer matches" if number == 1 else f"{number} entries no longer match"
+    return f"{entries} a finding (stale: rewrite it with --write-baseline)"
 
 
 def _identity(finding) -> tuple:

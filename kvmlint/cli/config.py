@@ -27,7 +27,7 @@ else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 
 ERAS = ("2012", "current")
-KEYS = ("select", "extend-select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file")
+KEYS = ("select", "extend-select", "ignore", "exclude", "per-file-ignores", "era", "jobs", "format", "output-file", "baseline")
 MAX_CONFIG_BYTES = 1024 * 1024
 CONFIG_NAMES = ("kvmlint.toml", "pyproject.toml")
 
@@ -44,6 +44,7 @@ class Config:
     jobs: int | None = None
     format: str | None = None
     output_file: Path | None = None
+    baseline: Path | None = None
     directory: Path = field(default=Path("."), compare=False)
 
     def ignored_codes(self, path: str) -> frozenset[str]:
@@ -143,6 +144,9 @@ def _parse(table: dict, name: str, directory: Path) -> Config:
     output_file = read.string("output-file")
     if output_file is not None:
         _check_output_file(read, directory, output_file)
+    baseline = read.string("baseline")
+    if baseline is not None and not _inside(directory, baseline):
+        read.fail("baseline", "must name a file inside the tree")
     jobs = read.positive_int("jobs")
     return Config(
         source=name,
@@ -155,6 +159,7 @@ def _parse(table: dict, name: str, directory: Path) -> Config:
         jobs=min(jobs, default_jobs()) if jobs else None,  # a tree cannot start more processes than CPUs
         format=read.choice("format", FORMATS),
         output_file=directory / output_file if output_file else None,
+        baseline=directory / baseline if baseline else None,
         directory=directory,
     )
 

@@ -11,19 +11,29 @@ from kvmlint.cli.output import out
 @click.command()
 @click.argument("rule")
 def explain(rule: str) -> None:
-    """Print a rule's documentation (by code, name or alias)."""
-    selection = rules.resolve(rule)
-    chosen = selection.rule
+    """Print a rule's documentation (by code, name or alias; KVM000 too)."""
+    documented = rules.documented()
+    chosen = next((entry for entry in documented if rule.strip().upper() == entry.code or rule.strip() == entry.name), None)
+    if chosen is None:
+        code = rules.resolve(rule).rule.code
+        chosen = next(entry for entry in documented if entry.code == code)
     aliases = ", ".join(chosen.aliases) or "none"
     out(f"# {chosen.code} {chosen.name}\n")
     out(f"{chosen.summary}\n")
-    out(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.\n")
+    out(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.")
+    # Without a published page (pyproject's [project.urls] "Rules"), the page's place in kvmlint's repository.
+    link = rules.help_uri(chosen) or f"docs/rules.md#{chosen.anchor} in kvmlint's repository"
+    out(f"Documentation: {link}\n")
     out(chosen.docs)
 
 
 @click.command("rules")
-def list_rules() -> None:
+@click.option("--markdown", is_flag=True, help="Print every rule's documentation as one page (docs/rules.md).")
+def list_rules(markdown: bool) -> None:
     """List every rule: code, name, whether it can fix, summary."""
+    if markdown:
+        out(rules.rules_page(), nl=False)
+        return
     for rule in rules.all_rules():
         fix = "fix" if rule.fixable else "   "
         out(f"{rule.code}  {rule.name:<26} {fix}  {rule.summary}")

@@ -6,7 +6,7 @@ enumerated.  Where the old expression is n/a (it asks an arch-specific predicate
 the code cannot run there, so that configuration is skipped; a new expression that is n/a where
 the old one was defined is a difference that no site needs.
 
-Safety (DESIGN.md): identical on x86, where the proxy came from, and every difference elsewhere
+Safety: identical on x86, where the proxy came from, and every difference elsewhere
 in the direction the site needs.  What the site needs is `needed`: the condition with the proxy
 replaced by the predicate the evidence says the site asks about; the model's value of it is the
 truth there, so a difference is "as needed" exactly when new == needed.  Without `needed`, only a

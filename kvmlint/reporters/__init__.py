@@ -42,6 +42,9 @@ class Report:
     # result as suppressed list them when `show_suppressed` is set.
     suppressed: tuple[Finding, ...] = ()
     show_suppressed: bool = False
+    # Findings a baseline holds (kvmlint/reporters/baseline.py): not reported, but they keep their
+    # fingerprints, so the findings that are reported have the ones a run without the baseline gives.
+    baselined: tuple[Finding, ...] = ()
     overlay: Overlay = field(default_factory=dict)  # the content analysed instead of the disk's (kvmlint/files.py)
     # Finding -> its fix as edits (validation/finding_fixes.py), for FORMATS_WITH_FIXES.
     fixes: dict = field(default_factory=dict)
@@ -98,7 +101,7 @@ class Report:
         """
         seen: Counter[str] = Counter()
         result = {}
-        for finding in sorted({*self.findings, *self.suppressed}, key=Finding.sort_key):
+        for finding in sorted({*self.findings, *self.suppressed, *self.baselined}, key=Finding.sort_key):
             text = self._normalized_line(finding.path, finding.line)
             key = "\0".join((finding.code, finding.path, finding.function or "", finding.symbol or "", text))
             seen[key] += 1

@@ -59,29 +59,25 @@ def render(report) -> str:
 
 
 def _rule_descriptors(report) -> list[dict]:
-    from kvmlint.rules.suppressions import (
-        UNUSED_SUPPRESSION_CODE,
-        UNUSED_SUPPRESSION_DOCS,
-        UNUSED_SUPPRESSION_NAME,
-        UNUSED_SUPPRESSION_SUMMARY,
-    )
+    from kvmlint.rules.suppressions import UNUSED_SUPPRESSION_CODE
 
-    described = [(rule.code, rule.name, rule.summary, rule.docs, rule.fixable) for rule in rules.all_rules()]
-    if any(finding.code == UNUSED_SUPPRESSION_CODE for finding in report.findings):
-        described.insert(
-            0, (UNUSED_SUPPRESSION_CODE, UNUSED_SUPPRESSION_NAME, UNUSED_SUPPRESSION_SUMMARY, UNUSED_SUPPRESSION_DOCS, False)
-        )
+    # KVM000, the pseudo-rule of --strict, is described only in a run that reports it, and first.
+    described = sorted((entry for entry in rules.documented()
+                        if entry.code != UNUSED_SUPPRESSION_CODE
+                        or any(finding.code == UNUSED_SUPPRESSION_CODE for finding in report.findings)),
+                       key=lambda entry: entry.code != UNUSED_SUPPRESSION_CODE)
     return [
         {
-            "id": code,
-            "name": name,
-            "shortDescription": {"text": summary},
-            "fullDescription": {"text": _section(docs, "What it does") or summary},
-            "help": {"text": docs, "markdown": docs},
+            "id": entry.code,
+            "name": entry.name,
+            "shortDescription": {"text": entry.summary},
+            "fullDescription": {"text": _section(entry.docs, "What it does") or entry.summary},
+            **({"helpUri": rules.help_uri(entry)} if rules.help_uri(entry) else {}),
+            "help": {"text": entry.docs, "markdown": entry.docs},
             "defaultConfiguration": {"level": "warning"},
-            "properties": {"fixable": fixable},
+            "properties": {"fixable": entry.fixable},
         }
-        for code, name, summary, docs, fixable in described
+        for entry in described
     ]
 
 
