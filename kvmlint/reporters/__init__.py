@@ -30,7 +30,8 @@ FORMATS = ("text", "concise", "json", "sarif", "gitlab", "github")
 class Report:
     findings: list[Finding]
     root: Path
-    display_base: Path
+    display_base: Path  # JSON's paths are relative to this (the one folder named, else the root)
+    working_directory: Path  # text and concise paths are relative to this
     files: int
     parsed: int
     seconds: float
@@ -48,6 +49,16 @@ class Report:
     def display_path(self, finding: Finding) -> str:
         absolute = self.root / finding.path
         return printable(Path(os.path.relpath(absolute, self.display_base)).as_posix())
+
+    def location_path(self, finding: Finding) -> str:
+        """The path text and concise print, so that an editor's quickfix opens the file (ruff's way):
+        relative to the working directory when the file is under it, else absolute."""
+        absolute = self.root / finding.path
+        try:
+            shown = absolute.relative_to(self.working_directory)
+        except ValueError:
+            shown = absolute
+        return printable(shown.as_posix())
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""
