@@ -44,6 +44,7 @@ from kvmlint.source.site_context import (
     STATEMENT_SUFFIXES,
     EvidenceReader,
     last_first,
+    result_use,
     site_context,
     unique,
 )
@@ -267,6 +268,7 @@ class Extractor:
                     macro=macro,
                     context=context,
                     preprocessor=macro_preprocessor if macro is not None else ancestry.conditions(node),
+                    result=result_use(parent, ancestry) if is_call else "",
                 )
             )
 
