@@ -49,6 +49,7 @@ from collections.abc import Iterator
 
 from kvmlint.findings import Finding, Fix
 from kvmlint.scope.families import path_convention
+from kvmlint.source.c_syntax import parse
 
 CODE = "KVM004"
 NAME = "int-predicate"
@@ -56,9 +57,8 @@ SUMMARY = "a predicate helper of a target's KVM header returns int rather than b
 FIXABLE = True
 ALIASES: dict[str, tuple[str, ...]] = {}
 
-RETURN = re.compile(r"\breturn\b\s*([^;]*);")
-TRUTH_LITERAL = re.compile(r"^\(?\s*(?:0|1|true|false)\s*\)?$")
-TRUTH_EXPRESSION = re.compile(r"^!|\|\||&&|==|!=|<=|>=|(?<![<>-])[<>](?![<>=])")
+TRUTH_LITERALS = frozenset({"0", "1", "true", "false"})
+TRUTH_OPERATORS = frozenset({"&&", "||", "==", "!=", "<", ">", "<=", ">="})
 # How a caller that does not read the value as a truth value uses it (`Reference.result`).
 NUMBER_USES = {
     "stored": "stores it",
@@ -75,10 +75,40 @@ def int_return(name: str, text: str) -> bool:
 
 
 def returns_truth_values(bodies: list[str]) -> bool:
-    """Every return of every body yields 0/1, and one at least computes its truth value."""
-    returned = [value.strip() for body in bodies for value in RETURN.findall(body.split("{", 1)[-1])]
-    truths = [value for value in returned if TRUTH_LITERAL.match(value) or TRUTH_EXPRESSION.search(value)]
-    return bool(returned) and len(truths) == len(returned) and any(not TRUTH_LITERAL.match(v) for v in returned)
+    """Every return of every body yields 0 or 1, and one at least computes its truth value."""
+    kinds = [_truth_value(value) for body in bodies for value in _returned(parse(body.encode()).root_node)]
+    return bool(kinds) and None not in kinds and "computed" in kinds
+
+
+def _returned(root) -> list:
+    """The value of each return statement below `root` (None for a bare `return;`)."""
+    values, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "return_statement":
+            values.append(next((c for c in node.named_children if c.type != "comment"), None))
+        stack.extend(node.children)
+    return values
+
+
+def _truth_value(node) -> str | None:
+    """"literal" (0, 1, true, false), "computed" (`!`, `&&`, `||`, a comparison, a `?:` of
+    truth values), or None when the value may be any number."""
+    while node is not None and node.type == "parenthesized_expression" and node.named_child_count == 1:
+        node = node.named_children[0]
+    if node is None:
+        return None
+    operator = node.child_by_field_name("operator")
+    if node.type in ("number_literal", "true", "false"):
+        return "literal" if node.text.decode() in TRUTH_LITERALS else None
+    if node.type == "unary_expression" and operator is not None and operator.type == "!":
+        return "computed"
+    if node.type == "binary_expression" and operator is not None and operator.type in TRUTH_OPERATORS:
+        return "computed"
+    if node.type == "conditional_expression":
+        branches = [_truth_value(node.child_by_field_name(f)) for f in ("consequence", "alternative")]
+        return "computed" if None not in branches else None
+    return None
 
 
 def in_target_kvm_header(analysis, path: str) -> bool:
