@@ -1,7 +1,7 @@
 """## What it does
-Reports a KVM helper declared in a target's KVM header (`target-i386/kvm_i386.h`,
-`target/i386/kvm/kvm_i386.h`, `kvm_ppc.h`, ...) that returns `int` although it
-is a predicate.  What makes it one is read from the code, not from its name:
+Reports a `kvm_*` helper declared in a target's KVM header (`target-i386/kvm_i386.h`,
+`target/i386/kvm/kvm_i386.h`, `target/arm/kvm_arm.h`, ...) that returns `int`
+although it is a predicate.  What makes it one is read from the code, not from its name:
 every `return` of its definition and its stubs yields a truth value (`0`,
 `1`, `true`, `false`, a `!`, `&&`, `||` or a comparison), and at least one
 of them computes it.  The message says how its callers use the value.
@@ -12,8 +12,9 @@ number.  QEMU's KVM predicates return `bool` (`kvm_has_smm()`,
 `kvm_enable_x2apic()`); when `kvm_allows_irq0_override()` moved into
 `target-i386` in 2012 its return type was fixed on the way ("While we are
 moving it, fix the return type to be 'bool' rather than 'int'").  A helper
-moved by hand, or by `kvmlint fix` for KVM002 without `--unsafe-fixes`,
-keeps the `int`.
+moved by hand keeps the `int`, and so does one that `kvmlint fix` moved
+(KVM002) when the retype that follows the move was unsafe and
+`--unsafe-fixes` was not given.
 
 ## Example
 ```c
@@ -167,7 +168,7 @@ def _finding(analysis, name: str, located, declaration) -> Finding:
     description = f"make {name}() return bool in its declaration, definition and stubs"
     if applicability is not None:
         fix = Fix(applicability, description, (("symbol", name), ("places", places)),
-                  unsafe_reason="" if applicability == "safe" else f"a caller reads the value as a number ({why})")
+                  unsafe_reason="" if applicability == "safe" else f"{why}, reading the value as a number")
     span = declaration.item.span
     scope = analysis.scope(declaration.path)
     arch = next(iter(scope.arches)) if not scope.common and len(scope.arches) == 1 else None

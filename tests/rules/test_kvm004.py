@@ -2,6 +2,7 @@
 its callers (not its name), with the retype's safety read from how every caller uses the value."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,8 +76,7 @@ def test_a_caller_that_reads_a_number_makes_the_retype_unsafe(moved_2012, body, 
     [finding] = kvm004(moved_2012)
     assert finding["fix"]["applicability"] == "unsafe"
     text = kvmlint("check", "--select", "KVM004", str(moved_2012)).stdout
-    assert f"unsafe: a caller reads the value as a number (hw/pc.c:" in text
-    assert f"in kvm004_caller() {use})" in text, text
+    assert re.search(rf"\(unsafe: hw/pc\.c:\d+ in kvm004_caller\(\) {use}, reading the value as a number; ", text), text
 
 
 @pytest.mark.parametrize("body", [
