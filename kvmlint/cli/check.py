@@ -191,6 +191,7 @@ def check(
         findings=findings,
         root=sources.root,
         display_base=sources.display_base,
+        working_directory=Path.cwd(),
         files=len(sources.files),
         parsed=len(analysis.facts),
         seconds=time.perf_counter() - started,

@@ -16,12 +16,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvmlint.codemods import ctext
+from kvmlint.codemods import ctext, retype_bool
 from kvmlint.codemods.engine import ChangeSet, Edit, NewFile, Replacement
 from kvmlint.codemods.tree import arch_kvm_sources, file_reader
 from kvmlint.errors import FixError
 from kvmlint.prose import arch_name, arch_specific, join_words
-from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file, returns_int_truth_value
+from kvmlint.rules.kvm002_arch_helper_in_common import is_common_kvm_file
+from kvmlint.rules.kvm004_int_predicate import int_predicate, retype_safety
 from kvmlint.source.c_syntax import parse
 from kvmlint.source.discover import tree_files
 
@@ -55,9 +56,8 @@ def transform(analysis, findings):
     # Every common copy this run removes, so that adjacent removals keep the spacing one would.
     removed: dict[str, list[tuple[int, int]]] = {}
     for finding in findings:
-        if not finding.fix.argument("retype"):
-            for located in _common_copies(analysis, finding.fix.argument("symbol"))[1]:
-                removed.setdefault(located.path, []).append((located.item.span.start_byte, located.item.span.end_byte))
+        for located in _common_copies(analysis, finding.fix.argument("symbol"))[1]:
+            removed.setdefault(located.path, []).append((located.item.span.start_byte, located.item.span.end_byte))
     change_sets, unfixable = [], []
     for finding in findings:
         try:
@@ -81,8 +81,6 @@ def _common_copies(analysis, symbol: str):
 def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) -> list[ChangeSet]:
     symbol, arch = finding.fix.argument("symbol"), finding.fix.argument("arch")
     read = file_reader(analysis.root, planned)
-    if finding.fix.argument("retype"):
-        return _retype_in_target(analysis, symbol, read)
     definitions, to_remove, implementation, prototypes, stubs = _common_copies(analysis, symbol)
     common = [d for d in definitions if is_common_kvm_file(analysis, d.path)]
     defined_in_target = [d.path for d in definitions if d.item.kind == "function" and d not in common]
@@ -169,21 +167,19 @@ def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) ->
         subject_paths=tuple(sorted({layout.kvm_source, layout.header} | ({layout.stub} if stubs else set()))),
     )
     places_now = [layout.kvm_source, layout.header] + ([layout.stub] if stubs else [])
-    retyped = _bool_return(symbol, implementation, places_now, read) if implementation is not None else None
+    retyped = _retype_after_move(analysis, symbol, definitions, places_now) if implementation is not None else None
     return [moved, retyped] if retyped else [moved]
 
 
-def _retype_in_target(analysis, symbol: str, read) -> list[ChangeSet]:
-    """The return-type follow-up for a helper an earlier run already moved into its target."""
-    definitions = analysis.index.definitions_of(symbol)
-    implementation = _one(d for d in definitions if d.item.kind == "function" and "stub" not in d.path)
-    if implementation is None:
-        raise FixError(f"{symbol}: no single definition to retype")
-    places = sorted({d.path for d in definitions if d.item.kind in ("function", "prototype")})
-    retyped = _bool_return(symbol, implementation, places, read)
-    if retyped is None:
-        raise FixError(f"{symbol}: not an int predicate any more")
-    return [retyped]
+def _retype_after_move(analysis, symbol: str, definitions, places: list[str]) -> ChangeSet | None:
+    """KVM004's retype of a moved `int` predicate, as QEMU's own move did it: a change set of its
+    own, right after the move, safe or unsafe as KVM004 judges the callers (the move keeps them)."""
+    if not int_predicate(symbol, definitions):
+        return None
+    applicability, why = retype_safety(analysis, symbol, definitions)
+    if applicability is None:
+        return None
+    return retype_bool.follow_up(symbol, places, applicability, "" if applicability == "safe" else why)
 
 
 def _move_message(finding, symbol, arch, layout, common, implementation, stubs, new_files, including) -> str:
@@ -211,30 +207,6 @@ def _move_message(finding, symbol, arch, layout, common, implementation, stubs, 
         f"{symbol}() is {arch_specific(arch)} helper: {finding.fix.argument('reason')}, "
         f"and only {arch_name(arch)} code calls it. Yet it is {declared} in {places}, "
         f"which every architecture shares.\n\n{what}\n\nNo functional change.\n"
-    )
-
-
-
-def _bool_return(symbol: str, implementation, places: list[str], read) -> ChangeSet | None:
-    """The labelled follow-up: a predicate returning `int` should return `bool`.
-
-    Offered apart from the move, and as unsafe: callers that store or
-    compare the result as an int are not checked.
-    """
-    if not returns_int_truth_value(symbol, implementation.item.text):
-        return None
-    old, new = f"int {symbol}(".encode(), f"bool {symbol}(".encode()
-    return ChangeSet(
-        code=RULE,
-        title=f"kvm: Make {symbol}() return bool",
-        body=(
-            f"{symbol}() is a predicate: every return statement yields a truth "
-            f"value. Make it return bool rather than int, as QEMU's other "
-            f"predicates do.\n\nCallers that store or compare the result as an int "
-            f"should be checked by hand.\n"
-        ),
-        applicability="unsafe",
-        replacements=[Replacement(path, old, new) for path in places],
     )
 
 

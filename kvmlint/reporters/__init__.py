@@ -33,7 +33,8 @@ FORMATS_WITH_FIXES = ("json", "sarif")
 class Report:
     findings: list[Finding]
     root: Path
-    display_base: Path
+    display_base: Path  # JSON's paths are relative to this (the one folder named, else the root)
+    working_directory: Path  # text and concise paths are relative to this
     files: int
     parsed: int
     seconds: float
@@ -59,6 +60,16 @@ class Report:
     def display_name(self, path: str) -> str:
         """A root-relative path relative to where the user named the tree, raw: each format escapes it its way."""
         return Path(os.path.relpath(self.root / path, self.display_base)).as_posix()
+
+    def location_path(self, finding: Finding) -> str:
+        """The path text and concise print, so that an editor's quickfix opens the file (ruff's way):
+        relative to the working directory when the file is under it, else absolute."""
+        absolute = self.root / finding.path
+        try:
+            shown = absolute.relative_to(self.working_directory)
+        except ValueError:
+            shown = absolute
+        return printable(shown.as_posix())
 
     def source_line(self, path: str, line: int) -> bytes | None:
         """Line `line` (1-based) of a root-relative file, without its newline."""

@@ -37,7 +37,7 @@ def _finding(report, finding, suppressed: bool = False) -> str:
 
 
 def headline(report, finding, suppressed: bool = False) -> str:
-    location = f"{for_terminal(report.display_path(finding))}:{finding.line}:{finding.column}:"
+    location = f"{for_terminal(report.location_path(finding))}:{finding.line}:{finding.column}:"
     code = f"{finding.code} [{finding.name}]"
     note = " (suppressed)" if suppressed else ""
     if report.color:

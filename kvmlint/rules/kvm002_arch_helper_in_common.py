@@ -48,9 +48,10 @@ that could not include the target's header: one compiled once for every
 target (`common-obj-y`, meson's `system_ss`), or built for other targets too
 (common code calling it under `#ifdef TARGET_<ARCH>`); the message names that
 caller.  A moved prototype takes its doc comment, and the target header gets
-the includes and forward declarations its types need.  A return-type
-correction (`int` to `bool` for a predicate) is offered only as its own,
-unsafe change, also after an earlier run moved the helper.
+the includes and forward declarations its types need.  The move keeps the
+return type: a predicate that returns `int` is KVM004 (`int-predicate`),
+whose retype follows the move as a change set of its own, safe or unsafe as
+KVM004 says (so one `kvmlint fix` does what QEMU's own move did).
 The alias `irq0-override` selects just `kvm_allows_irq0_override`.
 """
 
@@ -91,26 +92,9 @@ def is_common_kvm_file(analysis, path: str) -> bool:
     return path in analysis.kvm_layer
 
 
-PREDICATE_NAME = re.compile(r"^kvm_(allows|has|is|can)_|_(enabled|allowed|in_kernel)$")
-BOOLEAN_RETURN = re.compile(r"return\s+(?:[01]|true|false|!|[^;]*(?:\|\||&&|==|!=|[<>]=?))")
-
-
-def returns_int_truth_value(name: str, definition_text: str) -> bool:
-    """A predicate by name that returns `int` although every return is a truth value."""
-    returns = re.findall(r"return\b[^;]*;", definition_text)
-    return bool(
-        PREDICATE_NAME.search(name) and definition_text.startswith("int ") and returns
-        and all(BOOLEAN_RETURN.match(r) for r in returns)
-    )
-
-
 def check(analysis, symbols=None) -> Iterator[Finding]:
     for name, located in sorted(analysis.index.definitions.items()):
         if symbols is not None and name not in symbols:
-            continue
-        moved = _moved_int_predicate(analysis, name, located)
-        if moved is not None:
-            yield moved
             continue
         in_common = [
             d for d in located
@@ -269,36 +253,6 @@ def _callers_that_cannot_follow(analysis, name: str, arch: str, definitions) -> 
             return (f"{use.path} calls it{where} but is built for other targets too ({scope.label}), "
                     f"where the {arch} target header is not on the include path")
     return None
-
-
-def _moved_int_predicate(analysis, name: str, located) -> Finding | None:
-    """A helper of this rule already in its target (an earlier fix moved it) that still returns
-    int: the move's return-type follow-up, offered on its own (unsafe)."""
-    if any(is_common_kvm_file(analysis, d.path) for d in located):
-        return None
-    functions = [d for d in located if d.item.kind == "function" and "stub" not in d.path and "static" not in d.item.storage]
-    if len(functions) != 1 or not returns_int_truth_value(name, functions[0].item.text):
-        return None
-    definition = functions[0]
-    scope = analysis.scope(definition.path)
-    if scope.common or len(scope.arches) != 1 or "kvm" not in definition.path.rsplit("/", 1)[-1].lower():
-        return None
-    arch = next(iter(scope.arches))
-    own = {d.path for d in located}
-    caller_paths = {use.path for use in analysis.index.callers_of(name)} - own
-    reason = _concept_reason(analysis, name, located, arch, caller_paths) if caller_paths else None
-    if reason is None:
-        return None
-    span = definition.item.span
-    return Finding(
-        CODE, NAME, definition.path, span.line, span.column, span.end_line, span.end_column,
-        f"{name}() is a predicate but returns int: make it return bool",
-        function=name, symbol=name, arch=arch, confidence="medium",
-        fix=Fix("unsafe", f"make {name}() return bool", (("symbol", name), ("arch", arch), ("retype", True)),
-                unsafe_reason="a caller that stores or compares the int sees 0/1 where it may have seen other values"),
-        details=(f"{arch}-specific: {reason}", f"already in its target: {definition.path}",
-                 "every return is a truth value"),
-    )
 
 
 def _finding(analysis, name: str, arch: str, reason: str, in_common) -> Finding:

@@ -44,6 +44,7 @@ from kvmlint.source.site_context import (
     STATEMENT_SUFFIXES,
     EvidenceReader,
     last_first,
+    result_use,
     site_context,
     unique,
 )
@@ -242,8 +243,10 @@ class Extractor:
         for node in identifiers:
             parent = ancestry.parent(node)
             is_call = parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node
-            if parent is not None and parent.type in ("function_declarator", "preproc_function_def", "preproc_def", "preproc_ifdef", "init_declarator"):
+            if parent is not None and parent.type in ("function_declarator", "preproc_function_def", "preproc_def", "preproc_ifdef"):
                 continue  # a definition or a test of the name, not a use
+            if parent is not None and parent.type == "init_declarator" and parent.child_by_field_name("value") != node:
+                continue  # the name declared; as the value (`fn = kvm_x`), its address is taken
             if parent is not None and parent.type == "declaration" and parent.child_by_field_name("declarator") == node:
                 continue
             if self._stringized_argument(node, ancestry):
@@ -267,6 +270,7 @@ class Extractor:
                     macro=macro,
                     context=context,
                     preprocessor=macro_preprocessor if macro is not None else ancestry.conditions(node),
+                    result=result_use(parent, ancestry) if is_call else "",
                 )
             )
 

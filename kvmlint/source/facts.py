@@ -99,6 +99,7 @@ class Reference:
     macro: str | None = None  # the #define whose body holds this use
     context: SiteContext | None = None
     preprocessor: tuple[str, ...] = ()  # enclosing #if conditions, outermost first
+    result: str = ""  # a call's: how its value is used (kvmlint/source/site_context.py result_use)
 
     __post_init__ = _share_names
 

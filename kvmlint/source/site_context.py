@@ -176,6 +176,57 @@ def site_context(
     )
 
 
+# How a call's value is consumed (`Reference.result`): "truth" where only its truth
+# value counts, "number" where its value does, "stored", "argument", "returned",
+# "discarded", or "" when it is none of those.
+TRUTH_OPERATORS = frozenset({"!", "&&", "||"})
+EQUALITY_OPERATORS = frozenset({"==", "!="})
+TRUTH_LITERALS = frozenset({"0", "false", "true"})
+CONDITION_OWNERS = frozenset({"if_statement", "while_statement", "do_statement", "for_statement", "conditional_expression"})
+
+
+def result_use(call: tree_sitter.Node, ancestry: Ancestry) -> str:
+    """How the value of `call` is used: a predicate's callers that all ask for "truth" would
+    read it the same as a bool."""
+    child, parent = call, ancestry.parent(call)
+    for _ in range(MAX_EXPRESSION_WALK):
+        if parent is None:
+            return ""
+        kind = parent.type
+        if kind == "parenthesized_expression":
+            child, parent = parent, ancestry.parent(parent)
+            continue
+        operator = parent.child_by_field_name("operator")
+        if kind == "unary_expression":
+            return "truth" if text(operator) == "!" else "number"
+        if kind == "binary_expression":
+            if text(operator) in TRUTH_OPERATORS:
+                return "truth"
+            other = parent.child_by_field_name("right" if parent.child_by_field_name("left") == child else "left")
+            compared_with_truth = other is not None and text(_strip_parens(other)) in TRUTH_LITERALS
+            return "truth" if text(operator) in EQUALITY_OPERATORS and compared_with_truth else "number"
+        if kind in CONDITION_OWNERS:
+            return "truth" if parent.child_by_field_name("condition") == child else ""
+        if kind == "argument_list":
+            owner = ancestry.parent(parent)
+            callee = owner.child_by_field_name("function") if owner is not None and owner.type == "call_expression" else None
+            return "truth" if callee is not None and text(callee) in ASSERT_FUNCTIONS else "argument"
+        if kind == "init_declarator":
+            declaration = ancestry.parent(parent)
+            declared = declaration.child_by_field_name("type") if declaration is not None else None
+            return "truth" if declared is not None and text(declared) in ("bool", "_Bool") else "stored"
+        if kind == "assignment_expression":
+            return "stored" if parent.child_by_field_name("right") == child else ""
+        if kind == "return_statement":
+            function = ancestry.function(call)
+            returned = function.child_by_field_name("type") if function is not None else None
+            return "truth" if returned is not None and text(returned) in ("bool", "_Bool") else "returned"
+        if kind == "expression_statement":
+            return "discarded"
+        return ""
+    return ""
+
+
 EXIT_TYPES = frozenset({"return_statement", "goto_statement"})
 # Node types that end an expression: climbing from a name past one leaves every argument list it is in.
 STATEMENT_SUFFIXES = ("statement", "declaration", "definition", "translation_unit", "declarator")

@@ -124,16 +124,19 @@ def test_adjacent_prototypes_moved_in_one_run_leave_one_blank_line(tmp_path):
 
 def test_a_later_unsafe_run_still_offers_the_return_type_after_the_safe_move(tmp_path):
     tree = copy(tmp_path, "qemu-2012")
+    append(tree / "hw/pc_piix.c", "\nstatic int irq0_flag(void)\n{\n    return kvm_allows_irq0_override();\n}\n")
     first = kvmlint("fix", "--rule", "irq0-override", str(tree))
     assert first.returncode == 0, first.stderr
-    safe = kvmlint("fix", "--rule", "irq0-override", str(tree))
-    assert "not fixed: target-i386/kvm.c" in safe.stderr and "--unsafe-fixes applies it" in safe.stderr
+    assert "return bool" not in first.stdout  # hw/pc_piix.c returns it as an int: the retype is unsafe
+    # The follow-up is KVM004's finding now that the helper lives in its target.
+    safe = kvmlint("fix", "--rule", "int-predicate", str(tree))
+    assert "not fixed: target-i386/kvm_i386.h:12: KVM004" in safe.stderr and "--unsafe-fixes applies it" in safe.stderr
     assert safe.returncode == 1
-    later = kvmlint("fix", "--unsafe-fixes", "--rule", "irq0-override", str(tree))
+    later = kvmlint("fix", "--unsafe-fixes", "--rule", "int-predicate", str(tree))
     assert "fixed: kvm: Make kvm_allows_irq0_override() return bool" in later.stdout, later.stderr
     for path in ("target-i386/kvm.c", "target-i386/kvm_i386.h", "target-i386/kvm-stub.c"):
         assert "bool kvm_allows_irq0_override(void)" in (tree / path).read_text(), path
-    assert kvmlint("fix", "--unsafe-fixes", "--rule", "irq0-override", str(tree)).returncode == 0
+    assert kvmlint("fix", "--unsafe-fixes", "--rule", "int-predicate", str(tree)).returncode == 0
 
 
 # --- every finding not fixed is listed, and the exit status says so ------------------------

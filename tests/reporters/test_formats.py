@@ -44,7 +44,7 @@ def safe_fix() -> Fix:
 
 
 def make_report(root: Path, findings, **extra) -> Report:
-    return Report(findings=findings, root=root, display_base=root, files=1, parsed=1, seconds=0.0, **extra)
+    return Report(findings=findings, root=root, display_base=root, working_directory=root, files=1, parsed=1, seconds=0.0, **extra)
 
 
 @pytest.fixture
