@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from kvmlint import rules
+from kvmlint.rules import docs as rule_docs
 from kvmlint.reporters import Report, render
 
 HERE = Path(__file__).resolve().parent.parent
@@ -42,12 +42,12 @@ def test_each_rule_has_a_heading_whose_anchor_is_its_own():
     page = RULES_PAGE.read_text()
     outside_code = re.sub(r"^```.*?^```", "", page, flags=re.S | re.M)
     headings = [github_anchor(h) for h in re.findall(r"^## (.*)$", outside_code, re.M)]
-    expected = [entry.anchor for entry in rules.documented()]
+    expected = [entry.anchor for entry in rule_docs.documented()]
     assert headings == expected
     assert expected[:4] == ["kvm001-irqchip-proxy", "kvm002-arch-helper-in-common",
                             "kvm003-irqchip-named-injection", "kvm006-kernel-irqchip-option"]
     assert "kvm000-unused-suppression" in expected
-    for entry in rules.documented():
+    for entry in rule_docs.documented():
         assert f"](#{entry.anchor})" in page  # the table at the top links each rule
 
 
@@ -66,7 +66,7 @@ def sarif_rules(findings=()) -> list[dict]:
 
 
 def test_sarif_rules_link_to_their_anchor_on_the_published_page(monkeypatch):
-    monkeypatch.setattr(rules, "published_rules_page", lambda: PUBLISHED)
+    monkeypatch.setattr(rule_docs, "published_rules_page", lambda: PUBLISHED)
     descriptors = sarif_rules()
     assert [d["helpUri"] for d in descriptors] == [
         f"{PUBLISHED}#kvm001-irqchip-proxy", f"{PUBLISHED}#kvm002-arch-helper-in-common",
@@ -74,7 +74,7 @@ def test_sarif_rules_link_to_their_anchor_on_the_published_page(monkeypatch):
 
 
 def test_without_a_published_page_sarif_has_no_helpuri_rather_than_a_path(monkeypatch):
-    monkeypatch.setattr(rules, "published_rules_page", lambda: None)
+    monkeypatch.setattr(rule_docs, "published_rules_page", lambda: None)
     assert all("helpUri" not in d for d in sarif_rules())
 
 
@@ -91,8 +91,8 @@ def test_the_published_page_comes_from_the_packages_project_urls(monkeypatch, ur
     for url in urls:
         metadata["Project-URL"] = url
     monkeypatch.setattr(importlib.metadata, "metadata", lambda name: metadata)
-    rules.published_rules_page.cache_clear()
+    rule_docs.published_rules_page.cache_clear()
     try:
-        assert rules.published_rules_page() == page
+        assert rule_docs.published_rules_page() == page
     finally:
-        rules.published_rules_page.cache_clear()
+        rule_docs.published_rules_page.cache_clear()

@@ -12,7 +12,8 @@ from kvmlint.cli.output import out
 @click.argument("rule")
 def explain(rule: str) -> None:
     """Print a rule's documentation (by code, name or alias; KVM000 too)."""
-    documented = rules.documented()
+    from kvmlint.rules import docs as rule_docs  # loads the rules: not at start-up
+    documented = rule_docs.documented()
     chosen = next((entry for entry in documented if rule.strip().upper() == entry.code or rule.strip() == entry.name), None)
     if chosen is None:
         code = rules.resolve(rule).rule.code
@@ -22,7 +23,7 @@ def explain(rule: str) -> None:
     out(f"{chosen.summary}\n")
     out(f"Fix available: {'yes' if chosen.fixable else 'no'}. Aliases: {aliases}.")
     # Without a published page (pyproject's [project.urls] "Rules"), the page's place in kvmlint's repository.
-    link = rules.help_uri(chosen) or f"docs/rules.md#{chosen.anchor} in kvmlint's repository"
+    link = rule_docs.help_uri(chosen) or f"docs/rules.md#{chosen.anchor} in kvmlint's repository"
     out(f"Documentation: {link}\n")
     out(chosen.docs)
 
@@ -32,7 +33,9 @@ def explain(rule: str) -> None:
 def list_rules(markdown: bool) -> None:
     """List every rule: code, name, whether it can fix, summary."""
     if markdown:
-        out(rules.rules_page(), nl=False)
+        from kvmlint.rules import docs as rule_docs
+
+        out(rule_docs.rules_page(), nl=False)
         return
     for rule in rules.all_rules():
         fix = "fix" if rule.fixable else "   "

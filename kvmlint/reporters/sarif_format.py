@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from kvmlint import __version__, rules
 from kvmlint.reporters.fix_edits import edit_places
+from kvmlint.rules import docs as rule_docs
 from kvmlint.reporters.text_format import notes_of
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -62,7 +63,7 @@ def _rule_descriptors(report) -> list[dict]:
     from kvmlint.rules.suppressions import UNUSED_SUPPRESSION_CODE
 
     # KVM000, the pseudo-rule of --strict, is described only in a run that reports it, and first.
-    described = sorted((entry for entry in rules.documented()
+    described = sorted((entry for entry in rule_docs.documented()
                         if entry.code != UNUSED_SUPPRESSION_CODE
                         or any(finding.code == UNUSED_SUPPRESSION_CODE for finding in report.findings)),
                        key=lambda entry: entry.code != UNUSED_SUPPRESSION_CODE)
@@ -72,7 +73,7 @@ def _rule_descriptors(report) -> list[dict]:
             "name": entry.name,
             "shortDescription": {"text": entry.summary},
             "fullDescription": {"text": _section(entry.docs, "What it does") or entry.summary},
-            **({"helpUri": rules.help_uri(entry)} if rules.help_uri(entry) else {}),
+            **({"helpUri": rule_docs.help_uri(entry)} if rule_docs.help_uri(entry) else {}),
             "help": {"text": entry.docs, "markdown": entry.docs},
             "defaultConfiguration": {"level": "warning"},
             "properties": {"fixable": entry.fixable},
