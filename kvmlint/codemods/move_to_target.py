@@ -89,6 +89,7 @@ def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) ->
     layout = _layout(analysis, arch)
     edits: list[Edit] = []
     new_files: list[NewFile] = []
+    written: list[tuple[str, bytes]] = []  # (file, text) the helper's declarations are written as
 
     for located in to_remove:
         span = located.item.span
@@ -104,10 +105,12 @@ def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) ->
         anchor = ctext.first_function_start(source_data)
         anchor = len(source_data) if anchor is None else anchor
         edits.append(Edit(layout.kvm_source, anchor, anchor, moved + b"\n"))
+        written.append((layout.kvm_source, moved))
         if not prototypes:
             prototype = ctext.declaration_text(moved.decode()).strip()
     origin = prototypes[0].path if prototypes else implementation.path
 
+    written.append((layout.header, prototype.encode()))
     kvm_branches = None
     if layout.header in planned or layout.header_exists:
         header_data = read(layout.header)
@@ -123,6 +126,7 @@ def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) ->
             for stub in stubs:
                 inline = b"static inline " + ctext.block_text(read(stub.path), stub.item.span.start_byte, stub.item.span.end_byte)
                 edits.append(Edit(layout.header, without_kvm, without_kvm, inline))
+                written.append((layout.header, inline))
         else:
             endif = ctext.final_endif(header_data)
             if endif is None:
@@ -136,6 +140,7 @@ def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) ->
 
     if stubs and kvm_branches is None:
         stub_text = ctext.block_text(read(stubs[0].path), stubs[0].item.span.start_byte, stubs[0].item.span.end_byte)
+        written.append((layout.stub, stub_text))
         if layout.stub in planned or layout.stub_exists:
             stub_data = read(layout.stub)
             edits.append(Edit(layout.stub, len(stub_data), len(stub_data), b"\n" + stub_text))
@@ -166,12 +171,11 @@ def transform_one(analysis, finding, planned: dict[str, bytes], removed=None) ->
         new_files=new_files,
         subject_paths=tuple(sorted({layout.kvm_source, layout.header} | ({layout.stub} if stubs else set()))),
     )
-    places_now = [layout.kvm_source, layout.header] + ([layout.stub] if stubs else [])
-    retyped = _retype_after_move(analysis, symbol, definitions, places_now) if implementation is not None else None
+    retyped = _retype_after_move(analysis, symbol, definitions, written) if implementation is not None else None
     return [moved, retyped] if retyped else [moved]
 
 
-def _retype_after_move(analysis, symbol: str, definitions, places: list[str]) -> ChangeSet | None:
+def _retype_after_move(analysis, symbol: str, definitions, written: list[tuple[str, bytes]]) -> ChangeSet | None:
     """KVM004's retype of a moved `int` predicate, as QEMU's own move did it: a change set of its
     own, right after the move, safe or unsafe as KVM004 judges the callers (the move keeps them)."""
     if not int_predicate(symbol, definitions):
@@ -179,7 +183,7 @@ def _retype_after_move(analysis, symbol: str, definitions, places: list[str]) ->
     applicability, why = retype_safety(analysis, symbol, definitions)
     if applicability is None:
         return None
-    return retype_bool.follow_up(symbol, places, applicability, "" if applicability == "safe" else why)
+    return retype_bool.follow_up(symbol, written, applicability, "" if applicability == "safe" else why)
 
 
 def _move_message(finding, symbol, arch, layout, common, implementation, stubs, new_files, including) -> str:

@@ -34,18 +34,23 @@ def transform_one(analysis, finding) -> list[ChangeSet]:
     return [_change_set(symbol, paths, finding.fix.applicability, finding.fix.unsafe_reason, edits=edits)]
 
 
-def follow_up(symbol: str, paths: list[str], applicability: str, unsafe_reason: str) -> ChangeSet:
-    """The same change on text another change set of this run writes (a move), whose offsets are
-    not known yet: `int symbol(` replaced once in each file."""
-    replacements = [Replacement(path, f"int {symbol}(".encode(), f"bool {symbol}(".encode()) for path in paths]
+def follow_up(symbol: str, written: list[tuple[str, bytes]], applicability: str, unsafe_reason: str) -> ChangeSet:
+    """The same change on the declarations another change set of this run writes (a move), whose
+    offsets are not known yet: each text it writes, found whole, with its `int` made `bool`."""
+    replacements = []
+    for path, text in written:
+        at = int_before_name(text, symbol)
+        if at is not None:
+            replacements.append(Replacement(path, text, text[:at] + b"bool" + text[at + len(b"int"):]))
+    paths = sorted({replacement.path for replacement in replacements})
     return _change_set(symbol, paths, applicability, unsafe_reason, replacements=replacements)
 
 
 def int_before_name(text: bytes, symbol: str) -> int | None:
     """The offset of the `int` return type of `symbol` in its declaration or definition `text`."""
-    head = text.split(b"{", 1)[0]
-    match = re.search(rb"(?:^|(?<=\s))int\s+" + re.escape(symbol.encode()) + rb"\s*\(", head)
-    return match.start() if match else None
+    head = text.split(b"{", 1)[0]  # a leading doc comment may name it too: the last spelling is the code's
+    found = list(re.finditer(rb"(?:^|(?<=\s))int\s+" + re.escape(symbol.encode()) + rb"\s*\(", head))
+    return found[-1].start() if found else None
 
 
 def _change_set(symbol: str, paths: list[str], applicability: str, unsafe_reason: str, **changes) -> ChangeSet:

@@ -49,15 +49,15 @@ def test_irq0_override_moves_whole_and_touches_nothing_else(tree_2012):
         assert "kvm_allows_irq0_override" not in (tree_2012 / common).read_text()
     header = (tree_2012 / "target-i386/kvm_i386.h").read_text()
     # kvm_ppc.h's reserved __KVM_PPC_H__ is not copied: upstream's guard
-    assert header.endswith("#ifndef QEMU_KVM_I386_H\n#define QEMU_KVM_I386_H\n\nint kvm_allows_irq0_override(void);\n\n#endif /* QEMU_KVM_I386_H */\n")
+    assert header.endswith("#ifndef QEMU_KVM_I386_H\n#define QEMU_KVM_I386_H\n\nbool kvm_allows_irq0_override(void);\n\n#endif /* QEMU_KVM_I386_H */\n")
     assert "This work is licensed" in header and "Copyright" not in header  # no invented copyright
     stub = (tree_2012 / "target-i386/kvm-stub.c").read_text()
-    assert '#include "kvm_i386.h"' in stub and "int kvm_allows_irq0_override(void)\n{\n    return 1;\n}\n" in stub
+    assert '#include "kvm_i386.h"' in stub and "bool kvm_allows_irq0_override(void)\n{\n    return 1;\n}\n" in stub
     makefile = (tree_2012 / "target-i386/Makefile.objs").read_text()
     assert "obj-$(CONFIG_KVM) += kvm.o hyperv.o\nobj-$(CONFIG_NO_KVM) += kvm-stub.o\n" in makefile
     source = (tree_2012 / "target-i386/kvm.c").read_text()
     assert '#include "kvm.h"\n#include "kvm_i386.h"\n' in source
-    assert source.index("int kvm_allows_irq0_override(void)") < source.index("void kvm_arch_pre_run")
+    assert source.index("bool kvm_allows_irq0_override(void)") < source.index("void kvm_arch_pre_run")
     assert '#include "kvm.h"\n#include "kvm_i386.h"\n' in (tree_2012 / "hw/pc_piix.c").read_text()
 
 
@@ -198,8 +198,8 @@ def test_a_header_with_kvm_and_no_kvm_branches_gets_a_static_inline_stub(tree_20
     done = kvmlint("fix", "--rule", "irq0-override", str(tree_2012))
     assert done.returncode == 0, done.stderr
     header = (tree_2012 / "target-i386/kvm_i386.h").read_text()
-    assert "int kvm_x86_other(void);\nint kvm_allows_irq0_override(void);\n#else\n" in header
-    assert "static inline int kvm_allows_irq0_override(void)\n{\n    return 1;\n}\n#endif" in header
+    assert "int kvm_x86_other(void);\nbool kvm_allows_irq0_override(void);\n#else\n" in header
+    assert "static inline bool kvm_allows_irq0_override(void)\n{\n    return 1;\n}\n#endif" in header
     assert not (tree_2012 / "target-i386/kvm-stub.c").exists()
     assert "kvm-stub" not in (tree_2012 / "target-i386/Makefile.objs").read_text()
     assert "kvm_allows_irq0_override" not in (tree_2012 / "kvm-stub.c").read_text()

@@ -325,10 +325,10 @@ def test_crlf_files_stay_crlf_and_keep_their_doc_comments(tree_2012):
     for path in changed:
         data = (tree_2012 / path).read_bytes()
         assert data.count(b"\n") == data.count(b"\r\n"), f"{path} has bare LF lines"
-    moved = doc.replace(b"\n", b"\r\n") + b"int kvm_allows_irq0_override(void)\r\n{"
+    moved = doc.replace(b"\n", b"\r\n") + b"bool kvm_allows_irq0_override(void)\r\n{"
     assert moved in (tree_2012 / "target-i386" / "kvm.c").read_bytes()
     assert b"IRQ0" not in (tree_2012 / "kvm-all.c").read_bytes()
-    assert b"\r\nint kvm_allows_irq0_override(void);\r\n" in (tree_2012 / "target-i386" / "kvm_i386.h").read_bytes()
+    assert b"\r\nbool kvm_allows_irq0_override(void);\r\n" in (tree_2012 / "target-i386" / "kvm_i386.h").read_bytes()
 
 
 def test_a_read_only_file_is_refused_not_replaced(tree_2012):
