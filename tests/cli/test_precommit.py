@@ -5,6 +5,7 @@ kvmlint and its dependencies), so these tests take a while: marked `slow`.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import lay_out
 from test_workflow import CPUS_C, GIT_ENV, NEW_PROXY_USE, git, make_qemu_repo
 
 pytestmark = pytest.mark.slow
@@ -112,3 +114,63 @@ def test_all_files_with_nothing_staged_reports_the_existing_findings(qemu, preco
         env=environment(precommit_home),
     )
     assert result.returncode == 1 and "cpus.c:4:" in result.stdout and "KVM001 [irqchip-proxy]" in result.stdout, result.stdout
+
+
+# --- the set-up docs/workflow.md documents, pasted as it is --------------------------------------------
+
+WORKFLOW_DOC = KVMLINT_CHECKOUT / "docs" / "workflow.md"
+
+
+def documented_config() -> str:
+    """The `.pre-commit-config.yaml` that the pre-commit section of docs/workflow.md shows."""
+    section = WORKFLOW_DOC.read_text().split("\n## pre-commit", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"^```yaml\n(.*?)^```", section, re.S | re.M)
+    return block
+
+
+@pytest.fixture
+def documented_qemu(tmp_path, precommit_home) -> tuple[Path, dict]:
+    """The 2012 sample as a git repository with the documented config committed and the hook installed;
+    the environment has `kvmlint` on PATH as `pipx install` puts it (here, the kvmlint under test)."""
+    repo = lay_out(tmp_path / "qemu", "qemu-2012")
+    (repo / ".pre-commit-config.yaml").write_text(documented_config())
+    git(repo, "init", "-q", "-b", "master")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--no-verify", "-m", "initial")
+    env = {**environment(precommit_home),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, env=env, check=True,
+                   capture_output=True)
+    return repo, env
+
+
+def test_the_documented_config_has_the_hook_definitions_fields():
+    import yaml
+
+    (hook,) = yaml.safe_load(documented_config())["repos"][0]["hooks"]
+    (defined,) = yaml.safe_load((KVMLINT_CHECKOUT / ".pre-commit-hooks.yaml").read_text())
+    for field in ("id", "name", "entry", "files", "types", "require_serial"):
+        assert hook[field] == defined[field], field
+    assert "rev" not in yaml.safe_load(documented_config())["repos"][0]
+
+
+def test_the_documented_config_blocks_a_commit_adding_a_finding_and_passes_a_clean_one(documented_qemu):
+    repo, env = documented_qemu
+    cpus = repo / "cpus.c"
+    original = cpus.read_text()
+    cpus.write_text(original + NEW_PROXY_USE)
+    git(repo, "add", "cpus.c")
+    blocked = subprocess.run(["git", "commit", "-m", "a new proxy use"], cwd=repo, capture_output=True, text=True,
+                             env=env)
+    output = blocked.stdout + blocked.stderr
+    new_line = original.count("\n") + NEW_PROXY_USE.splitlines().index("    return kvm_irqchip_in_kernel();") + 1
+    assert blocked.returncode != 0, output
+    assert f"cpus.c:{new_line}:" in output and "KVM001 [irqchip-proxy]" in output, output
+    assert "cpus.c:24:" not in output  # the sample's old finding is not this commit's
+
+    cpus.write_text(original.replace("{\n", "{\n    /* reviewed */\n", 1))
+    git(repo, "add", "cpus.c")
+    passed = subprocess.run(["git", "commit", "-m", "a comment"], cwd=repo, capture_output=True, text=True, env=env)
+    output = passed.stdout + passed.stderr
+    assert passed.returncode == 0, output
+    assert "kvmlint...." in output and "Passed" in output, output
