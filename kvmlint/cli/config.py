@@ -4,8 +4,9 @@ The nearest one at or above the checked root wins.  The search goes up only
 to the directory that holds `.git` (the repository's top); outside a git
 repository only the checked root itself is searched, so a file in some
 parent directory cannot silently apply.  A tree's file chooses what to check,
-never where kvmlint writes outside the tree.  Command-line flags override what
-the file says.
+never where kvmlint writes outside the tree: its `output-file` must be a report
+of kvmlint's own, never a link, a file git tracks or keeps, a source, a build
+file or a configuration file.  Command-line flags override what the file says.
 """
 
 from __future__ import annotations

@@ -121,8 +121,6 @@ class CompileDatabase:
         if not mine:
             raise UsageError(f"{path}: compiles no file of the tree at {self.root}")
         compiler = next((a for a in mine[0].arguments if os.path.basename(a) not in CACHE_NAMES), "")
-        if not compiler:
-            raise UsageError(f"{path}: the command for {mine[0].source} names no compiler")
         if shutil.which(compiler, path=os.environ.get("PATH")) is None and not Path(mine[0].directory, compiler).exists():
             raise UsageError(f"{path}: its compiler {compiler} is not installed")
         return mine
