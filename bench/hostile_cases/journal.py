@@ -258,8 +258,9 @@ def case_full_disk_while_writing(folder: Path) -> str | None:
     lines = result.stderr.decode("utf-8", "replace").splitlines()
     if crashed(result):
         return crashed(result)
-    if len(lines) != 1 or "No space left on device" not in lines[0]:
-        return f"not a one-line message: {' | '.join(lines)[:160]}"
+    # One line per change set (the move, then its retype), each naming the full disk.
+    if not lines or any("No space left on device" not in line for line in lines):
+        return f"not one line per change set: {' | '.join(lines)[:160]}"
     if _listing(tree, mtimes=False) != before:
         return "the tree is not as it was (or a journal or temporary file was left)"
     return None
