@@ -5,7 +5,8 @@ includes, the `.git` file of a linked work tree) or through settings of the user
 own configuration, something git would wait on, read without end or print in another
 shape: a FIFO or /dev/zero included as configuration, /dev/zero as the file of a
 setting git reads (diff.orderFile, core.attributesFile; a FIFO as core.excludesFile), grep's
-line numbers, a `.git` file naming another repository or holding a NUL.  A case holds
+line numbers, a `.git` file naming another repository or holding a NUL, a FIFO as a
+`.gitignore` or `.gitattributes` of the work tree or as `.git/info/attributes`.  A case holds
 when kvmlint answers within its time and memory limits, does its work or refuses in
 one line, and writes into no repository but the tree's own.
 """
@@ -116,6 +117,35 @@ def case_excludes_file_a_fifo(folder: Path) -> str | None:
     return verdict(folder, _run(folder, "check", "."), allowed=(1,))
 
 
+def _planted_fifo(folder: Path, place: str) -> str | None:
+    tree = checkout(folder)
+    planted = tree / place
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    if planted.exists():
+        planted.unlink()
+    os.mkfifo(planted)
+    for arguments in (("check", "."), ("check", "--staged", ".")):
+        problem = _refused_in_one_line(_run(folder, *arguments), place)
+        if problem:
+            return f"{' '.join(arguments[:2])}: {problem}"
+    return None
+
+
+def case_gitignore_a_fifo(folder: Path) -> str | None:
+    """hw/.gitignore is a FIFO: listing the untracked files would wait on it until git's timeout."""
+    return _planted_fifo(folder, "hw/.gitignore")
+
+
+def case_gitattributes_a_fifo_in_an_untracked_folder(folder: Path) -> str | None:
+    """scratch/.gitattributes, in a folder git does not track, is a FIFO: every diff would wait on it."""
+    return _planted_fifo(folder, "scratch/.gitattributes")
+
+
+def case_info_attributes_a_fifo(folder: Path) -> str | None:
+    """.git/info/attributes is a FIFO: every diff would wait on it."""
+    return _planted_fifo(folder, ".git/info/attributes")
+
+
 def case_grep_line_numbers_and_columns(folder: Path) -> str | None:
     """grep.lineNumber in the user's configuration, grep.column in the repository's: the sparse-checkout
     guard of fix --commit must still see a caller the checkout leaves out."""
@@ -173,4 +203,7 @@ CASES = [
     case_grep_line_numbers_and_columns,
     case_git_file_naming_another_repository,
     case_git_file_with_a_nul,
+    case_gitignore_a_fifo,
+    case_gitattributes_a_fifo_in_an_untracked_folder,
+    case_info_attributes_a_fifo,
 ]

@@ -6,6 +6,11 @@ renames back, removes folders it made.  A planted journal names files
 outside the tree, backups outside the journal, a FIFO, a record that never
 ends; a `.git` file sends the journal elsewhere.  kvmlint holds when it
 refuses such a journal in one line (exit 2) and touches nothing.
+
+A journal is acted on only when this user's kvmlint sealed it, so the cases
+that test what a record may name seal theirs with the key of the case's own
+home (`_plant`), as only kvmlint itself could; the forgery cases plant one
+unsealed, sealed with another key, or sealed for another tree's journal.
 """
 
 from __future__ import annotations
@@ -36,10 +41,32 @@ def _entry(tree: Path, name: str, old: bytes | None, new: bytes | None, backup: 
             "backup": backup, **fields}
 
 
-def _plant(tree: Path, record, files: dict[str, bytes] | None = None) -> Path:
+def _sealed(tree: Path, journal: Path, body: bytes, key: bytes | None = None) -> bytes:
+    """`body` sealed for `journal` as kvmlint seals a record, with `key` or the key of the home
+    kvmlint() gives the case (the case's folder holds the tree); unsealed for a kvmlint that
+    does not seal (one from before the seal, run to see the cases fail)."""
+    from kvmlint import store
+    from kvmlint.codemods import transaction
+
+    if not hasattr(transaction, "_seal"):
+        return body
+    if key is None:
+        saved = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = str(tree.parent / "home" / ".cache")
+        try:
+            key = store.user_key()
+        finally:
+            os.environ.pop("XDG_CACHE_HOME") if saved is None else os.environ.update(XDG_CACHE_HOME=saved)
+    seal = transaction._seal(key, journal, body)
+    return b"%s %d %s\n%s" % (transaction.JOURNAL_MAGIC, transaction.JOURNAL_FORMAT, seal.encode(), body)
+
+
+def _plant(tree: Path, record, files: dict[str, bytes] | None = None, seal=_sealed) -> Path:
+    """A journal in `tree` holding `record` (sealed by `seal(tree, journal, body)`) and `files`."""
     journal = tree / ".kvmlint-journal"
     journal.mkdir()
-    (journal / "journal.json").write_text(record if isinstance(record, str) else json.dumps(record))
+    body = (record if isinstance(record, str) else json.dumps(record)).encode()
+    (journal / "journal.json").write_bytes(seal(tree, journal, body))
     for name, data in (files or {}).items():
         (journal / name).write_bytes(data)
     return journal
@@ -266,6 +293,47 @@ def case_full_disk_while_writing(folder: Path) -> str | None:
     return None
 
 
+PAYLOAD = b"/* never reviewed */\nint planted;\n"
+
+
+def _forged(folder: Path, seal, old: bytes = PAYLOAD) -> str | None:
+    """A "renaming" journal of kvmlint's shape: hw/pc.c "renamed" (its new digest is the file as
+    shipped) with a planted backup recorded as its old content `old`, and a second entry not yet
+    renamed, so that finishing it writes the backup's bytes over hw/pc.c."""
+    tree = fixture_tree("qemu-2012", folder / "tree")
+    shipped = (tree / "hw" / "pc.c").read_bytes()
+    _plant(tree, {"state": "renaming", "created_dirs": [], "entries": [
+        _entry(tree, "hw/pc.c", old, shipped), _entry(tree, "hw/zz.c", None, b"zz", backup=None)]},
+        {"0.orig": PAYLOAD}, seal=seal)
+    before = _listing(tree, mtimes=False)
+    result = kvmlint(folder, "fix", "--select", "KVM003", str(tree))
+    if b"planted" in (tree / "hw" / "pc.c").read_bytes():
+        return "fix wrote the planted backup over hw/pc.c"
+    if _listing(tree, mtimes=False) != before:
+        return "fix changed the tree while refusing the journal"
+    return _refused(result)
+
+
+def case_unsealed_journal(folder: Path) -> str | None:
+    """A well-formed journal with no seal (as kvmlint 0.1 wrote them) rolls hw/pc.c back to its planted backup."""
+    return _forged(folder, lambda tree, journal, body: body)
+
+
+def case_journal_sealed_with_another_key(folder: Path) -> str | None:
+    """The same journal sealed with a key of the tree's choosing."""
+    return _forged(folder, lambda tree, journal, body: _sealed(tree, journal, body, key=b"\x2a" * 32))
+
+
+def case_journal_sealed_for_another_tree(folder: Path) -> str | None:
+    """The same journal sealed by this user's kvmlint for another tree's journal folder, copied here."""
+    return _forged(folder, lambda tree, journal, body: _sealed(tree, folder / "other" / journal.name, body))
+
+
+def case_sealed_journal_with_a_swapped_backup(folder: Path) -> str | None:
+    """A journal this user's kvmlint sealed, whose backup no longer holds the old content it records."""
+    return _forged(folder, _sealed, old=b"the old content\n")
+
+
 CASES = [
     case_temporary_outside_the_tree,
     case_temporary_is_a_file_of_the_tree,
@@ -283,4 +351,8 @@ CASES = [
     case_path_with_terminal_escapes,
     case_kept_old_content_over_a_file,
     case_full_disk_while_writing,
+    case_unsealed_journal,
+    case_journal_sealed_with_another_key,
+    case_journal_sealed_for_another_tree,
+    case_sealed_journal_with_a_swapped_backup,
 ]
