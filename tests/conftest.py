@@ -1,5 +1,7 @@
 """Shared test set-up: the suite's kvmlint cache, and fixture trees laid out from overlays."""
 
+from __future__ import annotations
+
 import os
 import re
 import shutil

@@ -2,6 +2,8 @@
 kvmlint ran: relative to the working directory when the file is under it, else absolute (ruff's way).
 JSON keeps its documented base (the one folder named, else the tree's root)."""
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess

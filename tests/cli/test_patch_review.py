@@ -1,5 +1,7 @@
 """`check --patch FILE|-`: a series reviewed as the list does, per patch, applied in memory; `--diff-base A..B`."""
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os

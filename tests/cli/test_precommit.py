@@ -4,6 +4,8 @@ pre-commit builds the hook's environment once per session (pip installs
 kvmlint and its dependencies), so these tests take a while: marked `slow`.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import shutil

@@ -5,6 +5,8 @@ and `check --staged [FILE]` (the file staged in a git repository made from the t
 finding: KVM002's callers, the KVM layer, scopes and the era come from the whole checkout.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil

@@ -1,5 +1,7 @@
 """Code-mods before and after, through `kvmlint fix` on copies of the fixture trees."""
 
+from __future__ import annotations
+
 import hashlib
 import shutil
 import subprocess

@@ -1,6 +1,8 @@
 """`kvmlint fix` never loses or corrupts code: stale offsets, kills, concurrent runs, read-only
 files and directories, a user's edit during the write, CRLF, owners and symlinks."""
 
+from __future__ import annotations
+
 import hashlib
 import os
 import random

@@ -2,6 +2,8 @@
 stubs, byte for byte, once; unsafe ones only with --unsafe-fixes; after a KVM002 move in the same run;
 and the result compiles (the build-gate fixture)."""
 
+from __future__ import annotations
+
 import json
 import subprocess
 import sys

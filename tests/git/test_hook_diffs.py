@@ -1,5 +1,7 @@
 """`--staged` and `--diff-base` judge exactly the change: the staged content, any file name, any diff config, merges."""
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess

@@ -1,6 +1,8 @@
 """`fix --format-patch`, `fix --commit` and `fix --diff` as a QEMU developer uses them: on a git
 checkout, applied with `git am -3`, read in `git log`, checked by checkpatch's rules."""
 
+from __future__ import annotations
+
 import os
 import re
 import shutil

@@ -1,6 +1,8 @@
 """KVM004 int-predicate: a predicate of a target's KVM header that returns int, found from its body and
 its callers (not its name), with the retype's safety read from how every caller uses the value."""
 
+from __future__ import annotations
+
 import json
 import re
 import subprocess

@@ -1,5 +1,7 @@
 """KVM006 kernel-irqchip-option: settings in Python tests (libcst) and C, against the model."""
 
+from __future__ import annotations
+
 import json
 import re
 import shutil

@@ -8,6 +8,8 @@ then asks the proxy.  functional-only/ is a copy of a tests/functional/ folder
 with nothing that tells the era.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil

@@ -1,5 +1,7 @@
 """Rules KVM001-KVM003 on the fixture trees, through the command a user runs."""
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess
