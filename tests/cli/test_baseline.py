@@ -121,7 +121,7 @@ def test_the_config_names_the_baseline(baselined):
     ('[]', "not a kvmlint baseline of version 1"),
     ('{"version": 1, "findings": [{"path": "cpus.c"}]}', "entry 1 is not a finding"),
     ("[" * 100000 + "]" * 100000, "not"),
-])
+], ids=["not-json", "version-2", "a-list", "entry-without-fields", "nested-100000-deep"])
 def test_a_malformed_baseline_is_one_line(tree, content, message):
     (tree / "baseline.json").write_text(content)
     done = kvmlint(tree, "--baseline", "baseline.json")
