@@ -44,8 +44,8 @@ def test_each_rule_has_a_heading_whose_anchor_is_its_own():
     headings = [github_anchor(h) for h in re.findall(r"^## (.*)$", outside_code, re.M)]
     expected = [entry.anchor for entry in rule_docs.documented()]
     assert headings == expected
-    assert expected[:4] == ["kvm001-irqchip-proxy", "kvm002-arch-helper-in-common",
-                            "kvm003-irqchip-named-injection", "kvm006-kernel-irqchip-option"]
+    assert expected[:5] == ["kvm001-irqchip-proxy", "kvm002-arch-helper-in-common",
+                            "kvm003-irqchip-named-injection", "kvm004-int-predicate", "kvm006-kernel-irqchip-option"]
     assert "kvm000-unused-suppression" in expected
     for entry in rule_docs.documented():
         assert f"](#{entry.anchor})" in page  # the table at the top links each rule
@@ -58,7 +58,8 @@ def test_explain_names_the_anchor_of_the_rule():
 
 
 def sarif_rules(findings=()) -> list[dict]:
-    report = Report(findings=list(findings), root=HERE, display_base=HERE, files=0, parsed=0, seconds=0.0)
+    report = Report(findings=list(findings), root=HERE, display_base=HERE, working_directory=HERE, files=0, parsed=0,
+                    seconds=0.0)
     document = json.loads(render("sarif", report))
     jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text()),
                                format_checker=jsonschema.FormatChecker()).validate(document)
@@ -70,7 +71,8 @@ def test_sarif_rules_link_to_their_anchor_on_the_published_page(monkeypatch):
     descriptors = sarif_rules()
     assert [d["helpUri"] for d in descriptors] == [
         f"{PUBLISHED}#kvm001-irqchip-proxy", f"{PUBLISHED}#kvm002-arch-helper-in-common",
-        f"{PUBLISHED}#kvm003-irqchip-named-injection", f"{PUBLISHED}#kvm006-kernel-irqchip-option"]
+        f"{PUBLISHED}#kvm003-irqchip-named-injection", f"{PUBLISHED}#kvm004-int-predicate",
+        f"{PUBLISHED}#kvm006-kernel-irqchip-option"]
 
 
 def test_without_a_published_page_sarif_has_no_helpuri_rather_than_a_path(monkeypatch):
