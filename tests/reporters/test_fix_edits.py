@@ -344,6 +344,14 @@ def test_two_sites_that_introduce_one_predicate_each_carry_the_introduction(tmp_
     assert header.count("extern bool kvm_msi_via_irqfd_allowed;") == 2
 
 
+def assert_both_fixes_write(root, written, site, run, sarif_fix, tmp_path):
+    """`site`'s JSON edits and its SARIF fix, each applied to a copy of `root`, give the tree `fix` wrote."""
+    for name, apply in (("json", lambda r: apply_json_fix(r, site["fix"])), ("sarif", lambda r: apply_sarif_fix(r, run, sarif_fix))):
+        copy = Path(shutil.copytree(root, tmp_path / name, ignore=IGNORED))
+        apply(copy)
+        assert contents(copy) == contents(written), name
+
+
 def test_columns_count_bytes_in_json_and_code_points_in_sarif(tmp_path):
     """On a line with a two-byte, a three-byte and a four-byte (two UTF-16 units) character before the proxy."""
     root = tree("qemu-2012", tmp_path / "t")
@@ -361,10 +369,7 @@ def test_columns_count_bytes_in_json_and_code_points_in_sarif(tmp_path):
     written = tree("qemu-2012", tmp_path / "fix")
     (written / "cpus.c").write_bytes(cpus.read_bytes())
     fix(written, f"{written / 'cpus.c'}:{site['line']}")
-    for name, apply in (("json", lambda r: apply_json_fix(r, site["fix"])), ("sarif", lambda r: apply_sarif_fix(r, run, sarif_fix))):
-        copy = Path(shutil.copytree(root, tmp_path / name, ignore=IGNORED))
-        apply(copy)
-        assert contents(copy) == contents(written), name
+    assert_both_fixes_write(root, written, site, run, sarif_fix, tmp_path)
 
 
 def test_a_file_that_is_not_utf8_gets_binary_replacements(tmp_path):
@@ -383,10 +388,7 @@ def test_a_file_that_is_not_utf8_gets_binary_replacements(tmp_path):
     assert all("byteOffset" in r["deletedRegion"] for r in cpus_change["replacements"])
     written = Path(shutil.copytree(root, tmp_path / "fix", ignore=IGNORED))
     fix(written, f"{written / 'cpus.c'}:{site['line']}")
-    for name, apply in (("json", lambda r: apply_json_fix(r, site["fix"])), ("sarif", lambda r: apply_sarif_fix(r, run, sarif_fix))):
-        copy = Path(shutil.copytree(root, tmp_path / name, ignore=IGNORED))
-        apply(copy)
-        assert contents(copy) == contents(written), name
+    assert_both_fixes_write(root, written, site, run, sarif_fix, tmp_path)
 
 
 def test_a_finding_without_fix_carries_none(tmp_path):
